@@ -1,0 +1,115 @@
+"""Text cleaning and normalisation for documents.
+
+:class:`TextCleaner` is the first stage of most text pipelines: it makes text
+comparable (for deduplication), safe to tokenise (no control or invisible
+characters) and tidy (whitespace), without changing its meaning.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel
+
+from genarch.errors import ConfigError
+from genarch.schemas import Document, Record
+from genarch.validation import checked_items
+
+__all__ = ["TextCleaner", "TextCleanerConfig", "clean_text"]
+
+# Invisible characters that split words without showing: zero-width space,
+# (non-)joiners, word joiner, byte-order mark, soft hyphen.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")  # whitespace other than newline
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+_SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
+
+
+class TextCleanerConfig(Record):
+    """Settings of :class:`TextCleaner`.
+
+    Attributes:
+        unicode_form: Unicode normalisation. ``"NFC"`` composes characters
+            without changing them; ``"NFKC"`` also folds compatibility forms
+            (ligatures, full-width letters) — better for matching, lossy for display.
+        remove_invisible: drop zero-width characters, BOMs and soft hyphens.
+        remove_control: drop control characters other than newline and tab.
+        normalize_whitespace: turn runs of spaces/tabs into one space, strip
+            line ends, keep at most one blank line between paragraphs, strip the text.
+    """
+
+    unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = "NFC"
+    remove_invisible: bool = True
+    remove_control: bool = True
+    normalize_whitespace: bool = True
+
+
+def clean_text(text: str, config: TextCleanerConfig | None = None) -> str:
+    """Clean one string as :class:`TextCleaner` would.
+
+    Example:
+        >>> clean_text("caf\\u0065\\u0301  au\\u200blait\\r\\n\\n\\n\\nfin ")
+        'café aulait\\n\\nfin'
+    """
+    config = config or TextCleanerConfig()
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if config.remove_invisible:
+        text = text.translate(_INVISIBLE)
+    if config.remove_control:
+        text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    if config.unicode_form is not None:
+        text = unicodedata.normalize(config.unicode_form, text)
+    if config.normalize_whitespace:
+        text = _HORIZONTAL_SPACE.sub(" ", text)
+        text = _SPACE_AROUND_NEWLINE.sub("\n", text)
+        text = _MANY_NEWLINES.sub("\n\n", text).strip()
+    return text
+
+
+class TextCleaner:
+    """Normalises the text of each :class:`~genarch.schemas.Document`, one to one.
+
+    Args:
+        config: a :class:`TextCleanerConfig`; keyword arguments are shorthand
+            for its fields.
+
+    Example:
+        >>> from genarch import Document
+        >>> cleaner = TextCleaner(unicode_form="NFKC")
+        >>> [d.text for d in cleaner.process([Document(id="x", text="ﬁne\\u00a0print")])]
+        ['fine print']
+    """
+
+    def __init__(self, config: TextCleanerConfig | None = None, **fields: Any) -> None:
+        if config is not None and fields:
+            raise ConfigError("pass either a TextCleanerConfig or keyword fields, not both")
+        self._config = config if config is not None else TextCleanerConfig(**fields)
+
+    @property
+    def config(self) -> TextCleanerConfig:
+        """The frozen configuration."""
+        return self._config
+
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
+        """Build from a config object or mapping (as saved in a pipeline)."""
+        if isinstance(config, TextCleanerConfig):
+            return cls(config)
+        if isinstance(config, BaseModel):
+            config = config.model_dump()
+        return cls(TextCleanerConfig.parse(config))
+
+    def process(self, items: Iterable[Document]) -> Iterator[Document]:
+        """Yield each document with cleaned text (same id and metadata).
+
+        Raises:
+            InvalidInputError: an item is not a Document.
+        """
+        for document in checked_items(items, Document, where="TextCleaner.process"):
+            yield document.model_copy(update={"text": clean_text(document.text, self._config)})
+
+    def __repr__(self) -> str:
+        return f"TextCleaner({self._config!r})"

@@ -1,0 +1,466 @@
+"""The contract: one protocol per layer of a generative system.
+
+Protocols are structural (:class:`typing.Protocol`): any object with the right
+methods is a :class:`DataProcessor`, a :class:`Generator`, ... — nothing has to
+inherit from genarch. ``isinstance`` against these protocols only checks that
+the method *names* exist; :mod:`genarch.testing` checks the behaviour each
+docstring promises.
+
+Layer map::
+
+    DataProcessor[In, Out]   data processing       stream of In  -> stream of Out
+    FeatureExtractor[In]     feature extraction    batch of In   -> (N, dim) float tensor
+    Generator[Req, Res]      generative model      request       -> result
+    Optimizer[Batch]         training              batch         -> StepReport (one update)
+    FeedbackLoop             feedback              feedback      -> durable, queryable store
+    Deployer                 deployment            component     -> verified artefact -> Endpoint
+    PromptTemplate, Retriever, VectorStore         orchestration
+
+Optional capabilities are small sub-protocols (:class:`StreamingGenerator`,
+:class:`LatentGenerator`, :class:`ScoringGenerator`,
+:class:`ConditionalGenerator`, :class:`Fittable`), so a model implements what
+it can and callers check with ``isinstance`` before using a capability.
+
+Errors: every method documented here raises
+:class:`~genarch.errors.InvalidInputError` (or another
+:class:`~genarch.errors.GenarchError`) for input it cannot accept — never a
+bare ``AttributeError``, ``IndexError`` or a pydantic error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+
+import torch
+from pydantic import BaseModel
+
+from genarch.schemas import (
+    ArtifactManifest,
+    Evaluation,
+    Feedback,
+    Hit,
+    Metadata,
+    MetadataValue,
+    Preference,
+    ScoredChunk,
+    StepReport,
+    StoredFeedback,
+)
+
+__all__ = [
+    "Conditional",
+    "ConditionalGenerator",
+    "Configurable",
+    "DataProcessor",
+    "Deployer",
+    "Endpoint",
+    "Evaluator",
+    "FeatureExtractor",
+    "FeedbackLoop",
+    "Fittable",
+    "Generator",
+    "LatentGenerator",
+    "Optimizer",
+    "Persistable",
+    "PromptTemplate",
+    "Retriever",
+    "ScoringGenerator",
+    "StreamingGenerator",
+    "Tokenizer",
+    "TrainingObjective",
+    "VectorStore",
+]
+
+In_contra = TypeVar("In_contra", contravariant=True)
+Out_co = TypeVar("Out_co", covariant=True)
+Req_contra = TypeVar("Req_contra", contravariant=True)
+Res_co = TypeVar("Res_co", covariant=True)
+Batch_contra = TypeVar("Batch_contra", contravariant=True)
+Sample_contra = TypeVar("Sample_contra", contravariant=True)
+Piece_co = TypeVar("Piece_co", covariant=True)
+Result_contra = TypeVar("Result_contra", contravariant=True)
+
+PathLike = str | os.PathLike[str]
+
+
+# ------------------------------------------------------------------ cross-cutting
+
+
+@runtime_checkable
+class Persistable(Protocol):
+    """Saves itself to a directory and loads back an equal object.
+
+    Contract:
+        * ``save(d)`` writes weights as safetensors and everything else as JSON —
+          never pickle — and writes atomically: a crash mid-save leaves any
+          previous content of ``d`` readable.
+        * ``type(obj).load(d)`` returns an object whose outputs equal the
+          original's for the same inputs and seeds.
+        * ``load`` raises :class:`~genarch.errors.NotFoundError` when ``d`` holds
+          nothing saved and :class:`~genarch.errors.IntegrityError` when it holds
+          something corrupt or saved by another kind of component.
+    """
+
+    def save(self, directory: PathLike) -> None: ...
+
+    @classmethod
+    def load(cls, directory: PathLike) -> Self: ...
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """Described completely by a frozen pydantic config.
+
+    Contract: ``type(obj).from_config(obj.config)`` builds an equivalent object
+    (with fresh, untrained weights for models). ``from_config`` accepts the
+    config object or a mapping and raises :class:`~genarch.errors.ConfigError`
+    for unknown or out-of-range fields.
+    """
+
+    @property
+    def config(self) -> BaseModel: ...
+
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self: ...
+
+
+# ------------------------------------------------------------------ data processing
+
+
+@runtime_checkable
+class DataProcessor(Protocol[In_contra, Out_co]):
+    """Turns a stream of records into another stream of records.
+
+    ``process`` takes any iterable (a list, a generator, a file reader) and
+    returns a *lazy* iterator: it reads input only as output is requested, so
+    corpora larger than memory stream through. One call is one stream: a
+    processor may keep state *within* a call (a deduplicator remembers what it
+    has seen) but never *between* calls — processing the same input twice gives
+    the same output.
+
+    A processor may drop records (filters), expand them (chunkers) or map them
+    one to one (cleaners). The element types are read from the annotations of
+    ``process`` (``Iterable[In]`` and ``Iterator[Out]``) or, when present, from
+    ``input_type`` / ``output_type`` attributes; :class:`~genarch.Pipeline`
+    uses them to refuse stages that do not fit.
+
+    Raises:
+        InvalidInputError: when an element is of the wrong type or malformed
+            (raised while iterating, naming the element's position).
+    """
+
+    def process(self, items: Iterable[In_contra]) -> Iterator[Out_co]: ...
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Text to token ids and back.
+
+    Contract: ``decode(encode(text)) == text`` for every string; ids are in
+    ``range(vocab_size)``; deterministic.
+    """
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, token_ids: Sequence[int]) -> str: ...
+
+
+# ---------------------------------------------------------------- feature extraction
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol[In_contra]):
+    """Maps a batch of inputs to fixed-size feature vectors.
+
+    Returns:
+        A float32 tensor of shape ``(len(items), dim)`` on the CPU unless the
+        extractor was configured for another device. Row ``i`` depends only on
+        ``items[i]``: extracting a batch equals extracting each item alone (up
+        to float rounding), and the same items always give the same features.
+        An empty batch gives a ``(0, dim)`` tensor.
+
+    Raises:
+        InvalidInputError: an item of the wrong type.
+    """
+
+    @property
+    def dim(self) -> int: ...
+
+    def extract(self, items: Sequence[In_contra]) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Fittable(Protocol[In_contra]):
+    """Learns from data before use (vocabularies, IDF weights, scalers).
+
+    ``fit`` returns the fitted object itself so calls chain. Fitting twice on
+    the same data gives the same fitted state.
+    """
+
+    def fit(self, items: Sequence[In_contra]) -> Self: ...
+
+
+# ---------------------------------------------------------------- generative model
+
+
+@runtime_checkable
+class Generator(Protocol[Req_contra, Res_co]):
+    """A generative model behind one request/result interface.
+
+    The same protocol serves every family: a text LM (``TextRequest`` ->
+    ``TextResult``), an image VAE, GAN or diffusion model (``ImageRequest`` ->
+    ``ImageResult``) and a tabular Bayesian network (``TabularRequest`` ->
+    ``TabularResult``).
+
+    Contract:
+        * Determinism: a request that carries a seed gives the same result every
+          time, whatever else was generated before and whatever the global RNG
+          state is. Randomness comes from the request, never from hidden state.
+        * ``generate_batch(requests)`` equals ``[generate(r) for r in requests]``
+          (up to float rounding); implementations batch for speed.
+        * A request of the wrong type, or with values the model cannot serve
+          (an unknown class label, a prompt longer than the context), raises
+          :class:`~genarch.errors.InvalidInputError` before any work is done.
+    """
+
+    def generate(self, request: Req_contra) -> Res_co: ...
+
+    def generate_batch(self, requests: Sequence[Req_contra]) -> Sequence[Res_co]: ...
+
+
+@runtime_checkable
+class StreamingGenerator(Generator[Req_contra, Res_co], Protocol[Req_contra, Res_co, Piece_co]):
+    """A generator that can also yield its output incrementally.
+
+    ``stream(request)`` yields pieces (for text: strings that never split a
+    multi-byte character) whose concatenation is the output ``generate`` gives
+    for the same request.
+    """
+
+    def stream(self, request: Req_contra) -> Iterator[Piece_co]: ...
+
+
+@runtime_checkable
+class LatentGenerator(Protocol):
+    """A generator with an explicit latent space (VAEs, GANs, diffusion via DDIM).
+
+    ``encode`` maps data ``(N, ...)`` to latents ``(N, latent_dim...)``
+    (deterministically: the posterior mean for a VAE); ``decode`` maps latents
+    back to data; ``interpolate`` returns ``steps`` latents from ``start`` to
+    ``end`` inclusive, linearly or spherically.
+    """
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]: ...
+
+    def encode(self, data: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+    def interpolate(
+        self, start: torch.Tensor, end: torch.Tensor, steps: int, *, spherical: bool = False
+    ) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ScoringGenerator(Protocol[Sample_contra]):
+    """A generator that scores samples: log-probabilities (or a documented bound).
+
+    Returns a float64 tensor of shape ``(len(samples),)``: exact log-likelihood
+    for an LM (sum over tokens) or a Bayesian network, the ELBO for a VAE.
+    """
+
+    def log_prob(self, samples: Sequence[Sample_contra]) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ConditionalGenerator(Protocol):
+    """A generator whose requests may be conditioned on named values.
+
+    ``conditions`` maps each condition a request may set (``"label"``, a
+    column name) to the values it accepts, so callers can build valid requests
+    and show users their choices. Requests outside these values raise
+    :class:`~genarch.errors.InvalidInputError`.
+    """
+
+    @property
+    def conditions(self) -> Mapping[str, Sequence[str]]: ...
+
+
+Conditional = ConditionalGenerator
+"""Short alias of :class:`ConditionalGenerator`."""
+
+
+# ------------------------------------------------------------ training & optimisation
+
+
+@runtime_checkable
+class Optimizer(Protocol[Batch_contra]):
+    """Improves a model one batch at a time: the training & optimisation layer.
+
+    One ``step`` may update several players in turn — a GAN's discriminator
+    then its generator — or one policy against a frozen reference model
+    (DPO); the :class:`~genarch.schemas.StepReport` has one loss per player.
+
+    Contract:
+        * ``state_dict()`` captures *everything* the next steps depend on: the
+          parameters, optimizer moments, step count and RNG state. A fresh
+          optimizer that loads it continues bit-identically (exact resume).
+        * With the same initial state and batches, steps give the same reports.
+        * A batch it cannot use raises :class:`~genarch.errors.InvalidInputError`
+          without changing any parameter.
+    """
+
+    def step(self, batch: Batch_contra) -> StepReport: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class TrainingObjective(Protocol[Batch_contra]):
+    """What to optimise, separated from how (the :class:`Optimizer`).
+
+    ``players()`` returns the modules that are updated, in update order — one
+    for LM, VAE, diffusion and DPO training, two for a GAN. Anything else the
+    objective holds (a frozen reference model, an EMA copy) is not a player and
+    gets no gradient step. ``loss(player, batch)`` computes that player's
+    scalar loss on the batch; it is called after the previous player's update,
+    which is what makes alternating two-player training work.
+    """
+
+    def players(self) -> Mapping[str, torch.nn.Module]: ...
+
+    def loss(self, player: str, batch: Batch_contra) -> torch.Tensor: ...
+
+
+# ------------------------------------------------------------ feedback & improvement
+
+
+@runtime_checkable
+class FeedbackLoop(Protocol):
+    """Captures ratings, corrections and preferences durably and serves them back.
+
+    Contract:
+        * ``record`` stores one piece of feedback and returns its id; once it
+          returns, the feedback survives a crash of the process.
+        * ``get(id)`` returns exactly what was recorded; unknown ids raise
+          :class:`~genarch.errors.NotFoundError`.
+        * ``query`` returns stored feedback oldest first, optionally of one kind.
+        * ``preferences()`` turns what is stored into preference pairs for
+          preference optimisation (explicit preferences, and corrections as
+          corrected-over-original).
+    """
+
+    def record(self, feedback: Feedback) -> str: ...
+
+    def get(self, feedback_id: str) -> StoredFeedback: ...
+
+    def query(
+        self, *, kind: str | None = None, limit: int | None = None
+    ) -> list[StoredFeedback]: ...
+
+    def preferences(self) -> list[Preference]: ...
+
+
+@runtime_checkable
+class Evaluator(Protocol[Req_contra, Result_contra]):
+    """Scores one generated result for its request (relevance, realism, ...).
+
+    Deterministic: the same request and result always get the same scores.
+    """
+
+    def evaluate(self, request: Req_contra, result: Result_contra) -> Evaluation: ...
+
+
+# ---------------------------------------------------------- deployment & integration
+
+
+@runtime_checkable
+class Endpoint(Protocol[Req_contra, Res_co]):
+    """A served component: takes requests, returns results, can be closed."""
+
+    def invoke(self, request: Req_contra) -> Res_co: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Deployer(Protocol):
+    """Packages components into verifiable artefacts and serves them.
+
+    Contract:
+        * ``package`` saves the component into ``directory`` with a manifest
+          listing every file's SHA-256; the write is atomic.
+        * ``deploy`` verifies every hash before loading anything and raises
+          :class:`~genarch.errors.IntegrityError` on any mismatch; the endpoint
+          it returns gives the same results as the packaged component.
+    """
+
+    def package(
+        self, component: Persistable, directory: PathLike, *, name: str, version: str
+    ) -> ArtifactManifest: ...
+
+    def deploy(self, directory: PathLike) -> Endpoint[Any, Any]: ...
+
+
+# ------------------------------------------------------------------- orchestration
+
+
+@runtime_checkable
+class PromptTemplate(Protocol):
+    """Renders a prompt from named variables.
+
+    Values are inserted literally — a value such as ``"{secret}"`` is never
+    interpreted as a placeholder. Missing or unexpected variables raise
+    :class:`~genarch.errors.InvalidInputError` naming them.
+    """
+
+    @property
+    def variables(self) -> frozenset[str]: ...
+
+    def render(self, values: Mapping[str, object]) -> str: ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Stores vectors by id with flat metadata and finds the nearest ones.
+
+    Contract:
+        * ``upsert`` adds or replaces; vectors have shape ``(N, dim)`` and must
+          be finite; ``delete`` of unknown ids raises
+          :class:`~genarch.errors.NotFoundError`.
+        * ``search`` takes queries of shape ``(Q, dim)`` and returns, for each,
+          at most ``k`` hits best first; ``where`` keeps only entries whose
+          metadata equals every given value.
+        * A query of the wrong dimension or with NaNs raises
+          :class:`~genarch.errors.InvalidInputError`.
+    """
+
+    @property
+    def dim(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def upsert(
+        self, ids: Sequence[str], vectors: torch.Tensor, metadata: Sequence[Metadata] | None = None
+    ) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def search(
+        self, queries: torch.Tensor, k: int, *, where: Mapping[str, MetadataValue] | None = None
+    ) -> list[list[Hit]]: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Finds the chunks most relevant to a query, best first (at most ``k``)."""
+
+    def retrieve(self, query: str, k: int) -> list[ScoredChunk]: ...

@@ -1,0 +1,351 @@
+"""Records that cross layer boundaries.
+
+Every record is a frozen pydantic model that forbids unknown fields, so a typo
+in a field name is an error rather than a silently ignored value. Constructing
+a record with bad values raises :class:`~genarch.errors.InvalidInputError`
+(a ``ValueError``) that names the record, the field, the problem and the value
+that arrived.
+
+Records that carry tensors (:class:`ImageResult`) compare with
+:func:`genarch.testing.assert_same`, not ``==``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from genarch.errors import InvalidInputError
+
+__all__ = [
+    "ArtifactManifest",
+    "Chunk",
+    "Correction",
+    "Document",
+    "Evaluation",
+    "Feedback",
+    "FileDigest",
+    "Hit",
+    "ImageRequest",
+    "ImageResult",
+    "Metadata",
+    "MetadataValue",
+    "Preference",
+    "Rating",
+    "Record",
+    "ScoredChunk",
+    "StepReport",
+    "StoredFeedback",
+    "TabularRequest",
+    "TabularResult",
+    "TextRequest",
+    "TextResult",
+    "TokenLogprob",
+    "TrainingReport",
+    "describe_validation_error",
+]
+
+MetadataValue = str | int | float | bool | None
+"""A metadata value: a JSON scalar, so metadata can be filtered and stored in SQLite."""
+
+Metadata = dict[str, MetadataValue]
+"""Flat metadata attached to documents, chunks, vectors and feedback."""
+
+
+def describe_validation_error(name: str, error: ValidationError) -> str:
+    """Turn a pydantic ``ValidationError`` into one readable sentence per problem."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(record)"
+        value = item.get("input")
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        parts.append(f"{name}.{location}: {item['msg']} (got {shown})")
+    return "; ".join(parts)
+
+
+class Record(BaseModel):
+    """Base of every genarch record and config: frozen, no unknown fields.
+
+    Validation problems raise :class:`~genarch.errors.InvalidInputError`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise InvalidInputError(describe_validation_error(type(self).__name__, error)) from None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any] | str | bytes) -> Self:
+        """Validate a mapping or a JSON document into this record.
+
+        Raises:
+            InvalidInputError: the data does not describe a valid record.
+        """
+        try:
+            if isinstance(data, str | bytes):
+                return cls.model_validate_json(data)
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise InvalidInputError(describe_validation_error(cls.__name__, error)) from None
+
+
+# --------------------------------------------------------------------------- data
+
+
+class Document(Record):
+    """A source text with a stable identifier.
+
+    Example:
+        >>> Document(id="tutorial", text="Python is easy to learn.").id
+        'tutorial'
+    """
+
+    id: Annotated[str, Field(min_length=1)]
+    text: str
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class Chunk(Record):
+    """A contiguous span of a :class:`Document`, as used for retrieval and citations.
+
+    ``start`` and ``end`` are character offsets into the source document's text,
+    so ``document.text[chunk.start:chunk.end]`` is the text the chunk came from.
+    """
+
+    id: Annotated[str, Field(min_length=1)]
+    document_id: Annotated[str, Field(min_length=1)]
+    text: str
+    start: Annotated[int, Field(ge=0)]
+    end: Annotated[int, Field(ge=0)]
+    metadata: Metadata = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _span_is_ordered(self) -> Self:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) must not be before start ({self.start})")
+        return self
+
+
+class ScoredChunk(Record):
+    """A chunk returned by a retriever with its relevance score (higher is better)."""
+
+    chunk: Chunk
+    score: float
+
+
+class Hit(Record):
+    """One vector-store search result: the stored id, its score and its metadata."""
+
+    id: str
+    score: float
+    metadata: Metadata = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------- generation
+
+
+class TextRequest(Record):
+    """A request to a text generator.
+
+    Sampling is greedy when ``temperature`` is 0. With a ``seed`` the same
+    request always gives the same text; without one, sampling is fresh each call.
+    """
+
+    prompt: str
+    max_new_tokens: Annotated[int, Field(ge=0)] = 64
+    temperature: Annotated[float, Field(ge=0.0)] = 1.0
+    top_k: Annotated[int, Field(ge=1)] | None = None
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    min_p: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    repetition_penalty: Annotated[float, Field(gt=0.0)] = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    logprobs: Annotated[int, Field(ge=0)] | None = None
+    """Return the log-probability of each chosen token and this many top alternatives."""
+    seed: int | None = None
+
+
+class TokenLogprob(Record):
+    """The log-probability of one generated token and its best alternatives."""
+
+    token_id: int
+    logprob: float
+    alternatives: dict[int, float] = Field(default_factory=dict)
+
+
+class TextResult(Record):
+    """What a text generator produced for one :class:`TextRequest`."""
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    finish_reason: Literal["length", "stop", "end"] = "length"
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+class ImageRequest(Record):
+    """A request for ``num_samples`` images, optionally of one class ``label``."""
+
+    num_samples: Annotated[int, Field(ge=1)] = 1
+    label: Annotated[int, Field(ge=0)] | None = None
+    seed: int | None = None
+
+
+class ImageResult(Record):
+    """Generated images as a float tensor of shape (N, C, H, W) with values in [-1, 1]."""
+
+    images: torch.Tensor
+    labels: tuple[int | None, ...] = ()
+
+    @model_validator(mode="after")
+    def _images_are_nchw(self) -> Self:
+        if self.images.ndim != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got {tuple(self.images.shape)}")
+        return self
+
+
+class TabularRequest(Record):
+    """A request for ``num_rows`` synthetic rows, optionally conditioned on ``evidence``."""
+
+    num_rows: Annotated[int, Field(ge=1)] = 1
+    evidence: dict[str, str] = Field(default_factory=dict)
+    seed: int | None = None
+
+
+class TabularResult(Record):
+    """Synthetic rows, each a mapping from column name to category."""
+
+    rows: tuple[dict[str, str], ...]
+
+
+# ----------------------------------------------------------------------- training
+
+
+class StepReport(Record):
+    """What one optimisation step did.
+
+    Attributes:
+        step: the step number after this step (1 after the first step).
+        losses: one loss per player, e.g. ``{"model": 2.3}`` or
+            ``{"discriminator": 0.7, "generator": 1.2}``.
+        metrics: anything else worth logging (accuracies, reward margins, ...).
+        num_items: samples or tokens the step consumed, for throughput.
+        skipped: the update was skipped (e.g. a non-finite loss).
+    """
+
+    step: Annotated[int, Field(ge=0)]
+    losses: dict[str, float]
+    metrics: dict[str, float] = Field(default_factory=dict)
+    num_items: Annotated[int, Field(ge=0)] = 0
+    skipped: bool = False
+
+
+class TrainingReport(Record):
+    """The outcome of a training run: curves, best step, throughput, wall time."""
+
+    steps: int
+    train_loss: tuple[float, ...]
+    eval_loss: tuple[tuple[int, float], ...] = ()
+    best_step: int | None = None
+    best_metric: float | None = None
+    items_per_second: float = 0.0
+    wall_seconds: float = 0.0
+    skipped_steps: int = 0
+    stopped_because: str = "finished"
+
+
+# ----------------------------------------------------------------------- feedback
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+class Rating(Record):
+    """A user's score for one output, between 0 (bad) and 1 (good)."""
+
+    kind: Literal["rating"] = "rating"
+    prompt: str
+    output: str
+    score: Annotated[float, Field(ge=0.0, le=1.0)]
+    comment: str | None = None
+    user: str | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class Correction(Record):
+    """A user's corrected version of an output."""
+
+    kind: Literal["correction"] = "correction"
+    prompt: str
+    output: str
+    corrected: str
+    user: str | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class Preference(Record):
+    """A pairwise preference: for ``prompt``, ``chosen`` is better than ``rejected``."""
+
+    kind: Literal["preference"] = "preference"
+    prompt: str
+    chosen: str
+    rejected: str
+    user: str | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+Feedback = Annotated[Rating | Correction | Preference, Field(discriminator="kind")]
+"""Any piece of feedback; the ``kind`` field tells which."""
+
+
+class StoredFeedback(Record):
+    """Feedback as a store keeps it: with its id and the time it was recorded."""
+
+    id: str
+    feedback: Feedback
+    created_at: _dt.datetime = Field(default_factory=_now)
+
+
+class Evaluation(Record):
+    """Scores an evaluator gave one output (higher is better unless documented)."""
+
+    scores: dict[str, float]
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------- deployment
+
+
+class FileDigest(Record):
+    """Size and SHA-256 of one file of an artefact."""
+
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: Annotated[int, Field(ge=0)]
+
+
+class ArtifactManifest(Record):
+    """Describes a packaged component so it can be verified and rebuilt.
+
+    ``component`` is the component's name in a :class:`~genarch.registry.Registry`;
+    ``files`` maps each path (relative to the artefact directory) to its digest.
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    version: Annotated[str, Field(min_length=1)]
+    component: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, FileDigest]
+    genarch_version: str
+    created_at: _dt.datetime = Field(default_factory=_now)
+    metadata: Metadata = Field(default_factory=dict)

@@ -1,0 +1,62 @@
+"""The conformance kit: check that an implementation keeps its protocol's promises.
+
+Run it on your own components exactly as genarch runs it on its own::
+
+    from genarch.testing import check_generator
+    check_generator(MyModel(), [request_a, request_b], invalid_requests=[bad_request])
+
+or get one pytest test per check with :func:`parametrize_with_checks`.
+Hypothesis strategies for genarch records live in
+:mod:`genarch.testing.strategies` (imported separately: it needs hypothesis).
+"""
+
+from genarch.testing._compare import assert_same, same
+from genarch.testing._pytest import parametrize_with_checks
+from genarch.testing.checks import (
+    Check,
+    check_data_processor,
+    check_deployer,
+    check_feature_extractor,
+    check_feedback_loop,
+    check_generator,
+    check_optimizer,
+    check_prompt_template,
+    check_retriever,
+    check_vector_store,
+    data_processor_checks,
+    deployer_checks,
+    feature_extractor_checks,
+    feedback_loop_checks,
+    generator_checks,
+    optimizer_checks,
+    prompt_template_checks,
+    retriever_checks,
+    run_checks,
+    vector_store_checks,
+)
+
+__all__ = [
+    "Check",
+    "assert_same",
+    "check_data_processor",
+    "check_deployer",
+    "check_feature_extractor",
+    "check_feedback_loop",
+    "check_generator",
+    "check_optimizer",
+    "check_prompt_template",
+    "check_retriever",
+    "check_vector_store",
+    "data_processor_checks",
+    "deployer_checks",
+    "feature_extractor_checks",
+    "feedback_loop_checks",
+    "generator_checks",
+    "optimizer_checks",
+    "parametrize_with_checks",
+    "prompt_template_checks",
+    "retriever_checks",
+    "run_checks",
+    "same",
+    "vector_store_checks",
+]
