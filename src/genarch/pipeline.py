@@ -51,6 +51,7 @@ __all__ = ["Pipeline", "PipelineRun", "PipelineTrace", "ReportingProcessor", "St
 logger = logging.getLogger(__name__)
 
 FORMAT = "genarch.pipeline/1"
+PIPELINE_FILE = "pipeline.json"
 
 In_contra = TypeVar("In_contra", contravariant=True)
 Out_co = TypeVar("Out_co", covariant=True)
@@ -392,14 +393,24 @@ class Pipeline:
             raise ConfigError(f"a saved pipeline must be JSON: {error}") from None
         return cls.from_dict(data, registry)
 
-    def save(self, path: str | os.PathLike[str], registry: Registry | None = None) -> None:
-        """Write the configuration to a JSON file, atomically."""
-        atomic_write_text(path, self.to_json(registry) + "\n")
+    def save(self, directory: str | os.PathLike[str], registry: Registry | None = None) -> None:
+        """Write the configuration to ``directory/pipeline.json``, atomically.
+
+        The directory form matches :class:`~genarch.protocols.Persistable`, and
+        leaves room for stages that bring files of their own.
+        """
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / PIPELINE_FILE, self.to_json(registry) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], registry: Registry | None = None) -> Pipeline:
-        """Rebuild a pipeline from a file written by :meth:`save`."""
-        file = Path(path)
+    def load(cls, directory: str | os.PathLike[str], registry: Registry | None = None) -> Pipeline:
+        """Rebuild a pipeline saved with :meth:`save`.
+
+        Raises:
+            NotFoundError: no ``pipeline.json`` in ``directory``.
+        """
+        file = Path(directory) / PIPELINE_FILE
         if not file.is_file():
             raise NotFoundError(f"no saved pipeline at {file}")
         return cls.from_json(file.read_text(encoding="utf-8"), registry)

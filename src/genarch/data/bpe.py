@@ -1,0 +1,364 @@
+"""Byte-level BPE training that emits a :class:`tiktoken.Encoding`.
+
+:class:`BPETrainer` learns merges the way GPT-2/GPT-4 tokenisers were built
+(Sennrich et al., 2016, "Neural Machine Translation of Rare Words with Subword
+Units"; Radford et al., 2019, byte-level variant): text is split into words by a
+regex pre-tokeniser, each word starts as its UTF-8 bytes, and the most frequent
+adjacent pair is merged into a new token until the vocabulary is full. The
+result is a ranks table (``bytes -> rank``) that tiktoken encodes with at
+native speed, so a trained tokeniser is a plain tiktoken ``Encoding``.
+
+The algorithm is the efficient one, not the textbook rescan:
+
+* words are counted once; training works on the *unique* words with their counts;
+* pair counts are kept in a dict and updated incrementally — only the words that
+  contain the merged pair are touched (found through a pair -> words index);
+* the best pair comes from a lazy max-heap: stale entries (whose count has since
+  dropped) are detected when popped and pushed back with their current count.
+
+Ties between equally frequent pairs go to the pair whose merged bytes are
+smallest (lexicographic on the two parts' bytes), so training is deterministic
+and independent of dictionary order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, Self
+
+import regex
+from pydantic import BaseModel, Field, model_validator
+
+from genarch.errors import ConfigError, InvalidInputError
+from genarch.schemas import Record
+from genarch.validation import describe, ensure_iterable
+
+__all__ = [
+    "CL100K_PATTERN",
+    "GPT2_PATTERN",
+    "O200K_PATTERN",
+    "BPETrainer",
+    "BPETrainerConfig",
+    "train_bpe_ranks",
+]
+
+logger = logging.getLogger(__name__)
+
+CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+"""GPT-4's (``cl100k_base``) pre-tokeniser: words with a leading non-letter, numbers
+in groups of up to three digits, punctuation runs, newlines, other whitespace."""
+
+GPT2_PATTERN = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+)
+"""GPT-2's (``r50k_base``/``p50k_base``) pre-tokeniser."""
+
+O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+"""GPT-4o's (``o200k_base``) pre-tokeniser."""
+
+_BYTES = 256
+
+
+class BPETrainerConfig(Record):
+    """Settings of :class:`BPETrainer`.
+
+    Attributes:
+        vocab_size: the size of the finished vocabulary, *including* the 256
+            single bytes and the special tokens. Training stops earlier when no
+            pair occurs ``min_frequency`` times any more.
+        pattern: the regex (``regex`` module syntax) that splits text into
+            words before BPE; merges never cross a word boundary.
+        special_tokens: control tokens (``"<|endoftext|>"``) that get the ids
+            right after the merged tokens, in this order. Their text in the
+            training corpus is cut out, never learned as ordinary text.
+        min_frequency: a pair must occur at least this often to be merged.
+        name: the name of the produced encoding.
+    """
+
+    vocab_size: Annotated[int, Field(ge=_BYTES, le=1_000_000)] = 4096
+    pattern: Annotated[str, Field(min_length=1)] = CL100K_PATTERN
+    special_tokens: tuple[Annotated[str, Field(min_length=1)], ...] = ("<|endoftext|>",)
+    min_frequency: Annotated[int, Field(ge=1)] = 2
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")] = "genarch_bpe"
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        if len(set(self.special_tokens)) != len(self.special_tokens):
+            raise ValueError(f"special_tokens must be distinct, got {self.special_tokens!r}")
+        smallest = _BYTES + len(self.special_tokens)
+        if self.vocab_size < smallest:
+            raise ValueError(
+                f"vocab_size must be at least 256 (one token per byte) + "
+                f"{len(self.special_tokens)} special token(s) = {smallest}, got {self.vocab_size}"
+            )
+        try:
+            regex.compile(self.pattern)
+        except regex.error as error:
+            raise ValueError(f"pattern is not a valid regex: {error}") from None
+        return self
+
+
+def _count_words(
+    texts: Iterable[str], pattern: regex.Pattern[str], specials: regex.Pattern[str] | None
+) -> tuple[Counter[bytes], int]:
+    """Count pre-tokenised words (as UTF-8 bytes) over all texts; also return the text count."""
+    counts: Counter[str] = Counter()
+    number = 0
+    for index, text in enumerate(ensure_iterable(texts, "BPETrainer.train")):
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"BPETrainer.train expected texts of type str, but item {index} is {describe(text)}"
+            )
+        number += 1
+        pieces = specials.split(text) if specials is not None else (text,)
+        for piece in pieces:
+            counts.update(pattern.findall(piece))
+    encoded: Counter[bytes] = Counter()
+    for word, count in counts.items():
+        try:
+            encoded[word.encode("utf-8")] += count
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                f"BPETrainer.train got text that is not valid Unicode (a lone surrogate in "
+                f"{word!r}); decode your data with errors='replace' or 'strict' first"
+            ) from None
+    return encoded, number
+
+
+def train_bpe_ranks(
+    word_counts: Mapping[bytes, int], num_merges: int, *, min_frequency: int = 2
+) -> dict[bytes, int]:
+    """Learn up to ``num_merges`` byte-pair merges from word counts.
+
+    Args:
+        word_counts: each pre-tokenised word (UTF-8 bytes) and how often it occurs.
+        num_merges: the most merges to learn.
+        min_frequency: stop when the best pair occurs fewer times than this.
+
+    Returns:
+        tiktoken's mergeable ranks: the 256 single bytes at ranks 0-255, then one
+        token per merge in the order learned.
+
+    Example:
+        >>> ranks = train_bpe_ranks({b"hello": 3, b"help": 2}, 3)
+        >>> [token for token, rank in ranks.items() if rank >= 256]
+        [b'he', b'hel', b'hell']
+    """
+    # Token ids during training equal final ranks: bytes first, merges appended.
+    token_bytes: list[bytes] = [bytes([b]) for b in range(_BYTES)]
+    words: list[list[int]] = []
+    freqs: list[int] = []
+    for word, count in word_counts.items():
+        if len(word) > 1 and count > 0:
+            words.append(list(word))
+            freqs.append(count)
+
+    pair_counts: dict[tuple[int, int], int] = {}
+    where: dict[tuple[int, int], set[int]] = {}
+    for index, (word, freq) in enumerate(zip(words, freqs, strict=True)):
+        for pair in zip(word, word[1:], strict=False):
+            pair_counts[pair] = pair_counts.get(pair, 0) + freq
+            holders = where.get(pair)
+            if holders is None:
+                where[pair] = {index}
+            else:
+                holders.add(index)
+
+    # Heap entries: (-count, left bytes, right bytes, pair). The bytes make ties
+    # deterministic; the pair is what we merge.
+    heap = [(-count, token_bytes[a], token_bytes[b], (a, b)) for (a, b), count in pair_counts.items()]
+    heapq.heapify(heap)
+
+    for _ in range(num_merges):
+        best: tuple[int, int] | None = None
+        while heap:
+            negative, _left, _right, pair = heapq.heappop(heap)
+            current = pair_counts.get(pair, 0)
+            if current == -negative:
+                best = pair
+                break
+            if current > 0:  # stale: its count dropped since it was pushed
+                heapq.heappush(heap, (-current, _left, _right, pair))
+        if best is None or pair_counts[best] < min_frequency:
+            break
+        a, b = best
+        new = len(token_bytes)
+        token_bytes.append(token_bytes[a] + token_bytes[b])
+        born: dict[tuple[int, int], int] = {}
+        for index in where.pop(best):
+            word = words[index]
+            # The index is lazy: a word may no longer hold the pair.
+            if not _contains_pair(word, a, b):
+                continue
+            freq = freqs[index]
+            merged = _merge(word, a, b, new)
+            for pair in zip(word, word[1:], strict=False):
+                left = pair_counts[pair] - freq
+                if left:
+                    pair_counts[pair] = left
+                else:
+                    del pair_counts[pair]
+            for pair in zip(merged, merged[1:], strict=False):
+                pair_counts[pair] = pair_counts.get(pair, 0) + freq
+                if new in pair:
+                    born[pair] = born.get(pair, 0) + freq
+                    holders = where.get(pair)
+                    if holders is None:
+                        where[pair] = {index}
+                    else:
+                        holders.add(index)
+            words[index] = merged
+        # Only pairs with the new token gained counts; every other change was a
+        # decrease, which the lazy heap notices when it pops the entry.
+        for pair in born:
+            heapq.heappush(
+                heap, (-pair_counts[pair], token_bytes[pair[0]], token_bytes[pair[1]], pair)
+            )
+    return {token: rank for rank, token in enumerate(token_bytes)}
+
+
+def _contains_pair(word: list[int], a: int, b: int) -> bool:
+    start = 0
+    while True:
+        try:
+            i = word.index(a, start)
+        except ValueError:
+            return False
+        if i + 1 < len(word) and word[i + 1] == b:
+            return True
+        start = i + 1
+
+
+def _merge(word: list[int], a: int, b: int, new: int) -> list[int]:
+    out: list[int] = []
+    i, n = 0, len(word)
+    while i < n:
+        if i + 1 < n and word[i] == a and word[i + 1] == b:
+            out.append(new)
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
+
+
+class BPETrainer:
+    """Trains a byte-level BPE tokeniser and returns it as a tiktoken encoding.
+
+    Args:
+        config: a :class:`BPETrainerConfig`; keyword arguments are shorthand for
+            its fields.
+
+    Example:
+        >>> trainer = BPETrainer(vocab_size=300, special_tokens=("<|endoftext|>",))
+        >>> tokenizer = trainer.train(["low lower lowest"] * 20 + ["new newer newest"] * 20)
+        >>> tokenizer.decode(tokenizer.encode("lowest newer"))
+        'lowest newer'
+        >>> len(tokenizer.encode("lowest")) < len("lowest".encode())
+        True
+    """
+
+    def __init__(self, config: BPETrainerConfig | None = None, **fields: Any) -> None:
+        if config is not None and fields:
+            raise ConfigError("pass either a BPETrainerConfig or keyword fields, not both")
+        if config is not None and not isinstance(config, BPETrainerConfig):
+            raise ConfigError(f"BPETrainer expected a BPETrainerConfig, got {describe(config)}")
+        try:
+            self._config = config if config is not None else BPETrainerConfig(**fields)
+        except InvalidInputError as error:
+            raise ConfigError(str(error)) from None
+
+    @property
+    def config(self) -> BPETrainerConfig:
+        """The frozen configuration."""
+        return self._config
+
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
+        """Build from a config object or mapping."""
+        if isinstance(config, BPETrainerConfig):
+            return cls(config)
+        if isinstance(config, BaseModel):
+            config = config.model_dump()
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"BPETrainer.from_config expected a mapping, got {describe(config)}")
+        try:
+            return cls(BPETrainerConfig.parse(config))
+        except InvalidInputError as error:
+            raise ConfigError(str(error)) from None
+
+    def train_ranks(self, texts: Iterable[str]) -> dict[bytes, int]:
+        """Learn the mergeable ranks (``bytes -> rank``) from ``texts``.
+
+        Raises:
+            InvalidInputError: ``texts`` is not an iterable of str, is empty, or
+                contains no text to learn from.
+        """
+        config = self._config
+        pattern = regex.compile(config.pattern)
+        specials = (
+            regex.compile("|".join(regex.escape(s) for s in config.special_tokens))
+            if config.special_tokens
+            else None
+        )
+        word_counts, number = _count_words(texts, pattern, specials)
+        if number == 0 or not word_counts:
+            raise InvalidInputError(
+                f"BPETrainer.train needs at least one non-empty text, got "
+                f"{number} text(s) with no words in them"
+            )
+        num_merges = config.vocab_size - _BYTES - len(config.special_tokens)
+        ranks = train_bpe_ranks(word_counts, num_merges, min_frequency=config.min_frequency)
+        learned = len(ranks) - _BYTES
+        if learned < num_merges:
+            logger.info(
+                "BPETrainer stopped after %d of %d merges: no pair occurs %d times any more",
+                learned,
+                num_merges,
+                config.min_frequency,
+            )
+        return ranks
+
+    def train(self, texts: Iterable[str]) -> TiktokenTokenizer:
+        """Learn a vocabulary from ``texts`` and return it as a tokeniser.
+
+        The special tokens get the ids right after the learned tokens. The
+        vocabulary is ``config.vocab_size`` unless the corpus ran out of pairs
+        that occur ``min_frequency`` times (then it is smaller; logged at INFO).
+
+        Raises:
+            InvalidInputError: ``texts`` is not an iterable of str, is empty, or
+                contains no text to learn from.
+        """
+        ranks = self.train_ranks(texts)
+        specials = {token: len(ranks) + i for i, token in enumerate(self._config.special_tokens)}
+        return TiktokenTokenizer.from_ranks(
+            ranks, pattern=self._config.pattern, special_tokens=specials, name=self._config.name
+        )
+
+    def __repr__(self) -> str:
+        return f"BPETrainer({self._config!r})"
+
+
+def special_token_ids(tokens: Sequence[str], first: int) -> dict[str, int]:
+    """Ids for ``tokens`` numbered from ``first`` (helper shared with the tokenisers)."""
+    return {token: first + i for i, token in enumerate(tokens)}
+
+
+from genarch.data.tokenizers import TiktokenTokenizer  # noqa: E402  (cycle: tokenizers -> bpe)
