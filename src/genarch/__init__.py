@@ -48,6 +48,7 @@ from genarch.registry import Registry, builtin_registry
 from genarch.schemas import (
     ArtifactManifest,
     Chunk,
+    Config,
     Correction,
     Document,
     Evaluation,
@@ -75,6 +76,7 @@ __all__ = [
     "ArtifactManifest",
     "Chunk",
     "ConditionalGenerator",
+    "Config",
     "ConfigError",
     "Configurable",
     "ConformanceError",

@@ -56,7 +56,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     If the block raises, ``path`` is untouched and the temporary directory is removed.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> root = pathlib.Path(tempfile.mkdtemp())
         >>> with atomic_directory(root / "model") as staging:

@@ -20,7 +20,7 @@ clauses keep working::
     ├── TrainingError                          training cannot continue (e.g. repeated non-finite loss)
     └── ConformanceError (AssertionError)      an implementation failed the ``genarch.testing`` kit
 
-Example:
+Examples:
     >>> from genarch.errors import GenarchError, InvalidInputError
     >>> try:
     ...     raise InvalidInputError("expected a positive batch size, got 0")

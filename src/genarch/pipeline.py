@@ -7,7 +7,7 @@ found when the pipeline is built, never halfway through a run. Running it is
 lazy: items flow through every stage one at a time, and a
 :class:`PipelineTrace` records per-stage counts and time.
 
-Example:
+Examples:
     >>> from genarch import Pipeline, Document
     >>> from genarch.data import TextCleaner
     >>> pipe = Pipeline([("clean", TextCleaner())])

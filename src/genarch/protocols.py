@@ -177,9 +177,8 @@ class Tokenizer(Protocol):
 class FeatureExtractor(Protocol[In_contra]):
     """Maps a batch of inputs to fixed-size feature vectors.
 
-    Returns:
-        A float32 tensor of shape ``(len(items), dim)`` on the CPU unless the
-        extractor was configured for another device. Row ``i`` depends only on
+    ``extract(items)`` returns a float32 tensor of shape ``(len(items), dim)``
+    on the CPU unless the extractor was configured for another device. Row ``i`` depends only on
         ``items[i]``: extracting a batch equals extracting each item alone (up
         to float rounding), and the same items always give the same features.
         An empty batch gives a ``(0, dim)`` tensor.

@@ -7,7 +7,7 @@ cannot make genarch import or run arbitrary code. There is no global mutable
 registry: :func:`builtin_registry` returns a fresh one holding genarch's own
 components, and you add yours to it.
 
-Example:
+Examples:
     >>> from genarch.registry import builtin_registry
     >>> registry = builtin_registry()
     >>> "genarch.TextCleaner" in registry

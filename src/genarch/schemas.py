@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from genarch.errors import InvalidInputError
+from genarch.errors import ConfigError, InvalidInputError
 
 __all__ = [
     "ArtifactManifest",
     "Chunk",
+    "Config",
     "Correction",
     "Document",
     "Evaluation",
@@ -76,12 +77,13 @@ class Record(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    _error: ClassVar[type[InvalidInputError]] = InvalidInputError
 
     def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as error:
-            raise InvalidInputError(describe_validation_error(type(self).__name__, error)) from None
+            raise self._error(describe_validation_error(type(self).__name__, error)) from None
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | str | bytes) -> Self:
@@ -95,7 +97,23 @@ class Record(BaseModel):
                 return cls.model_validate_json(data)
             return cls.model_validate(data)
         except ValidationError as error:
-            raise InvalidInputError(describe_validation_error(cls.__name__, error)) from None
+            raise cls._error(describe_validation_error(cls.__name__, error)) from None
+
+
+class Config(Record):
+    """Base of every component configuration: like :class:`Record`, but bad values
+    raise :class:`~genarch.errors.ConfigError`.
+
+    Examples:
+        >>> class ChunkerConfig(Config):
+        ...     max_tokens: int = 256
+        >>> ChunkerConfig(max_tokens="many")
+        Traceback (most recent call last):
+        ...
+        genarch.errors.ConfigError: ChunkerConfig.max_tokens: Input should be a valid integer, unable to parse string as an integer (got 'many')
+    """
+
+    _error: ClassVar[type[InvalidInputError]] = ConfigError
 
 
 # --------------------------------------------------------------------------- data
@@ -104,7 +122,7 @@ class Record(BaseModel):
 class Document(Record):
     """A source text with a stable identifier.
 
-    Example:
+    Examples:
         >>> Document(id="tutorial", text="Python is easy to learn.").id
         'tutorial'
     """

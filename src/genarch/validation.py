@@ -2,7 +2,7 @@
 
 They are public so that your own components can fail the way genarch's do.
 
-Example:
+Examples:
     >>> from genarch.validation import checked_items
     >>> list(checked_items(["a", "b"], str, where="MyCleaner.process"))
     ['a', 'b']

@@ -26,51 +26,24 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Self
 
 import regex
 from pydantic import BaseModel, Field, model_validator
 
+from genarch.data.tokenizers import CL100K_PATTERN, TiktokenTokenizer
 from genarch.errors import ConfigError, InvalidInputError
 from genarch.schemas import Record
 from genarch.validation import describe, ensure_iterable
 
 __all__ = [
-    "CL100K_PATTERN",
-    "GPT2_PATTERN",
-    "O200K_PATTERN",
     "BPETrainer",
     "BPETrainerConfig",
     "train_bpe_ranks",
 ]
 
 logger = logging.getLogger(__name__)
-
-CL100K_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
-    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
-"""GPT-4's (``cl100k_base``) pre-tokeniser: words with a leading non-letter, numbers
-in groups of up to three digits, punctuation runs, newlines, other whitespace."""
-
-GPT2_PATTERN = (
-    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-)
-"""GPT-2's (``r50k_base``/``p50k_base``) pre-tokeniser."""
-
-O200K_PATTERN = "|".join(
-    [
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""\p{N}{1,3}""",
-        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-        r"""\s*[\r\n]+""",
-        r"""\s+(?!\S)""",
-        r"""\s+""",
-    ]
-)
-"""GPT-4o's (``o200k_base``) pre-tokeniser."""
 
 _BYTES = 256
 
@@ -155,10 +128,10 @@ def train_bpe_ranks(
         tiktoken's mergeable ranks: the 256 single bytes at ranks 0-255, then one
         token per merge in the order learned.
 
-    Example:
+    Examples:
         >>> ranks = train_bpe_ranks({b"hello": 3, b"help": 2}, 3)
         >>> [token for token, rank in ranks.items() if rank >= 256]
-        [b'he', b'hel', b'hell']
+        [b'el', b'hel', b'hell']
     """
     # Token ids during training equal final ranks: bytes first, merges appended.
     token_bytes: list[bytes] = [bytes([b]) for b in range(_BYTES)]
@@ -185,7 +158,9 @@ def train_bpe_ranks(
     heap = [(-count, token_bytes[a], token_bytes[b], (a, b)) for (a, b), count in pair_counts.items()]
     heapq.heapify(heap)
 
-    for _ in range(num_merges):
+    known: dict[bytes, int] = {token: rank for rank, token in enumerate(token_bytes)}
+    merges = 0
+    while merges < num_merges:
         best: tuple[int, int] | None = None
         while heap:
             negative, _left, _right, pair = heapq.heappop(heap)
@@ -198,8 +173,17 @@ def train_bpe_ranks(
         if best is None or pair_counts[best] < min_frequency:
             break
         a, b = best
-        new = len(token_bytes)
-        token_bytes.append(token_bytes[a] + token_bytes[b])
+        merged_bytes = token_bytes[a] + token_bytes[b]
+        existing = known.get(merged_bytes)
+        if existing is None:
+            # A new token. (Rarely, two different pairs spell the same bytes —
+            # "ab"+"c" and "a"+"bc"; the second merge then reuses the first's id.)
+            new = len(token_bytes)
+            token_bytes.append(merged_bytes)
+            known[merged_bytes] = new
+            merges += 1
+        else:
+            new = existing
         born: dict[tuple[int, int], int] = {}
         for index in where.pop(best):
             word = words[index]
@@ -265,7 +249,7 @@ class BPETrainer:
         config: a :class:`BPETrainerConfig`; keyword arguments are shorthand for
             its fields.
 
-    Example:
+    Examples:
         >>> trainer = BPETrainer(vocab_size=300, special_tokens=("<|endoftext|>",))
         >>> tokenizer = trainer.train(["low lower lowest"] * 20 + ["new newer newest"] * 20)
         >>> tokenizer.decode(tokenizer.encode("lowest newer"))
@@ -355,10 +339,3 @@ class BPETrainer:
     def __repr__(self) -> str:
         return f"BPETrainer({self._config!r})"
 
-
-def special_token_ids(tokens: Sequence[str], first: int) -> dict[str, int]:
-    """Ids for ``tokens`` numbered from ``first`` (helper shared with the tokenisers)."""
-    return {token: first + i for i, token in enumerate(tokens)}
-
-
-from genarch.data.tokenizers import TiktokenTokenizer  # noqa: E402  (cycle: tokenizers -> bpe)

@@ -14,7 +14,7 @@ def python_docs() -> list[Document]:
     CPython installation — a real corpus that needs no download. Documents are
     sorted by topic name, so the order is the same everywhere.
 
-    Example:
+    Examples:
         >>> docs = python_docs()
         >>> docs[0].metadata["source"]
         'pydoc_data.topics'

@@ -15,7 +15,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel
 
 from genarch.errors import ConfigError
-from genarch.schemas import Document, Record
+from genarch.schemas import Config, Document
 from genarch.validation import checked_items
 
 __all__ = ["TextCleaner", "TextCleanerConfig", "clean_text"]
@@ -28,7 +28,7 @@ _MANY_NEWLINES = re.compile(r"\n{3,}")
 _SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
 
 
-class TextCleanerConfig(Record):
+class TextCleanerConfig(Config):
     """Settings of :class:`TextCleaner`.
 
     Attributes:
@@ -50,7 +50,7 @@ class TextCleanerConfig(Record):
 def clean_text(text: str, config: TextCleanerConfig | None = None) -> str:
     """Clean one string as :class:`TextCleaner` would.
 
-    Example:
+    Examples:
         >>> clean_text("caf\\u0065\\u0301  au\\u200blait\\r\\n\\n\\n\\nfin ")
         'café aulait\\n\\nfin'
     """
@@ -76,7 +76,7 @@ class TextCleaner:
         config: a :class:`TextCleanerConfig`; keyword arguments are shorthand
             for its fields.
 
-    Example:
+    Examples:
         >>> from genarch import Document
         >>> cleaner = TextCleaner(unicode_form="NFKC")
         >>> [d.text for d in cleaner.process([Document(id="x", text="ﬁne\\u00a0print")])]

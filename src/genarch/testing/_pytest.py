@@ -17,7 +17,7 @@ def parametrize_with_checks(checks: Iterable[Check] | Sequence[Iterable[Check]])
     Args:
         checks: checks from ``*_checks(...)`` functions (or several lists of them).
 
-    Example:
+    Examples:
         .. code-block:: python
 
             from genarch.testing import data_processor_checks, parametrize_with_checks

@@ -848,7 +848,7 @@ def check_generator(
 ) -> list[str]:
     """Run :func:`generator_checks`; raise :class:`~genarch.errors.ConformanceError` on failure.
 
-    Example:
+    Examples:
         >>> from genarch.testing import check_generator
         >>> from genarch.errors import ConformanceError
         >>> import random

@@ -1,6 +1,6 @@
 """Hypothesis strategies for genarch records (needs ``hypothesis``: ``pip install 'genarch[dev]'``).
 
-Example:
+Examples:
     >>> from hypothesis import given
     >>> from genarch.testing.strategies import documents
     >>> @given(documents())

@@ -1,0 +1,703 @@
+"""Text generation with a :class:`~genarch.models.transformer.GPT`: the decoding engine.
+
+:class:`TextGenerator` puts a model and a tokenizer behind genarch's
+:class:`~genarch.protocols.Generator` protocol (``TextRequest`` ->
+``TextResult``), with streaming (:class:`~genarch.protocols.StreamingGenerator`)
+and scoring (:class:`~genarch.protocols.ScoringGenerator`).
+
+How it decodes:
+
+* **KV cache.** Keys and values of every layer live in one tensor allocated
+  once per call (:class:`~genarch.models.transformer.KVCache`); each step runs
+  the model on the new token only and appends to it.
+* **Batches.** Prompts of different lengths are left-padded; each row gets
+  the positions it would have alone and a mask that hides the padding, so a
+  batch gives the same tokens as generating each prompt alone.
+* **Sampling**, in this order: penalties (repetition over prompt and output,
+  presence and frequency over the output) -> temperature (0 is greedy) ->
+  top-k -> top-p -> min-p -> one draw from each row's own ``torch.Generator``
+  (seeded from the request), so results never depend on global RNG state or
+  on the other rows of a batch.
+* **Stopping**: ``max_new_tokens``, stop token ids, stop strings, or the end
+  of the model's context (``finish_reason`` ``"length"``, ``"stop"``, ``"end"``).
+
+Log-probabilities are those of the model itself (a log-softmax of its logits,
+before penalties and temperature).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import torch
+from torch import Tensor
+
+from genarch._io import atomic_directory
+from genarch.errors import (
+    ConfigError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    RegistryError,
+)
+from genarch.models.transformer import GPT
+from genarch.protocols import PathLike, Tokenizer
+from genarch.registry import Registry, builtin_registry
+from genarch.schemas import TextRequest, TextResult, TokenLogprob
+from genarch.validation import describe, ensure_iterable
+
+__all__ = ["IncrementalDetokenizer", "TextGenerator"]
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_FILE = "generator.json"
+FORMAT = "genarch.TextGenerator"
+_SEED_RANGE = (-(2**63), 2**64 - 1)
+_REPLACEMENT = "\ufffd"  # what a byte-level tokenizer decodes an incomplete character to
+
+
+# ------------------------------------------------------------------- detokenizing
+
+
+class IncrementalDetokenizer:
+    """Turns token ids into text as they arrive, for streaming.
+
+    :meth:`ready` returns only text that can no longer change: it holds back a
+    trailing incomplete UTF-8 character (which a byte-level tokenizer decodes
+    to U+FFFD until its last byte arrives) and any ending that could be the
+    start of a stop string. The pieces it returns, followed by :meth:`flush`,
+    concatenate to :attr:`text`. It assumes, as byte-level BPE tokenizers
+    guarantee, that decoding more tokens only extends the text decoded so far
+    (apart from such an incomplete last character).
+
+    Args:
+        tokenizer: anything with ``decode(ids) -> str``.
+        stop: strings that end the text; the text is cut before the first one.
+
+    Examples:
+        >>> class Bytes:
+        ...     vocab_size = 256
+        ...     def encode(self, text): return list(text.encode())
+        ...     def decode(self, ids): return bytes(ids).decode(errors="replace")
+        >>> detok = IncrementalDetokenizer(Bytes(), stop=["!"])
+        >>> pieces = []
+        >>> for byte in "né!".encode():
+        ...     stopped = detok.push(byte)
+        ...     pieces.append(detok.ready())
+        >>> pieces, stopped, detok.text
+        (['n', '', 'é', ''], True, 'né')
+    """
+
+    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str] = ()) -> None:
+        self._tokenizer = tokenizer
+        self._stop = tuple(s for s in stop if s)
+        self._ids: list[int] = []
+        self._decoded: str | None = ""
+        self._cut: int | None = None  # where the first stop string starts, once seen
+        self._emitted = 0
+
+    def push(self, token_id: int) -> bool:
+        """Add one token; return True if the text now contains a stop string."""
+        if self._cut is not None:
+            return True
+        self._ids.append(token_id)
+        self._decoded = None
+        if self._stop:
+            text = self._full()
+            found = [i for i in (text.find(s) for s in self._stop) if i >= 0]
+            if found:
+                self._cut = min(found)
+                return True
+        return False
+
+    def _full(self) -> str:
+        if self._decoded is None:
+            self._decoded = self._tokenizer.decode(self._ids)
+        return self._decoded
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop string has appeared."""
+        return self._cut is not None
+
+    @property
+    def text(self) -> str:
+        """All text so far, cut before the first stop string."""
+        return self._full()[: self._cut]
+
+    def ready(self) -> str:
+        """New text that is certain not to change, since the last call."""
+        text = self.text
+        if self._cut is not None:
+            return self.flush()
+        end = len(text)
+        while end > self._emitted and text[end - 1] == _REPLACEMENT:
+            end -= 1
+        hold = 0
+        for stop in self._stop:  # the longest ending that a stop string starts with
+            for size in range(min(len(stop) - 1, end), hold, -1):
+                if text.endswith(stop[:size], 0, end):
+                    hold = size
+                    break
+        end -= hold
+        if end <= self._emitted:
+            return ""
+        piece, self._emitted = text[self._emitted : end], end
+        return piece
+
+    def flush(self) -> str:
+        """Everything not yet returned (call once no more tokens will come)."""
+        text = self.text
+        piece, self._emitted = text[self._emitted :], max(self._emitted, len(text))
+        return piece
+
+
+# ------------------------------------------------------------------------ sampling
+
+
+@dataclass
+class _Sampler:
+    """Turns a batch of next-token logits into tokens, one request per row."""
+
+    requests: Sequence[TextRequest]
+    generators: Sequence[torch.Generator]
+    device: torch.device
+    greedy: bool = field(init=False)
+    penalised: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        rows = self.requests
+        column = self._column
+        self.greedy = all(r.temperature == 0 for r in rows)
+        self.penalised = any(
+            r.repetition_penalty != 1 or r.presence_penalty or r.frequency_penalty for r in rows
+        )
+        self.temperature = column([r.temperature or 1.0 for r in rows])
+        self.is_greedy = torch.tensor([r.temperature == 0 for r in rows], device=self.device)
+        self.repetition = column([r.repetition_penalty for r in rows])
+        self.presence = column([r.presence_penalty for r in rows])
+        self.frequency = column([r.frequency_penalty for r in rows])
+        self.top_k = [r.top_k for r in rows]
+        self.top_p = column([r.top_p for r in rows]) if any(r.top_p < 1 for r in rows) else None
+        self.min_p = column([r.min_p or 0.0 for r in rows]) if any(r.min_p for r in rows) else None
+
+    def _column(self, values: list[float]) -> Tensor:
+        return torch.tensor(values, dtype=torch.float32, device=self.device).unsqueeze(1)
+
+    def __call__(self, logits: Tensor, seen: Tensor | None, counts: Tensor | None) -> Tensor:
+        """Pick one token per row of ``logits (B, V)``; ``seen``/``counts`` feed the penalties."""
+        if self.penalised and seen is not None and counts is not None:
+            logits = torch.where(
+                seen,
+                torch.where(logits > 0, logits / self.repetition, logits * self.repetition),
+                logits,
+            )
+            logits = logits - self.frequency * counts - self.presence * (counts > 0).float()
+        best = logits.argmax(dim=-1)
+        if self.greedy:
+            return best
+        logits = logits / self.temperature
+        if any(k is not None for k in self.top_k):
+            largest = max(k for k in self.top_k if k is not None)
+            values = logits.topk(min(largest, logits.size(-1)), dim=-1).values
+            kth = torch.stack(
+                [
+                    values[i, min(k, values.size(1)) - 1]
+                    if k is not None
+                    else logits.new_tensor(-torch.inf)
+                    for i, k in enumerate(self.top_k)
+                ]
+            ).unsqueeze(1)
+            logits = logits.masked_fill(logits < kth, -torch.inf)
+        if self.top_p is not None:
+            # Keep the smallest set of most likely tokens whose probability reaches top_p.
+            ordered, order = logits.sort(dim=-1, descending=True)
+            probs = ordered.softmax(dim=-1)
+            before = probs.cumsum(dim=-1) - probs  # mass of the tokens ranked above
+            drop_sorted = before >= self.top_p
+            drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+            logits = logits.masked_fill(drop, -torch.inf)
+        probs = logits.softmax(dim=-1)
+        if self.min_p is not None:
+            floor = self.min_p * probs.max(dim=-1, keepdim=True).values
+            probs = probs.masked_fill(probs < floor, 0.0)
+        chosen = torch.empty_like(best)
+        for row, generator in enumerate(self.generators):
+            if self.is_greedy[row]:
+                chosen[row] = best[row]
+            else:
+                chosen[row] = torch.multinomial(probs[row], 1, generator=generator)[0]
+        return chosen
+
+
+@dataclass
+class _Step:
+    tokens: list[int]
+    logprobs: list[float] | None
+    alternatives: list[dict[int, float]] | None
+
+
+# -------------------------------------------------------------------- the engine
+
+
+@dataclass
+class _Row:
+    """What one request has produced so far, and whether it is finished."""
+
+    request: TextRequest
+    prompt_length: int
+    context_length: int
+    detokenizer: IncrementalDetokenizer
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: str | None = None
+
+    def add(self, token: int, logprob: float | None, alternatives: dict[int, float] | None) -> None:
+        request = self.request
+        self.token_ids.append(token)
+        if logprob is not None:
+            self.logprobs.append(
+                TokenLogprob(token_id=token, logprob=logprob, alternatives=alternatives or {})
+            )
+        if token in request.stop_token_ids or self.detokenizer.push(token):
+            self.finish_reason = "stop"
+        elif len(self.token_ids) >= request.max_new_tokens:
+            self.finish_reason = "length"
+        elif self.prompt_length + len(self.token_ids) >= self.context_length:
+            self.finish_reason = "end"
+
+    def result(self) -> TextResult:
+        return TextResult(
+            text=self.detokenizer.text,
+            token_ids=tuple(self.token_ids),
+            finish_reason=self.finish_reason or "length",  # type: ignore[arg-type]
+            logprobs=tuple(self.logprobs) if self.request.logprobs is not None else None,
+        )
+
+
+class TextGenerator:
+    """A GPT language model and its tokenizer behind genarch's text-generation protocols.
+
+    Implements :class:`~genarch.protocols.Generator` ``[TextRequest, TextResult]``,
+    :class:`~genarch.protocols.StreamingGenerator` (``stream`` yields text
+    pieces) and :class:`~genarch.protocols.ScoringGenerator` ``[str]``
+    (``log_prob``); it is :class:`~genarch.protocols.Persistable` when its
+    tokenizer is (see :meth:`save`).
+
+    Args:
+        model: the language model; generation uses its device and dtype.
+        tokenizer: any :class:`~genarch.protocols.Tokenizer` whose ids fit the
+            model's vocabulary.
+        max_batch_size: the most rows decoded together by :meth:`generate_batch`
+            and :meth:`log_prob`.
+
+    Raises:
+        ConfigError: the tokenizer has more ids than the model's vocabulary.
+
+    Examples:
+        >>> import torch
+        >>> from genarch.models import GPT, GPTConfig
+        >>> class Bytes:
+        ...     vocab_size = 256
+        ...     def encode(self, text): return list(text.encode())
+        ...     def decode(self, ids): return bytes(ids).decode(errors="replace")
+        >>> _ = torch.manual_seed(0)
+        >>> model = GPT(GPTConfig(vocab_size=256, context_length=64, n_layer=1, n_head=2, n_embd=32))
+        >>> generator = TextGenerator(model, Bytes())
+        >>> result = generator.generate(TextRequest(prompt="Hi", max_new_tokens=5, seed=1))
+        >>> len(result.token_ids), result.finish_reason
+        (5, 'length')
+        >>> result == generator.generate(TextRequest(prompt="Hi", max_new_tokens=5, seed=1))
+        True
+    """
+
+    def __init__(self, model: GPT, tokenizer: Tokenizer, *, max_batch_size: int = 32) -> None:
+        if not isinstance(model, GPT):
+            raise InvalidInputError(f"TextGenerator expected a GPT model, got {describe(model)}")
+        for name in ("vocab_size", "encode", "decode"):
+            if not hasattr(tokenizer, name):
+                raise InvalidInputError(
+                    f"TextGenerator expected a Tokenizer (vocab_size, encode, decode); "
+                    f"{type(tokenizer).__name__} has no {name!r}"
+                )
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise ConfigError(
+                f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary has "
+                f"only {model.config.vocab_size}; build the model with "
+                f"vocab_size >= {tokenizer.vocab_size}"
+            )
+        if not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be a positive int, got {max_batch_size!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+
+    def __repr__(self) -> str:
+        return f"TextGenerator({self.model.config!r}, tokenizer={type(self.tokenizer).__name__})"
+
+    # ---------------------------------------------------------------- requests
+
+    def _prepare(self, request: object) -> tuple[TextRequest, list[int]]:
+        """Validate a request and encode its prompt, before any model work."""
+        if not isinstance(request, TextRequest):
+            raise InvalidInputError(f"expected a TextRequest, got {describe(request)}")
+        # Requests built with model_construct/model_copy skip pydantic; check what decoding needs.
+        if request.max_new_tokens < 0:
+            raise InvalidInputError(f"max_new_tokens must be >= 0, got {request.max_new_tokens}")
+        if not 0.0 < request.top_p <= 1.0:
+            raise InvalidInputError(f"top_p must be in (0, 1], got {request.top_p}")
+        if request.temperature < 0 or (request.top_k is not None and request.top_k < 1):
+            raise InvalidInputError(
+                f"temperature must be >= 0 and top_k >= 1, got {request.temperature}, {request.top_k}"
+            )
+        if request.seed is not None and not _SEED_RANGE[0] <= request.seed <= _SEED_RANGE[1]:
+            raise InvalidInputError(f"seed must fit in 64 bits, got {request.seed}")
+        vocab = self.model.config.vocab_size
+        if bad := [t for t in request.stop_token_ids if not 0 <= t < vocab]:
+            raise InvalidInputError(f"stop_token_ids {bad} are outside range({vocab})")
+        if request.logprobs is not None and request.logprobs > vocab:
+            raise InvalidInputError(f"logprobs asks for {request.logprobs} alternatives of {vocab}")
+        if not request.prompt:
+            raise InvalidInputError(
+                "the prompt is empty; the model needs at least one token to continue"
+            )
+        ids = self.tokenizer.encode(request.prompt)
+        context = self.model.config.context_length
+        room = 1 if request.max_new_tokens > 0 else 0
+        if len(ids) + room > context:
+            raise InvalidInputError(
+                f"the prompt is {len(ids)} tokens long, but the model's context holds {context} "
+                f"and {room} must be left to generate; shorten the prompt"
+            )
+        return request, ids
+
+    def _generators(
+        self, requests: Sequence[TextRequest], generator: torch.Generator | None
+    ) -> list[torch.Generator]:
+        device = self.model.wte.weight.device
+        generators = []
+        for request in requests:
+            if generator is not None:
+                generators.append(generator)
+                continue
+            fresh = torch.Generator(device=device)
+            if request.seed is None:
+                fresh.seed()  # fresh entropy, without touching the global generator
+            else:
+                fresh.manual_seed(request.seed)
+            generators.append(fresh)
+        return generators
+
+    # -------------------------------------------------------------- generation
+
+    def generate(
+        self, request: TextRequest, *, generator: torch.Generator | None = None
+    ) -> TextResult:
+        """Continue ``request.prompt``.
+
+        Args:
+            request: the prompt and sampling settings.
+            generator: draw samples from this ``torch.Generator`` instead of one
+                seeded from ``request.seed``.
+
+        Raises:
+            InvalidInputError: not a TextRequest, an empty prompt, a prompt that
+                leaves no room in the context, an unknown stop token id, ...
+        """
+        prepared = self._prepare(request)
+        rows = self._rows([prepared])
+        for _ in self._decode(rows, self._generators([prepared[0]], generator)):
+            pass
+        return rows[0].result()
+
+    def generate_batch(self, requests: Sequence[TextRequest]) -> list[TextResult]:
+        """Generate for many requests, decoded together; equal to ``[generate(r) for r in requests]``.
+
+        Every request is validated before any is decoded.
+
+        Raises:
+            InvalidInputError: ``requests`` is not a sequence of valid TextRequests.
+        """
+        prepared = [self._prepare(r) for r in ensure_iterable(requests, "generate_batch")]
+        results: list[TextResult] = []
+        for begin in range(0, len(prepared), self.max_batch_size):
+            chunk = prepared[begin : begin + self.max_batch_size]
+            rows = self._rows(chunk)
+            for _ in self._decode(rows, self._generators([r for r, _ in chunk], None)):
+                pass
+            results.extend(row.result() for row in rows)
+        return results
+
+    def stream(
+        self, request: TextRequest, *, generator: torch.Generator | None = None
+    ) -> Iterator[str]:
+        """Yield the generated text in pieces as it is decoded.
+
+        Pieces never split a multi-byte character nor show part of a stop
+        string; joined, they equal ``generate(request).text``. The request is
+        validated when ``stream`` is called, not when iteration starts.
+
+        Raises:
+            InvalidInputError: as :meth:`generate`.
+        """
+        prepared = self._prepare(request)
+        generators = self._generators([prepared[0]], generator)
+
+        def pieces() -> Iterator[str]:
+            rows = self._rows([prepared])
+            detokenizer = rows[0].detokenizer
+            for _ in self._decode(rows, generators):
+                if piece := detokenizer.ready():
+                    yield piece
+            if rest := detokenizer.flush():
+                yield rest
+
+        return pieces()
+
+    def _rows(self, prepared: Sequence[tuple[TextRequest, list[int]]]) -> list[_Row]:
+        context = self.model.config.context_length
+        rows = [
+            _Row(request, len(ids), context, IncrementalDetokenizer(self.tokenizer, request.stop))
+            for request, ids in prepared
+        ]
+        for row in rows:
+            if row.request.max_new_tokens == 0:
+                row.finish_reason = "length"
+        return rows
+
+    def _decode(self, rows: list[_Row], generators: list[torch.Generator]) -> Iterator[None]:
+        """Run the model over the rows' prompts and then one token per step, updating the rows.
+
+        Yields after every step; stops when every row is finished.
+        """
+        prompts = [self.tokenizer.encode(row.request.prompt) for row in rows]
+        context = self.model.config.context_length
+        steps = max(
+            min(r.request.max_new_tokens, context - len(p))
+            for r, p in zip(rows, prompts, strict=True)
+        )
+        if steps <= 0:
+            return
+        model = self.model
+        device = model.wte.weight.device
+        batch, width = len(rows), max(len(p) for p in prompts)
+        padded = any(len(p) != width for p in prompts)
+        sampler = _Sampler([r.request for r in rows], generators, device)
+        top = max(
+            (r.request.logprobs for r in rows if r.request.logprobs is not None), default=None
+        )
+        usable = self.tokenizer.vocab_size
+        with _evaluating(model), torch.inference_mode():
+            idx = torch.zeros((batch, width), dtype=torch.long, device=device)
+            key_mask = torch.ones((batch, width + steps), dtype=torch.bool, device=device)
+            lengths = torch.tensor([len(p) for p in prompts], device=device)
+            for i, prompt in enumerate(prompts):
+                idx[i, width - len(prompt) :] = torch.tensor(prompt, device=device)
+                key_mask[i, : width - len(prompt)] = False
+            positions = None
+            if padded:  # real tokens start at position 0 in every row, as if alone
+                positions = (torch.arange(width, device=device) - (width - lengths)[:, None]).clamp(
+                    min=0
+                )
+            seen = counts = None
+            if sampler.penalised:
+                vocab = model.config.vocab_size
+                counts = torch.zeros((batch, vocab), device=device)
+                seen = torch.zeros((batch, vocab), dtype=torch.bool, device=device)
+                seen.scatter_(1, idx, key_mask[:, :width])
+            cache = model.new_cache(batch, width + steps)
+            hidden = model.hidden_states(
+                idx, positions=positions, cache=cache, key_mask=key_mask if padded else None
+            )
+            logits = model.lm_head(hidden[:, -1]).float()  # (B, V)
+            for step in range(steps):
+                if usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
+                    logits[:, usable:] = -torch.inf
+                tokens = sampler(logits, seen, counts)
+                chosen = tokens.tolist()
+                logprobs = alternatives = None
+                if top is not None:
+                    log_softmax = logits.log_softmax(dim=-1)
+                    logprobs = log_softmax.gather(1, tokens[:, None])[:, 0].tolist()
+                    if top:
+                        values, ids = log_softmax.topk(top, dim=-1)
+                        alternatives = [
+                            dict(zip(i, v, strict=True))
+                            for i, v in zip(ids.tolist(), values.tolist(), strict=True)
+                        ]
+                for i, row in enumerate(rows):
+                    if row.finish_reason is None:
+                        want = row.request.logprobs
+                        row.add(
+                            chosen[i],
+                            logprobs[i] if logprobs is not None and want is not None else None,
+                            dict(list(alternatives[i].items())[:want])
+                            if alternatives is not None and want
+                            else None,
+                        )
+                yield None
+                if all(row.finish_reason is not None for row in rows) or step == steps - 1:
+                    break
+                if counts is not None and seen is not None:
+                    counts.scatter_add_(1, tokens[:, None], torch.ones_like(counts[:, :1]))
+                    seen.scatter_(1, tokens[:, None], True)
+                step_positions = None
+                if padded:
+                    step_positions = (lengths + step).clamp(max=context - 1)[:, None]
+                hidden = model.hidden_states(
+                    tokens[:, None],
+                    positions=step_positions,
+                    cache=cache,
+                    key_mask=key_mask if padded else None,
+                )
+                logits = model.lm_head(hidden[:, -1]).float()
+
+    # ----------------------------------------------------------------- scoring
+
+    def log_prob(self, samples: Sequence[str]) -> Tensor:
+        """The log-likelihood of each text under the model, as float64 ``(len(samples),)``.
+
+        The sum over tokens of ``log p(token | tokens before it)``. The model
+        has no start-of-text token, so a text's first token is the context and
+        is not scored: texts of fewer than two tokens score 0.
+
+        Raises:
+            InvalidInputError: not a sequence of strings, or a text longer than
+                the context.
+        """
+        texts = list(ensure_iterable(samples, "log_prob"))
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInputError(
+                    f"log_prob expected strings, item {index} is {describe(text)}"
+                )
+        encoded = [self.tokenizer.encode(text) for text in texts]
+        context = self.model.config.context_length
+        for index, ids in enumerate(encoded):
+            if len(ids) > context:
+                raise InvalidInputError(
+                    f"text {index} is {len(ids)} tokens long; the context holds {context}"
+                )
+        scores = torch.zeros(len(texts), dtype=torch.float64)
+        model, device = self.model, self.model.wte.weight.device
+        scored = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
+        with _evaluating(model), torch.inference_mode():
+            for begin in range(0, len(scored), self.max_batch_size):
+                chunk = scored[begin : begin + self.max_batch_size]
+                width = max(len(encoded[i]) for i in chunk)
+                idx = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, i in enumerate(chunk):  # right padding: causal attention never sees it
+                    idx[row, : len(encoded[i])] = torch.tensor(encoded[i])
+                idx = idx.to(device)
+                logits = model.lm_head(model.hidden_states(idx[:, :-1])).float()
+                token_logprobs = logits.log_softmax(dim=-1).gather(2, idx[:, 1:, None])[..., 0]
+                for row, i in enumerate(chunk):
+                    scores[i] = token_logprobs[row, : len(encoded[i]) - 1].double().sum().cpu()
+        return scores
+
+    # -------------------------------------------------------------- persistence
+
+    def save(self, directory: PathLike, *, registry: Registry | None = None) -> None:
+        """Save the model and the tokenizer into ``directory`` atomically.
+
+        Layout: ``generator.json``, ``model/`` (:meth:`GPT.save`) and
+        ``tokenizer/`` (the tokenizer's own ``save``). The tokenizer must be
+        :class:`~genarch.protocols.Persistable`; its class is recorded by its
+        name in ``registry`` (default: :func:`~genarch.registry.builtin_registry`)
+        or, for classes not registered, as ``module:QualifiedName``.
+
+        Raises:
+            InvalidInputError: the tokenizer cannot save itself.
+        """
+        tokenizer = self.tokenizer
+        if not callable(getattr(tokenizer, "save", None)) or not callable(
+            getattr(type(tokenizer), "load", None)
+        ):
+            raise InvalidInputError(
+                f"cannot save the tokenizer: {type(tokenizer).__name__} has no save()/load(); "
+                "use a Persistable tokenizer"
+            )
+        registry = registry or builtin_registry()
+        kind = type(tokenizer)
+        try:
+            name = registry.name_of(kind)
+        except RegistryError:
+            name = f"{kind.__module__}:{kind.__qualname__}"
+        document = {"format": FORMAT, "tokenizer": name, "max_batch_size": self.max_batch_size}
+        with atomic_directory(directory) as staging:
+            self.model.save(staging / "model")
+            tokenizer.save(staging / "tokenizer")  # type: ignore[attr-defined]
+            (staging / GENERATOR_FILE).write_text(json.dumps(document, indent=2) + "\n")
+
+    @classmethod
+    def load(
+        cls,
+        directory: PathLike,
+        *,
+        registry: Registry | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Self:
+        """Load a generator written by :meth:`save`.
+
+        The tokenizer class is looked up by its recorded name in ``registry``
+        (default: :func:`~genarch.registry.builtin_registry`), or, for a
+        ``module:QualifiedName``, among the modules already imported: loading
+        never imports a module named in a file.
+
+        Raises:
+            NotFoundError: ``directory`` holds no saved generator.
+            IntegrityError: the files are corrupt, or the tokenizer class is unknown.
+        """
+        root = Path(directory)
+        if not (root / GENERATOR_FILE).is_file():
+            raise NotFoundError(f"no saved TextGenerator in {root} (expected {GENERATOR_FILE})")
+        try:
+            document = json.loads((root / GENERATOR_FILE).read_text())
+        except ValueError as error:
+            raise IntegrityError(f"{root / GENERATOR_FILE} is not valid JSON: {error}") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise IntegrityError(f"{root / GENERATOR_FILE} was not written by TextGenerator.save")
+        tokenizer_type = _resolve_class(
+            str(document.get("tokenizer")), registry or builtin_registry()
+        )
+        tokenizer = tokenizer_type.load(root / "tokenizer")
+        model = GPT.load(root / "model", device=device)
+        return cls(model, tokenizer, max_batch_size=int(document.get("max_batch_size", 32)))
+
+
+def _resolve_class(name: str, registry: Registry) -> Any:
+    if ":" not in name:
+        try:
+            return registry.resolve(name)
+        except RegistryError as error:
+            raise IntegrityError(f"the saved tokenizer's class is unknown: {error}") from None
+    module_name, _, qualname = name.partition(":")
+    target: Any = sys.modules.get(module_name)
+    if target is None:
+        raise IntegrityError(
+            f"the saved tokenizer is a {qualname} from {module_name!r}, which is not imported; "
+            f"import it first (loading never imports modules named in files)"
+        )
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if not isinstance(target, type) or not callable(getattr(target, "load", None)):
+        raise IntegrityError(f"{name} is not a tokenizer class with a load() method")
+    return target
+
+
+@contextlib.contextmanager
+def _evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Switch dropout off for the block, then restore the model's training flag."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
