@@ -35,7 +35,13 @@ class SplitParagraphs:
             for part in doc.text.split("\n\n"):
                 begin = doc.text.index(part, start)
                 chunks.append(
-                    Chunk(id=f"{doc.id}:{begin}", document_id=doc.id, text=part, start=begin, end=begin + len(part))
+                    Chunk(
+                        id=f"{doc.id}:{begin}",
+                        document_id=doc.id,
+                        text=part,
+                        start=begin,
+                        end=begin + len(part),
+                    )
                 )
                 start = begin + len(part)
             yield chunks
@@ -149,7 +155,9 @@ def test_runs_lazily_one_item_at_a_time():
 
 
 def test_trace_counts_items_and_stage_counters():
-    run = Pipeline([("clean", TextCleaner()), ("filter", DropShort()), ("split", SplitParagraphs())]).run(DOCS)
+    run = Pipeline(
+        [("clean", TextCleaner()), ("filter", DropShort()), ("split", SplitParagraphs())]
+    ).run(DOCS)
     assert not run.trace.finished
     run.collect()
     trace = run.trace
@@ -203,14 +211,19 @@ def test_running_on_a_non_iterable_is_refused():
 
 def test_saves_to_json_and_rebuilds_an_equal_pipeline(tmp_path):
     pipe = Pipeline(
-        [("clean", TextCleaner(unicode_form="NFKC")), ("inner", Pipeline([("again", TextCleaner())]))]
+        [
+            ("clean", TextCleaner(unicode_form="NFKC")),
+            ("inner", Pipeline([("again", TextCleaner())])),
+        ]
     )
     pipe.save(tmp_path / "pipe")
     rebuilt = Pipeline.load(tmp_path / "pipe")
     assert rebuilt == pipe
     assert rebuilt["clean"].config.unicode_form == "NFKC"
     assert rebuilt.run(DOCS).collect() == pipe.run(DOCS).collect()
-    assert rebuilt != Pipeline([("clean", TextCleaner()), ("inner", Pipeline([("again", TextCleaner())]))])
+    assert rebuilt != Pipeline(
+        [("clean", TextCleaner()), ("inner", Pipeline([("again", TextCleaner())]))]
+    )
 
 
 def test_saved_pipeline_names_components_never_import_paths():

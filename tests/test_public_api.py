@@ -82,7 +82,10 @@ def test_records_are_frozen_and_forbid_unknown_fields():
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: TextRequest(prompt="x", top_p=1.5), r"TextRequest.top_p.*less than or equal to 1.*1\.5"),
+        (
+            lambda: TextRequest(prompt="x", top_p=1.5),
+            r"TextRequest.top_p.*less than or equal to 1.*1\.5",
+        ),
         (lambda: TextRequest(prompt="x", max_new_tokens=-1), "max_new_tokens"),
         (lambda: TextRequest(prompt="x", temperature=-0.1), "temperature"),
         (lambda: Document(id="", text="x"), "Document.id"),
@@ -105,7 +108,10 @@ def test_records_parse_from_json_and_mappings():
 
 def test_feedback_is_a_discriminated_union():
     stored = StoredFeedback.parse(
-        {"id": "1", "feedback": {"kind": "preference", "prompt": "p", "chosen": "a", "rejected": "b"}}
+        {
+            "id": "1",
+            "feedback": {"kind": "preference", "prompt": "p", "chosen": "a", "rejected": "b"},
+        }
     )
     assert type(stored.feedback).__name__ == "Preference"
     with pytest.raises(errors.InvalidInputError):

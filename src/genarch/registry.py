@@ -108,12 +108,20 @@ class Registry:
 
 def builtin_registry() -> Registry:
     """A fresh registry holding every configurable component genarch ships."""
+    from genarch.data.chunking import Chunker
+    from genarch.data.html import HtmlToText
+    from genarch.data.images import ImageNormalizer
+    from genarch.data.quality import QualityFilter
     from genarch.data.text import TextCleaner
     from genarch.pipeline import Pipeline
 
     return Registry(
         {
+            "genarch.Chunker": Chunker,
+            "genarch.HtmlToText": HtmlToText,
+            "genarch.ImageNormalizer": ImageNormalizer,
             "genarch.Pipeline": Pipeline,
+            "genarch.QualityFilter": QualityFilter,
             "genarch.TextCleaner": TextCleaner,
         }
     )

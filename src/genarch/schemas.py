@@ -115,6 +115,24 @@ class Config(Record):
 
     _error: ClassVar[type[InvalidInputError]] = ConfigError
 
+    @classmethod
+    def coerce(cls, config: BaseModel | Mapping[str, Any]) -> Self:
+        """Accept this config, another pydantic model with the same fields, or a mapping.
+
+        This is what a component's ``from_config`` needs: a config object, or
+        the plain data a saved pipeline holds.
+
+        Raises:
+            ConfigError: the data does not describe a valid config.
+        """
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, BaseModel):
+            config = config.model_dump()
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"{cls.__name__} expected a mapping, got {type(config).__name__}")
+        return cls.parse(config)
+
 
 # --------------------------------------------------------------------------- data
 

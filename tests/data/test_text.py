@@ -13,7 +13,11 @@ from genarch.testing import data_processor_checks, parametrize_with_checks
 from genarch.testing.strategies import documents
 
 DOCS = [
-    Document(id="a", text="  Caf\u0065\u0301\u200b au lait\r\n\r\n\r\nfin\t\tici ", metadata={"lang": "fr"}),
+    Document(
+        id="a",
+        text="  Caf\u0065\u0301\u200b au lait\r\n\r\n\r\nfin\t\tici ",
+        metadata={"lang": "fr"},
+    ),
     Document(id="b", text="\x00control\x07 chars\x1b"),
     Document(id="c", text=""),
 ]

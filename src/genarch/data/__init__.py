@@ -3,7 +3,45 @@
 Every processor here implements :class:`~genarch.protocols.DataProcessor`.
 """
 
-from genarch.data.datasets import python_docs
+from genarch.data.chunking import Chunker, ChunkerConfig, count_word_pieces
+from genarch.data.datasets import Split, load_text_files, python_docs, train_validation_split
+from genarch.data.html import HtmlToText, HtmlToTextConfig, html_to_text
+from genarch.data.images import ImageNormalizer, ImageNormalizerConfig
+from genarch.data.quality import (
+    QualityFilter,
+    QualityFilterConfig,
+    QualityMeasures,
+    QualityVerdict,
+    measure_quality,
+)
+from genarch.data.report import DataReport
 from genarch.data.text import TextCleaner, TextCleanerConfig, clean_text
+from genarch.data.tokens import TokenDataset, TokenFileInfo, pack_blocks, write_token_file
 
-__all__ = ["TextCleaner", "TextCleanerConfig", "clean_text", "python_docs"]
+__all__ = [
+    "Chunker",
+    "ChunkerConfig",
+    "DataReport",
+    "HtmlToText",
+    "HtmlToTextConfig",
+    "ImageNormalizer",
+    "ImageNormalizerConfig",
+    "QualityFilter",
+    "QualityFilterConfig",
+    "QualityMeasures",
+    "QualityVerdict",
+    "Split",
+    "TextCleaner",
+    "TextCleanerConfig",
+    "TokenDataset",
+    "TokenFileInfo",
+    "clean_text",
+    "count_word_pieces",
+    "html_to_text",
+    "load_text_files",
+    "measure_quality",
+    "pack_blocks",
+    "python_docs",
+    "train_validation_split",
+    "write_token_file",
+]

@@ -24,6 +24,7 @@ and independent of dictionary order.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -137,15 +138,15 @@ def train_bpe_ranks(
     token_bytes: list[bytes] = [bytes([b]) for b in range(_BYTES)]
     words: list[list[int]] = []
     freqs: list[int] = []
-    for word, count in word_counts.items():
-        if len(word) > 1 and count > 0:
-            words.append(list(word))
+    for spelling, count in word_counts.items():
+        if len(spelling) > 1 and count > 0:
+            words.append(list(spelling))
             freqs.append(count)
 
     pair_counts: dict[tuple[int, int], int] = {}
     where: dict[tuple[int, int], set[int]] = {}
     for index, (word, freq) in enumerate(zip(words, freqs, strict=True)):
-        for pair in zip(word, word[1:], strict=False):
+        for pair in itertools.pairwise(word):
             pair_counts[pair] = pair_counts.get(pair, 0) + freq
             holders = where.get(pair)
             if holders is None:
@@ -155,7 +156,9 @@ def train_bpe_ranks(
 
     # Heap entries: (-count, left bytes, right bytes, pair). The bytes make ties
     # deterministic; the pair is what we merge.
-    heap = [(-count, token_bytes[a], token_bytes[b], (a, b)) for (a, b), count in pair_counts.items()]
+    heap = [
+        (-count, token_bytes[a], token_bytes[b], (a, b)) for (a, b), count in pair_counts.items()
+    ]
     heapq.heapify(heap)
 
     known: dict[bytes, int] = {token: rank for rank, token in enumerate(token_bytes)}
@@ -192,13 +195,13 @@ def train_bpe_ranks(
                 continue
             freq = freqs[index]
             merged = _merge(word, a, b, new)
-            for pair in zip(word, word[1:], strict=False):
+            for pair in itertools.pairwise(word):
                 left = pair_counts[pair] - freq
                 if left:
                     pair_counts[pair] = left
                 else:
                     del pair_counts[pair]
-            for pair in zip(merged, merged[1:], strict=False):
+            for pair in itertools.pairwise(merged):
                 pair_counts[pair] = pair_counts.get(pair, 0) + freq
                 if new in pair:
                     born[pair] = born.get(pair, 0) + freq
@@ -338,4 +341,3 @@ class BPETrainer:
 
     def __repr__(self) -> str:
         return f"BPETrainer({self._config!r})"
-

@@ -70,7 +70,7 @@ _SPACES = re.compile(r"\s+")
 _MAX_KEY = np.uint32(0xFFFFFFFF)  # signature value of a document without shingles
 _POLY = np.uint64(0x100000001B3)  # odd multiplier of the rolling polynomial hash
 _SEGMENT_CHARS = 1 << 14  # a long text is shingled in segments of this many characters
-_BLOCK_KEYS = 1 << 14  # shingle keys hashed per numpy block: num_perm * this * 8 bytes temporary
+_BLOCK_KEYS = 1 << 13  # shingle keys hashed per numpy block: num_perm * this * 8 bytes temporary
 
 
 # --------------------------------------------------------------------- helpers
@@ -403,7 +403,9 @@ def _report(scan: Iterator[tuple[Document, DuplicateMatch | None]]) -> Duplicate
         documents += 1
         if match is not None:
             matches.append(match)
-    return DuplicateReport(documents=documents, kept=documents - len(matches), matches=tuple(matches))
+    return DuplicateReport(
+        documents=documents, kept=documents - len(matches), matches=tuple(matches)
+    )
 
 
 def _kept(
@@ -427,9 +429,7 @@ def _config_from(
     if isinstance(config, BaseModel):
         config = config.model_dump()
     if config is not None and not isinstance(config, Mapping):
-        raise ConfigError(
-            f"expected a {config_type.__name__} or a mapping, got {describe(config)}"
-        )
+        raise ConfigError(f"expected a {config_type.__name__} or a mapping, got {describe(config)}")
     try:
         return config_type.parse(dict(config if config is not None else fields))
     except ConfigError:
@@ -507,7 +507,9 @@ class ExactDeduplicator:
             for position, document in enumerate(documents):
                 key = _digest(
                     normalize_for_matching(
-                        document.text, ignore_case=ignore_case, ignore_punctuation=ignore_punctuation
+                        document.text,
+                        ignore_case=ignore_case,
+                        ignore_punctuation=ignore_punctuation,
                     )
                 )
                 kept_id = seen.get(key)
@@ -515,12 +517,15 @@ class ExactDeduplicator:
                     seen[key] = document.id
                     yield document, None
                 else:
-                    yield document, DuplicateMatch(
-                        duplicate_id=document.id,
-                        kept_id=kept_id,
-                        kind="exact",
-                        similarity=1.0,
-                        position=position,
+                    yield (
+                        document,
+                        DuplicateMatch(
+                            duplicate_id=document.id,
+                            kept_id=kept_id,
+                            kind="exact",
+                            similarity=1.0,
+                            position=position,
+                        ),
                     )
 
         return scan()
@@ -577,7 +582,7 @@ class NearDeduplicatorConfig(Record):
     shingle_size: Annotated[int, Field(ge=1, le=64)] = 5
     bands: Annotated[int, Field(ge=1)] | None = None
     rows: Annotated[int, Field(ge=1)] | None = None
-    false_negative_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    false_negative_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
     ignore_punctuation: bool = True
     exact_first: bool = True
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64

@@ -96,11 +96,7 @@ class TextCleaner:
     @classmethod
     def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
         """Build from a config object or mapping (as saved in a pipeline)."""
-        if isinstance(config, TextCleanerConfig):
-            return cls(config)
-        if isinstance(config, BaseModel):
-            config = config.model_dump()
-        return cls(TextCleanerConfig.parse(config))
+        return cls(TextCleanerConfig.coerce(config))
 
     def process(self, items: Iterable[Document]) -> Iterator[Document]:
         """Yield each document with cleaned text (same id and metadata).

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from genarch._io import atomic_directory
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.protocols import PathLike
-from genarch.schemas import Record
+from genarch.schemas import Config
 
 __all__ = ["GPT", "GPTConfig", "KVCache"]
 
@@ -56,8 +56,9 @@ WEIGHTS_FILE = "model.safetensors"
 FORMAT = "genarch.GPT"
 
 
-class GPTConfig(Record):
-    """Everything that defines a :class:`GPT` (frozen; unknown fields are errors).
+class GPTConfig(Config):
+    """Everything that defines a :class:`GPT` (frozen; unknown or inconsistent fields raise
+    :class:`~genarch.errors.ConfigError`).
 
     Attributes:
         vocab_size: number of token ids the model reads and predicts.
@@ -348,10 +349,9 @@ class GPT(nn.Module):
             return cls(config)
         if isinstance(config, BaseModel):
             config = config.model_dump()
-        try:
-            return cls(GPTConfig.parse(config))
-        except InvalidInputError as error:
-            raise ConfigError(str(error)) from None
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"GPT.from_config expected a GPTConfig or a mapping, got {config!r}")
+        return cls(GPTConfig.parse(config))
 
     def num_parameters(self, *, exclude_embeddings: bool = False) -> int:
         """Number of parameters (shared tensors counted once).

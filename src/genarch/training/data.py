@@ -51,8 +51,9 @@ class IndexedData:
     """A dataset the trainer can index: a tensor, a tuple/dict of tensors, or a sequence.
 
     Args:
-        data: ``(N, ...)`` tensor; tuple/list or dict of tensors sharing ``N``;
-            or any sequence of examples combined by ``collate``.
+        data: ``(N, ...)`` tensor; a tuple or dict of tensors sharing ``N``
+            (columns); or any other sequence of examples (a list of rows),
+            combined by ``collate``.
         collate: combines a list of examples into a batch (default:
             ``torch.utils.data.default_collate``); only used for sequences.
     """
@@ -63,10 +64,12 @@ class IndexedData:
         if isinstance(data, torch.Tensor):
             self._size = int(data.shape[0]) if data.ndim else -1
         elif isinstance(data, Mapping) or (
-            isinstance(data, tuple | list) and data and isinstance(data[0], torch.Tensor)
+            isinstance(data, tuple) and data and all(isinstance(p, torch.Tensor) for p in data)
         ):
             parts = list(data.values()) if isinstance(data, Mapping) else list(data)
-            sizes = {int(p.shape[0]) if isinstance(p, torch.Tensor) and p.ndim else -1 for p in parts}
+            sizes = {
+                int(p.shape[0]) if isinstance(p, torch.Tensor) and p.ndim else -1 for p in parts
+            }
             self._size = sizes.pop() if len(sizes) == 1 else -1
         elif isinstance(data, Sequence) and not isinstance(data, str | bytes):
             self._size = len(data)
@@ -88,8 +91,8 @@ class IndexedData:
             return data[indices]
         if isinstance(data, Mapping):
             return {key: value[indices] for key, value in data.items()}
-        if isinstance(data, tuple | list) and isinstance(data[0], torch.Tensor):
-            return type(data)(part[indices] for part in data)
+        if isinstance(data, tuple) and isinstance(data[0], torch.Tensor):
+            return tuple(part[indices] for part in data)
         return self.collate([data[i] for i in indices.tolist()])  # type: ignore[index]
 
     def batches_per_epoch(self, batch_size: int) -> int:

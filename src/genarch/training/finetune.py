@@ -85,7 +85,9 @@ def _set_requires_grad(
     module: torch.nn.Module, patterns: Sequence[str], value: bool, where: str
 ) -> list[str]:
     if isinstance(patterns, str) or not patterns:
-        raise InvalidInputError(f"{where} expects a non-empty list of name patterns, got {patterns!r}")
+        raise InvalidInputError(
+            f"{where} expects a non-empty list of name patterns, got {patterns!r}"
+        )
     names = [n for n, _ in module.named_parameters()]
     for pattern in patterns:
         if not fnmatch.filter(names, pattern):
@@ -143,9 +145,13 @@ class LoRALinear(torch.nn.Module):
         self.scaling = config.alpha / config.rank
         for parameter in base.parameters():
             parameter.requires_grad_(False)
-        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
-        self.lora_a = torch.nn.Parameter(torch.empty(config.rank, base.in_features, **factory))
-        self.lora_b = torch.nn.Parameter(torch.zeros(base.out_features, config.rank, **factory))
+        device, dtype = base.weight.device, base.weight.dtype
+        self.lora_a = torch.nn.Parameter(
+            torch.empty(config.rank, base.in_features, device=device, dtype=dtype)
+        )
+        self.lora_b = torch.nn.Parameter(
+            torch.zeros(base.out_features, config.rank, device=device, dtype=dtype)
+        )
         torch.nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))  # as nn.Linear initialises
         self.dropout = torch.nn.Dropout(config.dropout)
         self.merged = False
@@ -155,10 +161,11 @@ class LoRALinear(torch.nn.Module):
         return (self.lora_b @ self.lora_a) * self.scaling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base(x)
+        out: torch.Tensor = self.base(x)
         if self.merged:
             return out
-        return out + (self.dropout(x) @ self.lora_a.T @ self.lora_b.T) * self.scaling
+        update: torch.Tensor = self.dropout(x) @ self.lora_a.T @ self.lora_b.T
+        return out + update * self.scaling
 
     def merge(self) -> None:
         """Fold the update into the base weight (no-op if merged)."""
@@ -290,7 +297,12 @@ def load_adapters(model: torch.nn.Module, directory: str | os.PathLike[str]) -> 
     for name in configs:
         adapter = adapters[name]
         a, b = tensors.get(f"{name}.lora_a"), tensors.get(f"{name}.lora_b")
-        if a is None or b is None or a.shape != adapter.lora_a.shape or b.shape != adapter.lora_b.shape:
+        if (
+            a is None
+            or b is None
+            or a.shape != adapter.lora_a.shape
+            or b.shape != adapter.lora_b.shape
+        ):
             raise IntegrityError(f"the adapter of {name!r} does not fit this model")
         was_merged = adapter.merged
         adapter.unmerge()

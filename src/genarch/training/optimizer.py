@@ -23,6 +23,7 @@ which is what DDP does, without having to wrap modules the objective owns.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -229,7 +230,7 @@ def split_batch(batch: Batch, pieces: int) -> list[tuple[Batch, float]]:
             "use a larger batch or fewer accumulation steps"
         )
     bounds = [size * i // pieces for i in range(pieces + 1)]
-    return [(_take(batch, a, b), (b - a) / size) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [(_take(batch, a, b), (b - a) / size) for a, b in itertools.pairwise(bounds)]
 
 
 def count_batch_items(batch: object) -> int:
@@ -292,7 +293,9 @@ class ObjectiveOptimizer(Generic[Batch]):
         if not (isinstance(accumulation_steps, int) and accumulation_steps >= 1):
             raise ConfigError(f"accumulation_steps must be an int >= 1, got {accumulation_steps!r}")
         if autocast not in (None, torch.bfloat16, torch.float16):
-            raise ConfigError(f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast}")
+            raise ConfigError(
+                f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast}"
+            )
         if not hasattr(objective, "players") or not hasattr(objective, "loss"):
             raise ConfigError(
                 f"expected a TrainingObjective (players() and loss()), got {describe(objective)}"

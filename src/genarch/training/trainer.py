@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal, TypeVar
+from typing import IO, Annotated, Any, Literal, TypeVar, cast
 
 import numpy as np
 import torch
@@ -122,7 +122,7 @@ def _world() -> tuple[int, int]:
 
 
 def _rng_states() -> dict[str, Any]:
-    numpy_state = np.random.get_state()
+    numpy_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     return {
         "python": random.getstate(),
         "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
@@ -296,7 +296,9 @@ class Trainer:
         """
         state = load_checkpoint(path)
         saved = state.get("config", {})
-        changed = sorted(k for k, v in self._config.model_dump(mode="json").items() if saved.get(k) != v)
+        changed = sorted(
+            k for k, v in self._config.model_dump(mode="json").items() if saved.get(k) != v
+        )
         if changed:
             logger.warning("resuming %s with changed settings: %s", path, ", ".join(changed))
         self.load_state_dict(state)
@@ -412,7 +414,9 @@ class Trainer:
                 items_now += report.num_items
                 rate = items_now / train_seconds if train_seconds > 0 else 0.0
                 bar.update(1)
-                bar.set_postfix(loss=f"{report.losses[self._eval_player]:.4f}", items_s=f"{rate:.0f}")
+                bar.set_postfix(
+                    loss=f"{report.losses[self._eval_player]:.4f}", items_s=f"{rate:.0f}"
+                )
                 _write(log, {"step": report.step, "losses": report.losses, **report.metrics,
                              "items_per_second": rate, "skipped": report.skipped})  # fmt: skip
                 for callback in on_step_end:
@@ -432,10 +436,7 @@ class Trainer:
                 ):
                     self._checkpoint(manager, rank, world, on_checkpoint)
                     saved_at = self.step_count
-                if (
-                    cfg.patience is not None
-                    and self._evals_without_improvement >= cfg.patience
-                ):
+                if cfg.patience is not None and self._evals_without_improvement >= cfg.patience:
                     stopped_because = "early_stopping"
                     logger.info("early stopping at step %d (best: %s)", self.step_count, self._best)
                     break
@@ -464,7 +465,9 @@ class Trainer:
     def _evaluated_now(self) -> bool:
         return bool(self._eval_loss) and self._eval_loss[-1][0] == self.step_count
 
-    def _validate(self, eval_data: object, collate: Callable[[list[Any]], Any] | None) -> EvalReport:
+    def _validate(
+        self, eval_data: object, collate: Callable[[list[Any]], Any] | None
+    ) -> EvalReport:
         loss = self.evaluate(eval_data, collate=collate)
         self._eval_loss.append((self.step_count, loss))
         improved = math.isfinite(loss) and (

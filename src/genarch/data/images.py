@@ -1,0 +1,153 @@
+"""Image preprocessing with an exact inverse.
+
+Generative image models train on normalised pixels — usually in [-1, 1], or
+standardised per channel — and their outputs must be turned back into
+images. :class:`ImageNormalizer` does both directions with the same numbers,
+so ``inverse(transform(x)) == x`` up to float rounding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import torch
+from pydantic import BaseModel, model_validator
+
+from genarch._io import atomic_directory, atomic_write_text
+from genarch.errors import InvalidInputError, NotFoundError
+from genarch.schemas import Config
+from genarch.validation import checked_items, describe
+
+__all__ = ["ImageNormalizer", "ImageNormalizerConfig"]
+
+
+class ImageNormalizerConfig(Config):
+    """Settings of :class:`ImageNormalizer`.
+
+    Attributes:
+        mode: ``"range"`` maps ``[low, high]`` linearly onto ``[-1, 1]``;
+            ``"standardize"`` subtracts a per-channel mean and divides by a
+            per-channel standard deviation (learned with :meth:`ImageNormalizer.fit`).
+        low, high: the input pixel range for ``"range"`` (e.g. 0 and 255, or 0 and 16
+            for scikit-learn's digits).
+        mean, std: per-channel statistics for ``"standardize"``; set by ``fit``.
+    """
+
+    mode: Literal["range", "standardize"] = "range"
+    low: float = 0.0
+    high: float = 255.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.mode == "range" and not self.high > self.low:
+            raise ValueError(f"high ({self.high}) must be greater than low ({self.low})")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give both mean and std, or neither")
+        if self.std is not None and self.mean is not None:
+            if len(self.std) != len(self.mean):
+                raise ValueError("mean and std need one value per channel each")
+            if any(s <= 0 for s in self.std):
+                raise ValueError(f"std must be positive, got {self.std}")
+        return self
+
+
+class ImageNormalizer:
+    """Normalises image batches of shape (N, C, H, W) and inverts the normalisation.
+
+    Examples:
+        >>> normalizer = ImageNormalizer(low=0, high=16)
+        >>> x = torch.tensor([[[[0.0, 8.0, 16.0]]]])
+        >>> normalizer.transform(x).tolist()
+        [[[[-1.0, 0.0, 1.0]]]]
+        >>> torch.equal(normalizer.inverse(normalizer.transform(x)), x)
+        True
+    """
+
+    def __init__(self, config: ImageNormalizerConfig | None = None, **fields: Any) -> None:
+        self._config = config if config is not None else ImageNormalizerConfig(**fields)
+
+    @property
+    def config(self) -> ImageNormalizerConfig:
+        """The frozen configuration (including fitted statistics)."""
+        return self._config
+
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
+        """Build from a config object or mapping."""
+        return cls(ImageNormalizerConfig.coerce(config))
+
+    def _check(self, images: object, where: str) -> torch.Tensor:
+        if not isinstance(images, torch.Tensor):
+            raise InvalidInputError(
+                f"{where} expected a tensor of shape (N, C, H, W), got {describe(images)}"
+            )
+        if images.ndim != 4:
+            raise InvalidInputError(
+                f"{where} expected shape (N, C, H, W), got {tuple(images.shape)}"
+            )
+        channels = images.shape[1]
+        if self._config.mean is not None and len(self._config.mean) != channels:
+            raise InvalidInputError(
+                f"{where}: fitted for {len(self._config.mean)} channels, got images with {channels}"
+            )
+        return images.to(torch.float32) if not images.is_floating_point() else images
+
+    def _statistics(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        config = self._config
+        if config.mode == "range":
+            half = (config.high - config.low) / 2
+            return torch.tensor(config.low + half), torch.tensor(half)
+        if config.mean is None or config.std is None:
+            raise InvalidInputError("standardize mode needs statistics: call fit(images) first")
+        shape = (1, -1, 1, 1)
+        return (
+            torch.tensor(config.mean, dtype=like.dtype).reshape(shape),
+            torch.tensor(config.std, dtype=like.dtype).reshape(shape),
+        )
+
+    def fit(self, images: torch.Tensor) -> Self:
+        """Learn per-channel mean and std (``"standardize"`` mode); returns ``self``."""
+        images = self._check(images, "ImageNormalizer.fit")
+        if self._config.mode == "standardize":
+            mean = images.mean(dim=(0, 2, 3)).tolist()
+            std = images.std(dim=(0, 2, 3)).clamp_min(1e-8).tolist()
+            self._config = self._config.model_copy(update={"mean": tuple(mean), "std": tuple(std)})
+        return self
+
+    def transform(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels to model space."""
+        images = self._check(images, "ImageNormalizer.transform")
+        center, scale = self._statistics(images)
+        return (images - center) / scale
+
+    def inverse(self, images: torch.Tensor) -> torch.Tensor:
+        """Model space back to pixels (clamped to ``[low, high]`` in ``"range"`` mode)."""
+        images = self._check(images, "ImageNormalizer.inverse")
+        center, scale = self._statistics(images)
+        pixels = images * scale + center
+        if self._config.mode == "range":
+            pixels = pixels.clamp(self._config.low, self._config.high)
+        return pixels
+
+    def process(self, items: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Normalise a stream of image batches (the DataProcessor view)."""
+        for batch in checked_items(items, torch.Tensor, where="ImageNormalizer.process"):
+            yield self.transform(batch)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``config.json`` (the statistics are part of the config)."""
+        with atomic_directory(directory) as staging:
+            atomic_write_text(staging / "config.json", self._config.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Self:
+        """Rebuild a normalizer saved with :meth:`save`."""
+        path = Path(directory) / "config.json"
+        if not path.is_file():
+            raise NotFoundError(f"no ImageNormalizer saved in {directory}")
+        return cls(ImageNormalizerConfig.parse(path.read_text()))

@@ -1,0 +1,87 @@
+"""Shared helpers for the model tests: a byte-level tokenizer and tiny model configs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Self
+
+import torch
+
+from genarch._io import atomic_directory
+from genarch.errors import IntegrityError, NotFoundError
+from genarch.models import GPT, GPTConfig
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens (vocabulary 256): every string round-trips, and
+    non-ASCII characters take several tokens, which exercises streaming."""
+
+    vocab_size = 256
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return bytes(token_ids).decode("utf-8", errors="replace")
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        with atomic_directory(directory) as staging:
+            (staging / "tokenizer.json").write_text(json.dumps({"kind": "bytes"}))
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Self:
+        path = Path(directory) / "tokenizer.json"
+        if not path.is_file():
+            raise NotFoundError(f"no tokenizer in {directory}")
+        if json.loads(path.read_text()) != {"kind": "bytes"}:
+            raise IntegrityError(f"{path} is not a byte tokenizer")
+        return cls()
+
+
+# Small enough that a forward pass takes well under a millisecond, varied enough
+# to cover every switch of the config.
+VARIANTS: dict[str, dict[str, object]] = {
+    "gpt2": {},
+    "rotary-rms-swiglu": {"positions": "rotary", "norm": "rmsnorm", "mlp": "swiglu", "bias": False},
+    "gqa-untied": {"n_kv_head": 1, "tie_embeddings": False, "mlp": "gelu_tanh"},
+    "gqa-rotary": {"n_head": 4, "n_kv_head": 2, "positions": "rotary"},
+}
+
+
+def tiny_config(**overrides: object) -> GPTConfig:
+    fields: dict[str, object] = {
+        "vocab_size": 256,
+        "context_length": 48,
+        "n_layer": 2,
+        "n_head": 2,
+        "n_embd": 32,
+    }
+    fields.update(overrides)
+    return GPTConfig(**fields)  # type: ignore[arg-type]
+
+
+def tiny_model(seed: int = 0, **overrides: object) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(tiny_config(**overrides)).eval()
+
+
+SONG = "naïve café — 猫がいる. "
+
+
+def memorised_model(steps: int = 60) -> GPT:
+    """A tiny model trained until it recites :data:`SONG` (greedy), non-ASCII included."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config(n_embd=64))
+    data = torch.tensor(list((SONG * 4).encode()))
+    period = len(SONG.encode())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    batch = torch.stack([data[s : s + 49] for s in range(0, period, 2)])  # every phase
+    for _ in range(steps):
+        loss = model.loss(batch[:, :-1], batch[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
