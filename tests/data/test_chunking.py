@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -62,7 +64,7 @@ def test_prefers_paragraph_then_sentence_boundaries():
 def test_consecutive_chunks_overlap():
     chunks = Chunker(max_tokens=20, overlap_tokens=8, tokenizer=WhitespaceTokenizer()).chunk(DOC)
     assert len(chunks) > 2
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert after.start <= before.end  # overlap (or adjacency at a paragraph break)
         assert after.start > before.start  # always advances
 
