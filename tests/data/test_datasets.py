@@ -92,7 +92,6 @@ def test_token_file_round_trips_through_memmap(tmp_path):
     assert data.tokens[:11].tolist() == [*range(10), 999]
     blocks = list(data.blocks(8, batch_size=2))
     assert sum(b.shape[0] for b in blocks) == (len(data) - 1) // 8
-    assert blocks[0][0, 1:].tolist() == blocks[0][1, :-1].tolist()[:0] or True
     assert blocks[0][0].tolist() == data.tokens[:9].tolist()
 
 

@@ -71,14 +71,14 @@ def tiny_model(seed: int = 0, **overrides: object) -> GPT:
 SONG = "naïve café — 猫がいる. "
 
 
-def memorised_model(steps: int = 60) -> GPT:
+def memorised_model(steps: int = 120) -> GPT:
     """A tiny model trained until it recites :data:`SONG` (greedy), non-ASCII included."""
     torch.manual_seed(0)
     model = GPT(tiny_config(n_embd=64))
     data = torch.tensor(list((SONG * 4).encode()))
     period = len(SONG.encode())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    batch = torch.stack([data[s : s + 49] for s in range(0, period, 2)])  # every phase
+    batch = torch.stack([data[s : s + 33] for s in range(0, period, 2)])  # every phase
     for _ in range(steps):
         loss = model.loss(batch[:, :-1], batch[:, 1:])
         optimizer.zero_grad()

@@ -145,15 +145,19 @@ def _card_issuer_ok(digits: str) -> bool:
     return False
 
 
-def _credit_card(candidate: str) -> bool:
+def _card_shaped(candidate: str) -> bool:
+    """13-19 digits, grouped consistently (one separator kind, groups of 3-6 after 4)."""
     groups = re.split(r"[ -]", candidate)
-    separators = set(re.findall(r"[ -]", candidate))
-    if len(separators) > 1:
+    if len(set(re.findall(r"[ -]", candidate))) > 1:
         return False
     if len(groups) > 1 and (len(groups[0]) != 4 or any(not 3 <= len(g) <= 6 for g in groups[1:])):
         return False
-    digits = "".join(groups)
-    return 13 <= len(digits) <= 19 and _card_issuer_ok(digits) and _luhn(digits)
+    return 13 <= sum(len(g) for g in groups) <= 19
+
+
+def _credit_card(candidate: str) -> bool:
+    digits = candidate.replace(" ", "").replace("-", "")
+    return _card_shaped(candidate) and _card_issuer_ok(digits) and _luhn(digits)
 
 
 # Lengths of IBANs per country (SWIFT IBAN registry).
@@ -239,6 +243,9 @@ class _Detector:
     pattern: re.Pattern[str]
     validate: Validator = _always
     group: int = 0  # the regex group that is the span
+    # A candidate that fails validation but has this shape (a mistyped card number)
+    # is no PII, yet claims its span so no other detector reports a piece of it.
+    shaped: Validator | None = None
     hint: str | None = None  # skip the regex when this substring is absent
     trim: str = ""  # characters stripped from the end of a match (sentence punctuation)
 
@@ -302,6 +309,7 @@ _DETECTORS: tuple[_Detector, ...] = (
         "CREDIT_CARD",
         re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)"),
         validate=_credit_card,
+        shaped=_card_shaped,
     ),
     _Detector(
         "US_SSN",
@@ -332,7 +340,7 @@ _DETECTORS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "PHONE",
-        re.compile(r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){1,6}(?![\w-]|[.-]\d)"),
+        re.compile(r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}(?![\w-]|[.-]\d)"),
         validate=_phone_digits(8, 15),
         hint="+",
     ),
@@ -350,8 +358,11 @@ _DETECTORS: tuple[_Detector, ...] = (
 )
 
 
-def _iban_span(text: str, start: int, end: int) -> int | None:
-    """The end of the valid IBAN starting at ``start`` (cut to its country's length), or None."""
+def _iban_span(text: str, start: int, end: int) -> tuple[int, bool] | None:
+    """End and checksum verdict of the IBAN-shaped text at ``start``, cut to its country's length.
+
+    None when the text is not IBAN-shaped (unknown country, wrong length).
+    """
     expected = _IBAN_LENGTHS.get(text[start : start + 2])
     if expected is None:
         return None
@@ -362,7 +373,7 @@ def _iban_span(text: str, start: int, end: int) -> int | None:
         position += 1
     if collected != expected or (position < len(text) and text[position].isalnum()):
         return None
-    return position if iban_checksum_ok(text[start:position].replace(" ", "")) else None
+    return position, iban_checksum_ok(text[start:position].replace(" ", ""))
 
 
 def _check_types(types: Iterable[str] | None, where: str) -> frozenset[str]:
@@ -413,14 +424,18 @@ def _find(text: str, types: frozenset[str]) -> tuple[PiiSpan, ...]:
             if detector.trim:
                 while end > start and text[end - 1] in detector.trim:
                     end -= 1
-            if detector.type == "IBAN":
-                cut = _iban_span(text, start, end)
-                if cut is None:
+            entity = detector.type
+            if entity == "IBAN":
+                verdict = _iban_span(text, start, end)
+                if verdict is None:
                     continue
-                end = cut
-            elif not detector.validate(text[start:end]):
-                continue
-            candidates.append((start, end, _PRIORITY[detector.type], detector.type))
+                end, valid = verdict
+            else:
+                candidate = text[start:end]
+                valid = detector.validate(candidate)
+                if not valid and not (detector.shaped and detector.shaped(candidate)):
+                    continue
+            candidates.append((start, end, _PRIORITY[entity], entity if valid else ""))
     # Deterministic overlap resolution: priority, then length, then position.
     candidates.sort(key=lambda c: (c[2], c[0] - c[1], c[0]))
     chosen: list[tuple[int, int, int, str]] = []
@@ -428,7 +443,11 @@ def _find(text: str, types: frozenset[str]) -> tuple[PiiSpan, ...]:
         if all(candidate[1] <= other[0] or other[1] <= candidate[0] for other in chosen):
             chosen.append(candidate)
     chosen.sort()
-    return tuple(PiiSpan(type=t, start=s, end=e, text=text[s:e]) for s, e, _, t in chosen)  # type: ignore[arg-type]
+    return tuple(
+        PiiSpan(type=t, start=s, end=e, text=text[s:e])  # type: ignore[arg-type]
+        for s, e, _, t in chosen
+        if t  # mistyped cards and IBANs only claim their span
+    )
 
 
 # --------------------------------------------------------------- keyed tokens

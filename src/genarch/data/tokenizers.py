@@ -3,7 +3,7 @@
 * :class:`TiktokenTokenizer` wraps any :class:`tiktoken.Encoding` — a standard
   one (``cl100k_base``, ``o200k_base``, ...) read from a local file, or one
   trained by :class:`~genarch.data.bpe.BPETrainer`. Encoding runs in tiktoken's
-  Rust core; the wrapper adds one type check.
+  Rust core; on the default path the wrapper adds no work of its own.
 * :class:`ByteTokenizer` maps text to its UTF-8 bytes (ids 0-255) plus optional
   special tokens: no training, no files, every string round-trips.
 * :class:`Tokenize` is the pipeline stage: ``Document -> TokenizedDocument``.
@@ -547,7 +547,11 @@ class TiktokenTokenizer:
         self._encoding = encoding
         self._specials: dict[str, int] = dict(encoding._special_tokens)
         self._allowed = _allowed(allowed_special, self._specials, "TiktokenTokenizer")
-        self._core = encoding._core_bpe  # the Rust encoder: calling it directly adds no overhead
+        # tiktoken's Rust encoder. Calling it directly (a private attribute, stable
+        # since tiktoken 0.1) skips a Python frame and lets a lone surrogate raise
+        # instead of being silently replaced, as Encoding.encode_ordinary does.
+        self._core = encoding._core_bpe
+        self._encode_ordinary = self._core.encode_ordinary
         self._reference: StandardEncodingReference | SavedTokenizerReference | None = None
 
     # -- construction ------------------------------------------------------------
@@ -635,10 +639,17 @@ class TiktokenTokenizer:
         Raises:
             InvalidInputError: ``text`` is not a str, or contains a lone surrogate.
         """
-        if type(text) is not str:
-            if not isinstance(text, str):
-                raise _not_text(text, "TiktokenTokenizer.encode")
-            text = str(text)
+        if allowed_special is None and not self._allowed:
+            # The hot path: straight into tiktoken's Rust encoder, which checks the
+            # type itself (a TypeError for a non-str), so validation costs nothing.
+            try:
+                return self._encode_ordinary(text)  # type: ignore[no-any-return]
+            except TypeError:
+                raise _not_text(text, "TiktokenTokenizer.encode") from None
+            except UnicodeEncodeError:
+                raise _surrogates("TiktokenTokenizer.encode") from None
+        if not isinstance(text, str):
+            raise _not_text(text, "TiktokenTokenizer.encode")
         allowed = (
             self._allowed
             if allowed_special is None
@@ -647,7 +658,7 @@ class TiktokenTokenizer:
         try:
             if allowed:
                 return self._core.encode(text, allowed)  # type: ignore[no-any-return]
-            return self._core.encode_ordinary(text)  # type: ignore[no-any-return]
+            return self._encode_ordinary(text)  # type: ignore[no-any-return]
         except UnicodeEncodeError:
             raise _surrogates("TiktokenTokenizer.encode") from None
 

@@ -1,0 +1,1 @@
+"""The orchestration layer: prompt templates, retrieval, chains and RAG."""
