@@ -116,7 +116,8 @@ def peer_step(vocab: int) -> Callable[[torch.Tensor], None] | None:
         embd_pdrop=0.0,
         attn_pdrop=0.0,
     )
-    model = GPT2LMHeadModel(config, attn_implementation="sdpa").train()
+    config._attn_implementation = "sdpa"  # fused attention, as the peer figures use
+    model = GPT2LMHeadModel(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
 
     def step(batch: torch.Tensor) -> None:

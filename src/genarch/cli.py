@@ -13,25 +13,31 @@ from genarch._version import __version__
 __all__ = ["main"]
 
 
+def _heading(title: str) -> None:
+    print()
+    print(f"== {title}")
+
+
 def _quickstart(args: argparse.Namespace) -> int:
-    from genarch.data import TextCleaner, python_docs
+    from genarch.data import Chunker, DataReport, QualityFilter, TextCleaner, python_docs
     from genarch.pipeline import Pipeline
 
     started = time.perf_counter()
-    documents = python_docs()
     print(f"genarch {__version__} quickstart: the end-to-end job on Python's own documentation")
-    print(f"loaded {len(documents)} documents, {sum(len(d.text) for d in documents):,} characters")
 
-    pipeline = Pipeline([("clean", TextCleaner())])
-    run = pipeline.run(documents)
+    _heading("data: clean, filter, chunk")
+    documents = python_docs()
+    print(f"loaded {len(documents)} documents, {sum(len(d.text) for d in documents):,} characters")
+    corpus = Pipeline([("clean", TextCleaner()), ("quality", QualityFilter())])
+    run = corpus.run(documents)
     cleaned = run.collect()
-    words = sum(len(d.text.split()) for d in cleaned)
-    characters = sum(len(d.text) for d in cleaned)
-    print(f"cleaned: {len(cleaned)} documents, {characters:,} characters, {words:,} words")
-    print()
     print(run.trace.summary())
-    print()
-    print(f"done in {time.perf_counter() - started:.2f} s")
+    print(DataReport.from_trace(run.trace).summary())
+    chunks = list(Chunker(max_tokens=200, overlap_tokens=20).process(cleaned))
+    print(f"chunked into {len(chunks)} retrieval chunks with character offsets")
+
+    _heading("done")
+    print(f"finished in {time.perf_counter() - started:.1f} s")
     return 0
 
 

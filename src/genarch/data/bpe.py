@@ -190,11 +190,10 @@ def train_bpe_ranks(
         born: dict[tuple[int, int], int] = {}
         for index in where.pop(best):
             word = words[index]
-            # The index is lazy: a word may no longer hold the pair.
-            if not _contains_pair(word, a, b):
+            merged = _merge(word, a, b, new)
+            if merged is None:  # the index is lazy: this word no longer holds the pair
                 continue
             freq = freqs[index]
-            merged = _merge(word, a, b, new)
             for pair in itertools.pairwise(word):
                 left = pair_counts[pair] - freq
                 if left:
@@ -220,28 +219,26 @@ def train_bpe_ranks(
     return {token: rank for rank, token in enumerate(token_bytes)}
 
 
-def _contains_pair(word: list[int], a: int, b: int) -> bool:
-    start = 0
+def _merge(word: list[int], a: int, b: int, new: int) -> list[int] | None:
+    """``word`` with every ``a b`` (left to right) replaced by ``new``; None if it has none."""
+    out: list[int] = []
+    start, n, found = 0, len(word), False
     while True:
         try:
-            i = word.index(a, start)
+            i = word.index(a, start)  # jump in C to the next candidate
         except ValueError:
-            return False
-        if i + 1 < len(word) and word[i + 1] == b:
-            return True
-        start = i + 1
-
-
-def _merge(word: list[int], a: int, b: int, new: int) -> list[int]:
-    out: list[int] = []
-    i, n = 0, len(word)
-    while i < n:
-        if i + 1 < n and word[i] == a and word[i + 1] == b:
+            break
+        if i + 1 < n and word[i + 1] == b:
+            out += word[start:i]
             out.append(new)
-            i += 2
+            start = i + 2
+            found = True
         else:
-            out.append(word[i])
-            i += 1
+            out += word[start : i + 1]
+            start = i + 1
+    if not found:
+        return None
+    out += word[start:]
     return out
 
 
