@@ -13,13 +13,24 @@ from genarch._version import __version__
 __all__ = ["main"]
 
 
+END_OF_TEXT = "<|endoftext|>"
+
+
 def _heading(title: str) -> None:
     print()
     print(f"== {title}")
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from genarch.data import Chunker, DataReport, QualityFilter, TextCleaner, python_docs
+    from genarch.data import (
+        BPETrainer,
+        Chunker,
+        DataReport,
+        QualityFilter,
+        TextCleaner,
+        Tokenize,
+        python_docs,
+    )
     from genarch.pipeline import Pipeline
 
     started = time.perf_counter()
@@ -36,6 +47,15 @@ def _quickstart(args: argparse.Namespace) -> int:
     chunks = list(Chunker(max_tokens=200, overlap_tokens=20).process(cleaned))
     print(f"chunked into {len(chunks)} retrieval chunks with character offsets")
 
+    _heading("tokenise: train a byte-level BPE vocabulary (tiktoken engine)")
+    tick = time.perf_counter()
+    tokenizer = BPETrainer(vocab_size=args.vocab_size, special_tokens=(END_OF_TEXT,)).train(cleaned)
+    print(f"trained {tokenizer.vocab_size:,} tokens in {time.perf_counter() - tick:.2f} s")
+    tokenized = list(Tokenize(tokenizer, append_special=END_OF_TEXT).process(cleaned))
+    total = sum(len(t.token_ids) for t in tokenized)
+    size = sum(len(d.text.encode("utf-8")) for d in cleaned)
+    print(f"{total:,} tokens, {size / total:.2f} bytes per token")
+
     _heading("done")
     print(f"finished in {time.perf_counter() - started:.1f} s")
     return 0
@@ -51,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     quickstart = commands.add_parser(
         "quickstart", help="run the smallest real end-to-end job on Python's documentation"
+    )
+    quickstart.add_argument(
+        "--vocab-size", type=int, default=4096, help="BPE vocabulary size (default 4096)"
     )
     quickstart.set_defaults(handler=_quickstart)
     return parser

@@ -113,6 +113,7 @@ def builtin_registry() -> Registry:
     from genarch.data.images import ImageNormalizer
     from genarch.data.quality import QualityFilter
     from genarch.data.text import TextCleaner
+    from genarch.data.tokenizers import Tokenize
     from genarch.pipeline import Pipeline
 
     return Registry(
@@ -123,5 +124,6 @@ def builtin_registry() -> Registry:
             "genarch.Pipeline": Pipeline,
             "genarch.QualityFilter": QualityFilter,
             "genarch.TextCleaner": TextCleaner,
+            "genarch.Tokenize": Tokenize,
         }
     )

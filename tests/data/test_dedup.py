@@ -78,7 +78,9 @@ def planted_corpus(seed: int) -> tuple[list[Document], dict[str, str]]:
     rates = [0.0, 0.01, 0.02, 0.03, 0.15, 0.3]  # near-duplicates, then related but distinct
     copies, source = [], {}
     for j, original in enumerate(rng.sample(base, 300)):
-        copy = Document(id=f"copy{j}", text=edit_words(original.text, rng.choice(rates), rng, words))
+        copy = Document(
+            id=f"copy{j}", text=edit_words(original.text, rng.choice(rates), rng, words)
+        )
         copies.append(copy)
         source[copy.id] = original.id
     return base + copies, source
@@ -170,7 +172,8 @@ def test_near_report_agrees_with_process_and_counts_exact_copies_separately() ->
     assert [d.id for d in dedup.process(documents)] == [
         d.id for d in documents if d.id not in dropped
     ]
-    assert report.count("exact") > 0 and report.count("near") > 0
+    assert report.count("exact") > 0
+    assert report.count("near") > 0
     assert all(m.similarity >= 0.8 for m in report.matches)
 
 
@@ -233,7 +236,8 @@ def test_signatures_are_seeded_and_deterministic() -> None:
     texts = ["alpha beta gamma delta", "a completely different text"]
     same = MinHasher(seed=4).signatures(texts), MinHasher(seed=4).signatures(texts)
     other = MinHasher(seed=5).signatures(texts)
-    assert same[0].dtype == np.uint32 and same[0].shape == (2, 128)
+    assert same[0].dtype == np.uint32
+    assert same[0].shape == (2, 128)
     assert np.array_equal(same[0], same[1])
     assert not np.array_equal(same[0], other)
 

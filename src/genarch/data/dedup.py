@@ -137,7 +137,7 @@ class LshParameters(Record):
 
 @functools.lru_cache(maxsize=64)
 def lsh_parameters(
-    threshold: float, num_perm: int, false_negative_weight: float = 0.5
+    threshold: float, num_perm: int, false_negative_weight: float = 0.9
 ) -> LshParameters:
     """Choose bands and rows for a Jaccard ``threshold`` and ``num_perm`` hash functions.
 
@@ -592,11 +592,14 @@ class NearDeduplicatorConfig(Record):
     def _bands_fit(self) -> Self:
         if (self.bands is None) != (self.rows is None):
             raise ValueError("give both bands and rows, or neither (to derive them)")
-        if self.bands is not None and self.rows is not None:
-            if self.bands * self.rows > self.num_perm:
-                raise ValueError(
-                    f"bands * rows ({self.bands} * {self.rows}) exceeds num_perm ({self.num_perm})"
-                )
+        if (
+            self.bands is not None
+            and self.rows is not None
+            and self.bands * self.rows > self.num_perm
+        ):
+            raise ValueError(
+                f"bands * rows ({self.bands} * {self.rows}) exceeds num_perm ({self.num_perm})"
+            )
         return self
 
 

@@ -44,6 +44,7 @@ wrong key or an edited token fails authentication
 from __future__ import annotations
 
 import base64
+import bisect
 import collections
 import hashlib
 import hmac
@@ -341,7 +342,9 @@ _DETECTORS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "PHONE",
-        re.compile(r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}(?![\w-]|[.-]\d)"),
+        re.compile(
+            r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}(?![\w-]|[.-]\d)"
+        ),
         validate=_phone_digits(8, 15),
         hint="+",
     ),
@@ -452,13 +455,16 @@ def _find(text: str, types: frozenset[str]) -> tuple[PiiSpan, ...]:
             candidates.append((start, end, _PRIORITY[entity], entity if valid else ""))
     # Deterministic overlap resolution: priority, then length, then position.
     candidates.sort(key=lambda c: (c[2], c[0] - c[1], c[0]))
-    chosen: list[tuple[int, int, int, str]] = []
-    for candidate in candidates:
-        if all(candidate[1] <= other[0] or other[1] <= candidate[0] for other in chosen):
-            chosen.append(candidate)
-    chosen.sort()
+    chosen: list[tuple[int, int, int, str]] = []  # non-overlapping, sorted by start
+    for found in candidates:
+        at = bisect.bisect_left(chosen, found)
+        if at > 0 and chosen[at - 1][1] > found[0]:
+            continue  # overlaps the span before it
+        if at < len(chosen) and chosen[at][0] < found[1]:
+            continue  # overlaps the span after it
+        chosen.insert(at, found)
     return tuple(
-        PiiSpan(type=t, start=s, end=e, text=text[s:e])  # type: ignore[arg-type]
+        PiiSpan(type=t, start=s, end=e, text=text[s:e])
         for s, e, _, t in chosen
         if t  # mistyped cards and IBANs only claim their span
     )

