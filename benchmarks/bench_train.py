@@ -13,8 +13,8 @@ backward, gradient clipping at 1.0 and an AdamW step with weight decay 0.1.
 
 The two alternate in one process (warm-up first), so machine load hits both
 alike. MFU = model FLOPs per token (6N + 12·L·T·C, from
-``GPT.flops_per_token``) × tokens/s ÷ the fp32 matmul peak measured in the
-same run (2048² matmuls).
+``GPT.flops_per_token``) * tokens/s / the fp32 matmul peak measured in the
+same run (2048 x 2048 matmuls).
 
 Usage: ``python benchmarks/bench_train.py [--quick] [--threads N]``. The last
 line printed is one JSON object with every figure and ratio.
@@ -69,7 +69,9 @@ def matmul_peak(repeats: int) -> dict[str, float]:
 
 def batches(vocab: int, count: int) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
-    return [torch.randint(0, vocab, (BATCH, CONTEXT + 1), generator=generator) for _ in range(count)]
+    return [
+        torch.randint(0, vocab, (BATCH, CONTEXT + 1), generator=generator) for _ in range(count)
+    ]
 
 
 def genarch_step(vocab: int) -> tuple[Callable[[torch.Tensor], None], GPT]:
@@ -115,6 +117,8 @@ def peer_step(vocab: int) -> Callable[[torch.Tensor], None] | None:
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
+        bos_token_id=0,  # the GPT-2 default (50256) is outside a small vocabulary
+        eos_token_id=0,
     )
     config._attn_implementation = "sdpa"  # fused attention, as the peer figures use
     model = GPT2LMHeadModel(config).train()
@@ -155,9 +159,14 @@ def measure(vocab: int, steps: int, repeats: int, peak: float) -> dict[str, Any]
         "flops_per_token": flops,
     }
     for name, values in rates.items():
-        result[name] = {"tokens_per_s": summary(values), "mfu": statistics.median(values) * flops / (peak * 1e9)}
+        result[name] = {
+            "tokens_per_s": summary(values),
+            "mfu": statistics.median(values) * flops / (peak * 1e9),
+        }
     if "transformers" in rates:
-        result["ratio"] = statistics.median(rates["genarch"]) / statistics.median(rates["transformers"])
+        result["ratio"] = statistics.median(rates["genarch"]) / statistics.median(
+            rates["transformers"]
+        )
     return result
 
 
@@ -174,7 +183,9 @@ def main() -> None:
           f"transformers {version('transformers')}, genarch {version('genarch')}")  # fmt: skip
     print(f"threads {args.threads}, load average {os.getloadavg()}, steps {steps} x {repeats}")
     peak = matmul_peak(repeats=5)
-    print(f"fp32 matmul peak: {peak['median']:.0f} GFLOP/s (min {peak['min']:.0f}, max {peak['max']:.0f})")
+    print(
+        f"fp32 matmul peak: {peak['median']:.0f} GFLOP/s (min {peak['min']:.0f}, max {peak['max']:.0f})"
+    )
     results = []
     for vocab in vocabularies:
         result = measure(vocab, steps, repeats, peak["median"])

@@ -113,7 +113,7 @@ def builtin_registry() -> Registry:
     from genarch.data.images import ImageNormalizer
     from genarch.data.quality import QualityFilter
     from genarch.data.text import TextCleaner
-    from genarch.data.tokenizers import Tokenize
+    from genarch.data.tokenize import Tokenize
     from genarch.pipeline import Pipeline
 
     return Registry(

@@ -150,6 +150,13 @@ def test_exact_report_names_which_kept_document_each_drop_duplicates() -> None:
     assert [m.position for m in report.matches] == [2, 3, 4]
 
 
+@given(st.lists(st.sampled_from(["a b", "A  b", "a, b", "c", "", "C "]), max_size=15))
+def test_exact_output_has_each_normal_form_once_in_first_seen_order(texts: list[str]) -> None:
+    kept = [d.text for d in ExactDeduplicator().process(docs(*texts))]
+    forms = [normalize_for_matching(t) for t in texts]
+    assert [normalize_for_matching(t) for t in kept] == list(dict.fromkeys(forms))
+
+
 # -------------------------------------------------------------------------- near
 
 
@@ -258,7 +265,7 @@ def test_long_texts_are_segmented_without_losing_or_adding_shingles(unit: str) -
     )
     hasher = MinHasher(shingle=unit, shingle_size=4)  # type: ignore[arg-type]
     segmented = set(hasher.shingle_keys(text).tolist())
-    whole = set(hasher._keys(text).tolist())
+    whole = set(hasher._many_keys([text])[0].tolist())
     assert segmented == whole
 
 

@@ -23,14 +23,12 @@ from hypothesis import strategies as st
 from genarch.data.bpe import BPETrainer, BPETrainerConfig, train_bpe_ranks
 from genarch.data.datasets import python_docs
 from genarch.data.text import TextCleaner
+from genarch.data.tokenize import Tokenize, TokenizeConfig, TokenizedDocument
 from genarch.data.tokenizers import (
     STANDARD_ENCODINGS,
     ByteTokenizer,
     StandardEncodingReference,
     TiktokenTokenizer,
-    Tokenize,
-    TokenizeConfig,
-    TokenizedDocument,
     build_encoding,
     load_standard_encoding,
     load_tokenizer,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
-from models.gpt_testing import VARIANTS, tiny_config, tiny_model
 from hypothesis import given
 from hypothesis import strategies as st
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.models import GPT, GPTConfig
+from models.gpt_testing import VARIANTS, tiny_config, tiny_model
 
 MODELS = {name: tiny_model(**fields) for name, fields in VARIANTS.items()}
 variants = pytest.mark.parametrize("name", list(VARIANTS))
@@ -30,9 +30,7 @@ def test_logits_have_shape_batch_time_vocab(name: str) -> None:
 
 
 @variants
-@given(
-    prefix=st.integers(1, 20), change=st.integers(0, 255), seed=st.integers(0, 2**16)
-)
+@given(prefix=st.integers(1, 20), change=st.integers(0, 255), seed=st.integers(0, 2**16))
 def test_a_future_token_never_changes_an_earlier_logit(
     name: str, prefix: int, change: int, seed: int
 ) -> None:
@@ -164,7 +162,9 @@ def test_same_seed_builds_the_same_weights() -> None:
 def test_num_parameters_counts_shared_tensors_once() -> None:
     tied, untied = tiny_model(), tiny_model(tie_embeddings=False)
     assert untied.num_parameters() - tied.num_parameters() == 256 * 32
-    assert tied.num_parameters(exclude_embeddings=True) == tied.num_parameters() - 256 * 32 - 48 * 32
+    assert (
+        tied.num_parameters(exclude_embeddings=True) == tied.num_parameters() - 256 * 32 - 48 * 32
+    )
 
 
 def test_flops_per_token_is_6n_plus_attention() -> None:
@@ -175,7 +175,9 @@ def test_flops_per_token_is_6n_plus_attention() -> None:
     n -= sum(p.numel() for p in model.parameters() if p.ndim == 1)
     attention = 12 * config.n_layer * config.context_length * config.n_embd
     assert model.flops_per_token() == 6 * n + attention
-    assert model.flops_per_token(16, training=False) == 2 * n + 4 * config.n_layer * 16 * config.n_embd
+    assert (
+        model.flops_per_token(16, training=False) == 2 * n + 4 * config.n_layer * 16 * config.n_embd
+    )
 
 
 @variants

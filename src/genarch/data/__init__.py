@@ -22,13 +22,11 @@ from genarch.data.tokenizers import (
     ByteTokenizer,
     ByteTokenizerConfig,
     TiktokenTokenizer,
-    Tokenize,
-    TokenizeConfig,
-    TokenizedDocument,
     load_standard_encoding,
     load_tokenizer,
     standard_encoding_cache_paths,
 )
+from genarch.data.tokenize import Tokenize, TokenizeConfig, TokenizedDocument
 from genarch.data.tokens import TokenDataset, TokenFileInfo, pack_blocks, write_token_file
 
 __all__ = [

@@ -43,7 +43,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, Field, model_validator
 
 from genarch.errors import ConfigError, InvalidInputError
-from genarch.schemas import Document, Record
+from genarch.schemas import Config, Document, Record
 from genarch.validation import checked_items, describe
 
 __all__ = [
@@ -218,23 +218,6 @@ class MinHasher:
 
     # -------------------------------------------------------------- shingles
 
-    def _tokens(self, text: str) -> U64:
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-        if self.shingle == "char" or len(codes) == 0:
-            return codes
-        # Word hashes without a Python loop: every character contributes
-        # mix(code, offset in its word); a word's hash is the sum of its characters'.
-        is_space = codes == 32
-        starts = np.flatnonzero(np.concatenate(([True], is_space[:-1])))
-        lengths = np.diff(np.append(starts, len(codes)))
-        offsets = np.arange(len(codes), dtype=np.uint64) - np.repeat(starts, lengths).astype(
-            np.uint64
-        )
-        contributions = _mix64(codes | (offsets << np.uint64(21)))  # code points < 2**21
-        contributions[is_space] = 0
-        words: U64 = np.add.reduceat(contributions, starts)
-        return words
-
     def _segments(self, text: str) -> Iterator[str]:
         """Cut a long text into overlapping segments so no shingle is lost or added."""
         if len(text) <= _SEGMENT_CHARS:
@@ -267,14 +250,51 @@ class MinHasher:
 
     def shingle_keys(self, text: str) -> U32:
         """The 32-bit keys of the shingles of ``text`` (unsorted, may repeat)."""
-        parts = [self._keys(segment) for segment in self._segments(text)]
+        parts = [self._many_keys([segment])[0] for segment in self._segments(text)]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint32)
 
-    def _keys(self, segment: str) -> U32:
-        tokens = self._tokens(segment)
-        if len(tokens) == 0:
-            return np.empty(0, dtype=np.uint32)
-        return (_windows(tokens, self.shingle_size) >> np.uint64(32)).astype(np.uint32)
+    def _many_keys(self, texts: Sequence[str]) -> list[U32]:
+        """The shingle keys of each text, computed for all texts in one vectorised pass."""
+        n = self.shingle_size
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.intp, count=len(texts))
+        joined = "".join(texts).encode("utf-32-le", "surrogatepass")
+        codes = np.frombuffer(joined, dtype=np.uint32).astype(np.uint64)
+        text_starts = np.zeros(len(texts), dtype=np.intp)
+        np.cumsum(lengths[:-1], out=text_starts[1:])
+        if self.shingle == "char":
+            tokens, counts = codes, lengths
+        else:
+            # Word hashes without a Python loop: every character contributes
+            # mix(code, offset in its word); a word's hash is the sum of its characters'.
+            is_space = codes == 32
+            boundary = np.zeros(len(codes), dtype=bool)
+            boundary[1:] = is_space[:-1]
+            boundary[text_starts[lengths > 0]] = True
+            starts = np.flatnonzero(boundary)
+            word_lengths = np.diff(np.append(starts, len(codes)))
+            offsets = np.arange(len(codes), dtype=np.uint64)
+            offsets -= np.repeat(starts, word_lengths).astype(np.uint64)
+            contributions = _mix64(codes | (offsets << np.uint64(21)))  # code points < 2**21
+            contributions[is_space] = 0
+            tokens = np.add.reduceat(contributions, starts) if len(starts) else codes[:0]
+            counts = np.diff(np.searchsorted(starts, np.append(text_starts, len(codes))))
+        first = np.zeros(len(texts), dtype=np.intp)  # each text's first token
+        np.cumsum(counts[:-1], out=first[1:])
+        # Windows over the joined tokens; those that cross a text boundary are never used.
+        keys = (
+            (_windows(tokens, n) >> np.uint64(32)).astype(np.uint32) if len(tokens) >= n else None
+        )
+        result = []
+        for start, count in zip(first.tolist(), counts.tolist(), strict=True):
+            if count >= n:
+                assert keys is not None
+                result.append(keys[start : start + count - n + 1])
+            elif count:  # shorter than one shingle: the whole text is the shingle
+                short = _windows(tokens[start : start + count], n) >> np.uint64(32)
+                result.append(short.astype(np.uint32))
+            else:
+                result.append(np.empty(0, dtype=np.uint32))
+        return result
 
     # ------------------------------------------------------------ signatures
 
@@ -296,23 +316,47 @@ class MinHasher:
                 f"MinHasher.signatures expected a sequence of str, got {describe(texts)}"
             )
         out = np.full((len(texts), self.num_perm), _MAX_KEY, dtype=np.uint32)
-        keys: list[U32] = []
+        keys: list[U32] = []  # key arrays waiting to be folded, in row order
         rows: list[int] = []
-        pending = 0
+        pending = 0  # keys waiting to be folded
+        waiting: list[int] = []  # rows of short texts whose keys are not computed yet
+        waiting_chars = 0
+
+        def add(row: int, row_keys: U32) -> None:
+            nonlocal pending
+            if len(row_keys):
+                keys.append(row_keys)
+                rows.append(row)
+                pending += len(row_keys)
+            if pending >= _BLOCK_KEYS:
+                self._fold(out, keys, rows)
+                keys.clear()
+                rows.clear()
+                pending = 0
+
+        def compute_waiting() -> None:
+            computed = self._many_keys([texts[r] for r in waiting])
+            for row, row_keys in zip(waiting, computed, strict=True):
+                add(row, row_keys)
+            waiting.clear()
+
         for row, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidInputError(
                     f"MinHasher.signatures expected str items, but item {row} is {describe(text)}"
                 )
+            if len(text) <= _SEGMENT_CHARS:
+                waiting.append(row)
+                waiting_chars += len(text)
+                if waiting_chars >= _BLOCK_KEYS:
+                    compute_waiting()
+                    waiting_chars = 0
+                continue
+            compute_waiting()  # keep rows in order
+            waiting_chars = 0
             for segment in self._segments(text):
-                segment_keys = self._keys(segment)
-                if len(segment_keys):
-                    keys.append(segment_keys)
-                    rows.append(row)
-                    pending += len(segment_keys)
-                if pending >= _BLOCK_KEYS:
-                    self._fold(out, keys, rows)
-                    keys, rows, pending = [], [], 0
+                add(row, self._many_keys([segment])[0])
+        compute_waiting()
         if keys:
             self._fold(out, keys, rows)
         return out
@@ -324,8 +368,10 @@ class MinHasher:
         np.cumsum([len(k) for k in keys[:-1]], out=starts[1:])
         values = np.multiply.outer(self._a, flat)  # (num_perm, keys)
         values += self._b[:, None]
-        values >>= np.uint64(32)
-        minima = np.minimum.reduceat(values, starts, axis=1).T.astype(np.uint32)  # (pieces, perm)
+        # The top 32 bits are the hash; shifting is monotone, so shift the minima only.
+        minima = np.minimum.reduceat(values, starts, axis=1)  # (num_perm, pieces)
+        minima >>= np.uint64(32)
+        minima = minima.T.astype(np.uint32)  # (pieces, num_perm)
         row_index = np.asarray(rows, dtype=np.intp)
         unique_rows, first = np.unique(row_index, return_index=True)  # rows are non-decreasing
         grouped = np.minimum.reduceat(minima, first, axis=0)
@@ -419,23 +465,14 @@ def _kept(
 
 
 def _config_from(
-    config_type: type[Any], config: BaseModel | Mapping[str, Any] | None, fields: Mapping[str, Any]
+    config_type: type[Config],
+    config: BaseModel | Mapping[str, Any] | None,
+    fields: Mapping[str, Any],
 ) -> Any:
-    """Validate a config object, mapping or keyword fields into ``config_type``."""
+    """The config object, mapping or keyword fields given to a constructor, as ``config_type``."""
     if config is not None and fields:
         raise ConfigError(f"pass either a {config_type.__name__} or keyword fields, not both")
-    if isinstance(config, config_type):
-        return config
-    if isinstance(config, BaseModel):
-        config = config.model_dump()
-    if config is not None and not isinstance(config, Mapping):
-        raise ConfigError(f"expected a {config_type.__name__} or a mapping, got {describe(config)}")
-    try:
-        return config_type.parse(dict(config if config is not None else fields))
-    except ConfigError:
-        raise
-    except InvalidInputError as error:
-        raise ConfigError(str(error)) from None
+    return config_type.coerce(config if config is not None else fields)
 
 
 def _digest(text: str) -> bytes:
@@ -445,7 +482,7 @@ def _digest(text: str) -> bytes:
 # ------------------------------------------------------------------ exact dedup
 
 
-class ExactDeduplicatorConfig(Record):
+class ExactDeduplicatorConfig(Config):
     """Settings of :class:`ExactDeduplicator`.
 
     Attributes:
@@ -494,7 +531,7 @@ class ExactDeduplicator:
         Raises:
             ConfigError: unknown or invalid fields.
         """
-        return cls(_config_from(ExactDeduplicatorConfig, config, {}))
+        return cls(ExactDeduplicatorConfig.coerce(config))
 
     def _scan(
         self, items: Iterable[Document], where: str
@@ -555,7 +592,7 @@ class ExactDeduplicator:
 # ------------------------------------------------------------------- near dedup
 
 
-class NearDeduplicatorConfig(Record):
+class NearDeduplicatorConfig(Config):
     """Settings of :class:`NearDeduplicator`.
 
     Attributes:
@@ -724,7 +761,7 @@ class NearDeduplicator:
         Raises:
             ConfigError: unknown or invalid fields.
         """
-        return cls(_config_from(NearDeduplicatorConfig, config, {}))
+        return cls(NearDeduplicatorConfig.coerce(config))
 
     def _scan(
         self, items: Iterable[Document], where: str

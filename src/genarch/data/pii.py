@@ -3,24 +3,23 @@
 :func:`find_pii` returns typed spans (:class:`PiiSpan`) of personal data and
 secrets; :func:`redact_pii` and the :class:`PiiRedactor` stage replace them.
 Every detector is a bounded regular expression (linear time, even on one
-enormous line) followed by a validator, so checksummed types are only
+enormous line; the boundary lookbehind comes after the first character, so
+the regex engine's fast first-character scan applies) followed by a validator, so checksummed types are only
 reported when the checksum holds:
 
-==================  ==============================================================
-``EMAIL``           ``local@domain.tld`` (dot rules checked)
-``PHONE``           E.164-style ``+CC ...`` (8-15 digits), North American
-                    ``(415) 555-2671`` / ``415-555-2671``, European trunk-``0``
-                    national formats (``020 7946 0958``, ``01 23 45 67 89``)
-``CREDIT_CARD``     13-19 digits, consistent grouping, known issuer prefix, Luhn
-``IBAN``            country code, per-country length, ISO 7064 mod-97 checksum
-``IP_ADDRESS``      IPv4 and IPv6, validated with :mod:`ipaddress`
-``US_SSN``          ``AAA-GG-SSSS`` with valid area, group and serial numbers
-``MAC_ADDRESS``     ``00:1a:2b:3c:4d:5e``, ``00-1A-...``, ``001a.2b3c.4d5e``
-``URL_CREDENTIALS`` a URL with ``user:password@`` in it (the whole URL)
-``API_KEY``         AWS access key ids, GitHub, Slack, Stripe, Google and ``sk-`` keys
-``BEARER_TOKEN``    the token after ``Bearer``
-``PRIVATE_KEY``     PEM ``-----BEGIN ... PRIVATE KEY-----`` blocks
-==================  ==============================================================
+| type | detected | validated |
+|---|---|---|
+| `EMAIL` | `local@domain.tld` | dot rules of the local part |
+| `PHONE` | `+CC ...` (E.164-style), `(415) 555-2671`, `020 7946 0958` | digit count 8-15 / 9-12 |
+| `CREDIT_CARD` | 13-19 digits, consistently grouped | issuer prefix and length, Luhn |
+| `IBAN` | compact or in groups of four | per-country length, mod-97 |
+| `IP_ADDRESS` | IPv4 and IPv6 | :mod:`ipaddress` |
+| `US_SSN` | `AAA-GG-SSSS` | area, group and serial ranges |
+| `MAC_ADDRESS` | `00:1a:2b:3c:4d:5e`, `00-1A-...`, `001a.2b3c.4d5e` | consistent separators |
+| `URL_CREDENTIALS` | a URL with `user:password@` (the whole URL) | |
+| `API_KEY` | AWS key ids, GitHub, Slack, Stripe, Google, `sk-` keys | prefix and alphabet |
+| `BEARER_TOKEN` | the token after `Bearer` | length and alphabet |
+| `PRIVATE_KEY` | PEM `-----BEGIN ... PRIVATE KEY-----` blocks | BEGIN/END pairs |
 
 Overlapping matches are resolved deterministically: the type earlier in
 :data:`PII_TYPES` wins, then the longer span, then the earlier one.
@@ -58,7 +57,7 @@ from typing import Annotated, Any, Literal, Self, get_args
 from pydantic import BaseModel, Field, model_validator
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError
-from genarch.schemas import Document, Record
+from genarch.schemas import Config, Document, Record
 from genarch.validation import checked_items, describe
 
 __all__ = [
@@ -70,6 +69,7 @@ __all__ = [
     "Redaction",
     "deanonymize",
     "find_pii",
+    "iban_checksum_ok",
     "redact_pii",
 ]
 
@@ -178,7 +178,7 @@ _IBAN_LENGTHS = {
 def iban_checksum_ok(iban: str) -> bool:
     """ISO 7064 mod-97-10 check of an IBAN without spaces.
 
-    Example:
+    Examples:
         >>> iban_checksum_ok("GB82WEST12345698765432"), iban_checksum_ok("GB82WEST12345698765433")
         (True, False)
     """
@@ -265,7 +265,7 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector(
         "URL_CREDENTIALS",
         re.compile(
-            r"(?<![\w.+-])[A-Za-z][A-Za-z0-9+.-]{1,15}://[^\s:/?#@]{1,256}:[^\s/?#@]{1,256}@"
+            r"[A-Za-z](?<![\w.+-].)[A-Za-z0-9+.-]{1,15}://[^\s:/?#@]{1,256}:[^\s/?#@]{1,256}@"
             r"[^\s/?#@]{1,256}(?:[/?#][^\s]{0,2048})?"
         ),
         hint="://",
@@ -287,7 +287,7 @@ _DETECTORS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "BEARER_TOKEN",
-        re.compile(r"(?<![\w-])[Bb]earer[ \t]{1,8}([A-Za-z0-9._~+/-]{16,4096}=*)(?![\w.~+/=-])"),
+        re.compile(r"[Bb](?<![\w-].)earer[ \t]{1,8}([A-Za-z0-9._~+/-]{16,4096}=*)(?![\w.~+/=-])"),
         validate=_token_like,
         group=1,
         hint="earer",
@@ -295,7 +295,7 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector(
         "EMAIL",
         re.compile(
-            r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@"
+            r"[A-Za-z0-9._%+-](?<![\w.%+-].)[A-Za-z0-9._%+-]{0,63}@"
             r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}"
             r"(?![\w-]|\.[A-Za-z0-9])"
         ),
@@ -304,18 +304,18 @@ _DETECTORS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "IBAN",
-        re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}"),
+        re.compile(r"[A-Z](?<![A-Za-z0-9].)[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}"),
         # validated and cut to the country's length in _iban_span
     ),
     _Detector(
         "CREDIT_CARD",
-        re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)"),
+        re.compile(r"\d(?<![\w.-]\d)(?:[ -]?\d){12,18}(?![\w-]|\.\d)"),
         validate=_credit_card,
         shaped=_card_shaped,
     ),
     _Detector(
         "US_SSN",
-        re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])"),
+        re.compile(r"\d(?<![\w-]\d)\d{2}-\d{2}-\d{4}(?![\w-])"),
         validate=_ssn,
     ),
     _Detector(
@@ -327,7 +327,7 @@ _DETECTORS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "IP_ADDRESS",
-        re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)"),
+        re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)"),
         validate=_ipv4,
     ),
     _Detector(
@@ -343,7 +343,7 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector(
         "PHONE",
         re.compile(
-            r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}(?![\w-]|[.-]\d)"
+            r"\+(?<![\w+]\+)[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}(?![\w-]|[.-]\d)"
         ),
         validate=_phone_digits(8, 15),
         hint="+",
@@ -356,7 +356,10 @@ _DETECTORS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "PHONE",
-        re.compile(r"(?<![\w+/.:-])0[1-9]\d{0,3}(?:[ ./-]\d{2,8}){1,4}(?![\w/:-]|[.-]\d)"),
+        re.compile(
+            r"(?<![\w+/.:-])(?:0[1-9]\d{0,3}|\(0[1-9]\d{0,3}\))(?:[ ./-]\d{2,8}){1,4}"
+            r"(?![\w/:-]|[.-]\d)"
+        ),
         validate=_phone_digits(9, 12),
     ),
 )
@@ -410,9 +413,11 @@ def find_pii(text: str, types: Iterable[PiiType] | None = None) -> tuple[PiiSpan
     Raises:
         InvalidInputError: ``text`` is not a str, or an unknown type is asked for.
 
-    Example:
-        >>> [(s.type, s.text) for s in find_pii("Mail bob@example.org or call +44 20 7946 0958.")]
-        [('EMAIL', 'bob@example.org'), ('PHONE', '+44 20 7946 0958')]
+    Examples:
+        >>> for span in find_pii("Mail bob@example.org or call +44 20 7946 0958."):
+        ...     print(span.type, span.start, span.end, span.text)
+        EMAIL 5 20 bob@example.org
+        PHONE 29 45 +44 20 7946 0958
     """
     _require_text(text, "find_pii")
     return _find(text, _check_types(types, "find_pii"))
@@ -549,7 +554,7 @@ def deanonymize(text: str, key: bytes | str, *, strict: bool = True) -> str:
         InvalidInputError: ``text`` is not a str or the key is too short.
         IntegrityError: with ``strict``, a token that this key did not make.
 
-    Example:
+    Examples:
         >>> key = "correct horse battery staple"
         >>> hidden = redact_pii("Write to ann@example.com", mode="pseudonymize", key=key).text
         >>> hidden.startswith("Write to <EMAIL:")
@@ -577,7 +582,7 @@ def deanonymize(text: str, key: bytes | str, *, strict: bool = True) -> str:
 # ------------------------------------------------------------------- redaction
 
 
-class PiiRedactorConfig(Record):
+class PiiRedactorConfig(Config):
     """Settings of :class:`PiiRedactor` and :func:`redact_pii`.
 
     Attributes:
@@ -617,7 +622,7 @@ class PiiRedactor:
     Raises:
         ConfigError: bad fields, or a keyed mode without a key.
 
-    Example:
+    Examples:
         >>> from genarch import Document
         >>> redactor = PiiRedactor(mode="placeholder")
         >>> doc = Document(id="1", text="ann@example.com wrote to bob@example.com and ann@example.com")
@@ -634,15 +639,7 @@ class PiiRedactor:
     ) -> None:
         if config is not None and fields:
             raise ConfigError("pass either a PiiRedactorConfig or keyword fields, not both")
-        if config is None:
-            try:
-                config = PiiRedactorConfig(**fields)
-            except ConfigError:
-                raise
-            except InvalidInputError as error:
-                raise ConfigError(str(error)) from None
-        elif not isinstance(config, PiiRedactorConfig):
-            raise ConfigError(f"expected a PiiRedactorConfig, got {describe(config)}")
+        config = PiiRedactorConfig.coerce(config if config is not None else fields)
         self._config = config
         self._types = frozenset(config.types)
         self._keys: _Keys | None = None
@@ -673,17 +670,7 @@ class PiiRedactor:
         Raises:
             ConfigError: unknown or invalid fields, or a keyed mode without a key.
         """
-        if isinstance(config, PiiRedactorConfig):
-            return cls(config, key=key)
-        if isinstance(config, BaseModel):
-            config = config.model_dump()
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"expected a PiiRedactorConfig or a mapping, got {describe(config)}")
-        try:
-            parsed = PiiRedactorConfig.parse(dict(config))
-        except InvalidInputError as error:
-            raise ConfigError(str(error)) from None
-        return cls(parsed, key=key)
+        return cls(PiiRedactorConfig.coerce(config), key=key)
 
     def redact(self, text: str) -> Redaction:
         """Redact one text; return the new text and the spans replaced.
@@ -767,7 +754,7 @@ def redact_pii(
         InvalidInputError: ``text`` is not a str, an unknown type, or a keyed
             mode without a key.
 
-    Example:
+    Examples:
         >>> redact_pii("card 4111 1111 1111 1111, ssn 123-45-6789", mode="mask").text
         'card *******************, ssn ***********'
     """

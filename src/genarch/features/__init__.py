@@ -1,0 +1,78 @@
+"""The feature-extraction layer: texts to fixed-size vectors.
+
+Every extractor here is a :class:`~genarch.protocols.FeatureExtractor` of
+``str``: ``extract(texts)`` takes a list of texts and returns a float32 tensor
+of shape ``(len(texts), dim)``, row ``i`` depending only on ``texts[i]``.
+
+* lexical: :class:`HashingVectorizer` (nothing to fit) and
+  :class:`TfidfVectorizer` (``fit`` learns the vocabulary and IDF weights);
+* learned: :class:`MeanPooledEncoder` / :class:`GPTMeanPooledEncoder`
+  (mean-pooled hidden states of a transformer) and
+  :class:`ContrastiveSentenceEncoder` (trained on pairs mined from your corpus
+  by :func:`train_on_corpus`);
+* pretrained, offline: :class:`MiniLMEncoder` via :func:`load_minilm`
+  (all-MiniLM-L6-v2, verified against pinned hashes; extra ``genarch[embeddings]``),
+  with BERT's :class:`WordPieceTokenizer`.
+"""
+
+from genarch.features.contrastive import (
+    ContrastiveEncoderConfig,
+    ContrastiveSentenceEncoder,
+    InfoNCE,
+    TextPair,
+    mine_pairs,
+    train_on_corpus,
+)
+from genarch.features.lexical import (
+    HashingVectorizer,
+    HashingVectorizerConfig,
+    TfidfVectorizer,
+    TfidfVectorizerConfig,
+    lexical_tokens,
+    stable_hash,
+)
+from genarch.features.minilm import (
+    ALL_MINILM_L6_V2_REVISION,
+    ALL_MINILM_L6_V2_SHA256,
+    BertConfig,
+    BertModel,
+    MiniLMEncoder,
+    MiniLMEncoderConfig,
+    find_minilm_directory,
+    load_minilm,
+)
+from genarch.features.pooled import (
+    GPTMeanPooledEncoder,
+    GPTMeanPooledEncoderConfig,
+    MeanPooledEncoder,
+)
+from genarch.features.wordpiece import EncodedBatch, WordPieceTokenizer, basic_tokenize
+
+__all__ = [
+    "ALL_MINILM_L6_V2_REVISION",
+    "ALL_MINILM_L6_V2_SHA256",
+    "BertConfig",
+    "BertModel",
+    "ContrastiveEncoderConfig",
+    "ContrastiveSentenceEncoder",
+    "EncodedBatch",
+    "GPTMeanPooledEncoder",
+    "GPTMeanPooledEncoderConfig",
+    "HashingVectorizer",
+    "HashingVectorizerConfig",
+    "InfoNCE",
+    "MeanPooledEncoder",
+    "MiniLMEncoder",
+    "MiniLMEncoderConfig",
+    "TextPair",
+    "TfidfVectorizer",
+    "TfidfVectorizerConfig",
+    "WordPieceTokenizer",
+    "basic_tokenize",
+    "find_minilm_directory",
+    "lexical_tokens",
+    "load_minilm",
+    "mine_pairs",
+    "stable_hash",
+    "train_on_corpus",
+]

@@ -128,14 +128,10 @@ def _dense(
     return out
 
 
-class _NgramRange:
-    """Shared validation of ``ngram_range``."""
-
-    @staticmethod
-    def check(ngram_range: tuple[int, int]) -> None:
-        low, high = ngram_range
-        if not 1 <= low <= high:
-            raise ValueError(f"ngram_range must satisfy 1 <= low <= high, got {ngram_range}")
+def _check_ngram_range(ngram_range: tuple[int, int]) -> None:
+    low, high = ngram_range
+    if not 1 <= low <= high:
+        raise ValueError(f"ngram_range must satisfy 1 <= low <= high, got {ngram_range}")
 
 
 # ------------------------------------------------------------------ hashing
@@ -164,7 +160,7 @@ class HashingVectorizerConfig(Config):
 
     @model_validator(mode="after")
     def _valid_ngrams(self) -> Self:
-        _NgramRange.check(self.ngram_range)
+        _check_ngram_range(self.ngram_range)
         return self
 
 
@@ -273,7 +269,7 @@ class TfidfVectorizerConfig(Config):
 
     @model_validator(mode="after")
     def _valid_ngrams(self) -> Self:
-        _NgramRange.check(self.ngram_range)
+        _check_ngram_range(self.ngram_range)
         return self
 
 

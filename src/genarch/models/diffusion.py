@@ -338,7 +338,9 @@ class UNetDenoiser(nn.Module):
         self.middle2 = ResBlock(2 * width, 2 * width, embed)
         self.upsample = nn.Conv2d(2 * width, width, 3, padding=1)
         self.up = ResBlock(2 * width, width, embed)
-        self.head = nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, channels, 3, padding=1))
+        self.head = nn.Sequential(
+            nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, channels, 3, padding=1)
+        )
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
         e = self.time_mlp(sinusoidal_embedding(t, self.width))  # (N, 4w)
@@ -350,7 +352,9 @@ class UNetDenoiser(nn.Module):
         skip = self.down(self.stem(x), e)  # (N, w, S, S)
         h = self.downsample(skip)  # (N, 2w, S/2, S/2)
         h = self.middle2(self.middle1(h, e), e)
-        h = self.upsample(nn.functional.interpolate(h, scale_factor=2.0, mode="nearest"))  # (N, w, S, S)
+        h = self.upsample(
+            nn.functional.interpolate(h, scale_factor=2.0, mode="nearest")
+        )  # (N, w, S, S)
         h = self.up(torch.cat([h, skip], dim=1), e)
         return self.head(h)  # (N, C, S, S)
 
@@ -376,7 +380,9 @@ class DiffusionObjective:
     A batch is ``images`` or ``(images, labels)``.
     """
 
-    def __init__(self, denoiser: nn.Module, schedule: NoiseSchedule, *, label_dropout: float = 0.1) -> None:
+    def __init__(
+        self, denoiser: nn.Module, schedule: NoiseSchedule, *, label_dropout: float = 0.1
+    ) -> None:
         if not 0 <= label_dropout <= 1:
             raise InvalidInputError(f"label_dropout must be in [0, 1], got {label_dropout!r}")
         self.denoiser = denoiser
@@ -395,9 +401,13 @@ class DiffusionObjective:
             InvalidInputError: an unknown player, or a batch of the wrong shape or labels.
         """
         if player != "denoiser":
-            raise InvalidInputError(f"DiffusionObjective has one player, 'denoiser'; got {player!r}")
+            raise InvalidInputError(
+                f"DiffusionObjective has one player, 'denoiser'; got {player!r}"
+            )
         num_classes = int(self.denoiser.num_classes)
-        x, labels = _unpack(batch, tuple(self.denoiser.data_shape), num_classes, "DiffusionObjective")
+        x, labels = _unpack(
+            batch, tuple(self.denoiser.data_shape), num_classes, "DiffusionObjective"
+        )
         n = x.shape[0]
         t = torch.randint(self.schedule.num_timesteps, (n,))
         noise = torch.randn_like(x)
@@ -410,12 +420,16 @@ class DiffusionObjective:
         return nn.functional.mse_loss(self.denoiser(noisy, t, labels), noise)
 
 
-def _unpack(batch: object, shape: tuple[int, ...], num_classes: int, where: str) -> tuple[Tensor, Tensor | None]:
+def _unpack(
+    batch: object, shape: tuple[int, ...], num_classes: int, where: str
+) -> tuple[Tensor, Tensor | None]:
     """``images`` or ``(images, labels)`` -> checked tensors."""
-    x, labels = (batch if isinstance(batch, tuple | list) and len(batch) == 2 else (batch, None))
+    x, labels = batch if isinstance(batch, tuple | list) and len(batch) == 2 else (batch, None)
     if not isinstance(x, Tensor) or tuple(x.shape[1:]) != shape or x.shape[0] == 0:
         got = tuple(x.shape) if isinstance(x, Tensor) else describe(x)
-        raise InvalidInputError(f"{where} expected data of shape (N, {', '.join(map(str, shape))}), got {got}")
+        raise InvalidInputError(
+            f"{where} expected data of shape (N, {', '.join(map(str, shape))}), got {got}"
+        )
     if num_classes == 0 and labels is not None:
         labels = None  # an unconditional model ignores labels that come with the data
     return x, check_labels(labels, x.shape[0], num_classes, where)
@@ -503,7 +517,9 @@ class Diffusion(nn.Module):
 
     def objective(self) -> DiffusionObjective:
         """The training objective of this model's denoiser."""
-        return DiffusionObjective(self.denoiser, self._config.schedule, label_dropout=self._config.label_dropout)
+        return DiffusionObjective(
+            self.denoiser, self._config.schedule, label_dropout=self._config.label_dropout
+        )
 
     def generate(self, request: ImageRequest) -> ImageResult:
         """Sample ``request.num_samples`` images (of ``request.label`` if given).
@@ -536,7 +552,9 @@ class Diffusion(nn.Module):
             )
         finally:
             self.train(was_training)
-        return ImageResult(images=images.clamp(-1, 1), labels=result_labels(labels, request.num_samples))
+        return ImageResult(
+            images=images.clamp(-1, 1), labels=result_labels(labels, request.num_samples)
+        )
 
     def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
         """``[generate(r) for r in requests]``, every request checked first."""
@@ -549,7 +567,11 @@ class Diffusion(nn.Module):
         images = check_image_batch(images, self.image_shape, "Diffusion.noise_loss")
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            return float(self.objective().loss("denoiser", (images, labels) if labels is not None else images))
+            return float(
+                self.objective().loss(
+                    "denoiser", (images, labels) if labels is not None else images
+                )
+            )
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         """Write ``config.json`` and ``model.safetensors`` atomically."""
@@ -606,9 +628,17 @@ def quickstart_images(
         seconds=seconds,
         seed=seed,
     )
-    logger.info("trained %d steps in %.0f s, last loss %.4f", report.steps, report.wall_seconds, report.train_loss[-1])
+    logger.info(
+        "trained %d steps in %.0f s, last loss %.4f",
+        report.steps,
+        report.wall_seconds,
+        report.train_loss[-1],
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model")
-    rows = [model.generate(ImageRequest(num_samples=8, label=d, seed=seed + d)).images for d in range(10)]
+    rows = [
+        model.generate(ImageRequest(num_samples=8, label=d, seed=seed + d)).images
+        for d in range(10)
+    ]
     return save_grid(torch.cat(rows), out / "digits.png", columns=8)

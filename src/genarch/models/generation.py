@@ -34,7 +34,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import torch
 from torch import Tensor
@@ -257,7 +257,7 @@ class _Row:
     detokenizer: IncrementalDetokenizer
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish_reason: str | None = None
+    finish_reason: Literal["length", "stop", "end"] | None = None
 
     def add(self, token: int, logprob: float | None, alternatives: dict[int, float] | None) -> None:
         request = self.request
@@ -277,7 +277,7 @@ class _Row:
         return TextResult(
             text=self.detokenizer.text,
             token_ids=tuple(self.token_ids),
-            finish_reason=self.finish_reason or "length",  # type: ignore[arg-type]
+            finish_reason=self.finish_reason or "length",
             logprobs=tuple(self.logprobs) if self.request.logprobs is not None else None,
         )
 

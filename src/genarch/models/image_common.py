@@ -127,7 +127,9 @@ def check_labels(labels: object, size: int, num_classes: int, where: str) -> Ten
     if num_classes == 0:
         raise InvalidInputError(f"{where}: the model is unconditional, so labels must be None")
     if not isinstance(labels, Tensor) or labels.dtype not in (torch.int32, torch.int64):
-        raise InvalidInputError(f"{where} expected labels as an integer tensor, got {describe(labels)}")
+        raise InvalidInputError(
+            f"{where} expected labels as an integer tensor, got {describe(labels)}"
+        )
     if tuple(labels.shape) != (size,):
         raise InvalidInputError(
             f"{where} expected labels of shape ({size},), got {tuple(labels.shape)}"
@@ -234,7 +236,9 @@ def interpolate(start: Tensor, end: Tensor, steps: int, *, spherical: bool = Fal
 # ------------------------------------------------------------------- persistence
 
 
-def save_module(directory: str | os.PathLike[str], kind: str, config: Config, module: nn.Module) -> None:
+def save_module(
+    directory: str | os.PathLike[str], kind: str, config: Config, module: nn.Module
+) -> None:
     """Write ``config.json`` (kind + config) and ``model.safetensors`` atomically."""
     from safetensors.torch import save_file
 
@@ -389,7 +393,9 @@ class ResBlock(nn.Module):
         self.norm2 = nn.GroupNorm(min(8, out_channels), out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.skip = (
-            nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+            nn.Conv2d(in_channels, out_channels, 1)
+            if in_channels != out_channels
+            else nn.Identity()
         )
 
     def forward(self, x: Tensor, embedding: Tensor | None = None) -> Tensor:

@@ -71,25 +71,25 @@ class FaissVectors:
 
     def top_k(
         self, queries: torch.Tensor, rows: torch.Tensor | None, k: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[list[list[float]], list[list[int]]]:
         n = self.index.ntotal
         params = None
         if rows is not None:
             mask = np.zeros(n, dtype=bool)
             mask[rows.numpy()] = True
             bitmap = np.packbits(mask, bitorder="little")
-            params = self.faiss.SearchParameters(
-                sel=self.faiss.IDSelectorBitmap(n, self.faiss.swig_ptr(bitmap))
-            )
-        allowed = n if rows is None else int(rows.numel())
-        grab = min(k, allowed)
+            selector = self.faiss.IDSelectorBitmap(n, self.faiss.swig_ptr(bitmap))
+            params = self.faiss.SearchParameters(sel=selector)
+        grab = min(k, n if rows is None else int(rows.numel()))
         distances, labels = self.index.search(queries.numpy(), grab, params=params)
-        scores = torch.from_numpy(-distances if self.metric == "l2" else distances)
-        labels_t = torch.from_numpy(labels)
+        scores: list[list[float]] = (-distances if self.metric == "l2" else distances).tolist()
         # faiss orders equal scores its own way: order them by row, as the exact store does
-        labels_t, by_row = labels_t.sort(dim=1)
-        scores, by_score = scores.gather(1, by_row).sort(dim=1, descending=True, stable=True)
-        return scores, labels_t.gather(1, by_score)
+        values, indices = [], []
+        for row_scores, row_labels in zip(scores, labels.tolist(), strict=True):
+            pairs = sorted(zip(row_scores, row_labels, strict=True), key=lambda p: (-p[0], p[1]))
+            values.append([p[0] for p in pairs])
+            indices.append([p[1] for p in pairs])
+        return values, indices
 
 
 class FaissVectorStore(StoreHandle):

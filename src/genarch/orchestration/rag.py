@@ -37,7 +37,7 @@ import html
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Protocol, Self, runtime_checkable
 
 from pydantic import Field
@@ -212,7 +212,7 @@ class RAGConfig(Config):
 
     k: Annotated[int, Field(ge=1)] = 4
     min_score: float | None = None
-    min_coverage: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    min_coverage: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6
     max_prompt_tokens: Annotated[int, Field(ge=1)] | None = None
     max_new_tokens: Annotated[int, Field(ge=1)] = 256
     temperature: Annotated[float, Field(ge=0.0)] = 0.0
@@ -236,9 +236,18 @@ class GroundedGenerator(Protocol):
 
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
-_STOPWORDS = frozenset(
-    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "either", "else", "every", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let", "like", "may", "me", "might", "more", "most", "much", "must", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "one", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "shall", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "upon", "use", "used", "uses", "using", "very", "was", "we", "were", "what", "when", "where", "whether", "which", "while", "who", "whom", "whose", "why", "will", "with", "within", "without", "would", "you", "your", "yours", "python", "happen", "happens", "mean", "means", "get", "gets", "give", "gives", "tell", "way", "ways", "work", "works"]
+_STOPWORD_TEXT = (
+    "a about above after again against all also am an and any are as at be because been "
+    "before being below between both but by can could did do does doing down during each "
+    "either else every few for from further had has have having he her here hers him his "
+    "how i if in into is it its itself just let like may me might more most much must my "
+    "no nor not now of off on once one only or other our ours out over own same shall she "
+    "should so some such than that the their theirs them then there these they this those "
+    "through to too under until up upon use used uses using very was we were what when "
+    "where whether which while who whom whose why will with within without would you your "
+    "yours python happen happens mean means get gets give gives tell way ways work works "
 )
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def _stem(word: str) -> str:
@@ -259,8 +268,9 @@ def content_terms(text: str) -> list[str]:
     """
     if not isinstance(text, str):
         raise InvalidInputError(f"content_terms expected str, got {describe(text)}")
-    words = (_stem(w.lower()) for w in _WORD.findall(text))
-    return [w for w in words if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())]
+    words = (w.lower() for w in _WORD.findall(text))
+    stems = (_stem(w) for w in words if w not in _STOPWORDS)
+    return [w for w in stems if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 
 def term_coverage(question: str, texts: Sequence[str]) -> float:
@@ -283,7 +293,8 @@ def term_coverage(question: str, texts: Sequence[str]) -> float:
 
 _RESERVED = ("source", "question", "instruction")
 _OPENERS = "<\uff1c\ufe64\u2039\u3008\u27e8\u2329\u276c\u276e\u2770\u29fc\u02c2\u1438\u16b2"
-_TAGLIKE = re.compile(f"[{_OPENERS}]" + r"(\s*/?\s*)([^\s<>/=\"']+)")
+_GAP = r"[\s\u00ad\u200b-\u200f\u2060-\u2064\ufeff]*"  # space or invisible characters
+_TAGLIKE = re.compile(f"[{_OPENERS}]({_GAP}[/\u2215\u2044\uff0f]?{_GAP})" + r"([^\s<>/=\"']+)")
 # Letters that look like Latin ones (Cyrillic, Greek) — enough to spell the reserved words.
 _CONFUSABLES = str.maketrans(
     {
@@ -446,7 +457,7 @@ def parse_answer(text: str, sources: Sequence[Source]) -> list[Statement]:
         >>> chunk = Chunk(id="d#0", document_id="d", text="Sets are unordered. Lists keep order.", start=0, end=37)
         >>> statements = parse_answer("Lists keep order [1].", [Source(number=1, chunk=chunk, score=1.0)])
         >>> statements[0].text, statements[0].citations[0].quote
-        ('Lists keep order.', 'Lists keep order')
+        ('Lists keep order.', 'Lists keep order.')
     """
     by_number = {source.number: source for source in sources}
     segments = [s for s in _SENTENCE_GAP.split(text.strip()) if s.strip()]
@@ -746,16 +757,15 @@ def quickstart_answers(
     from genarch.orchestration.bm25 import BM25Retriever
     from genarch.orchestration.extractive import ExtractiveGenerator
 
-    if isinstance(documents, str) or not isinstance(documents, Sequence):
+    if not isinstance(documents, list | tuple):
         raise InvalidInputError(
             f"quickstart_answers expected a list of Documents, got {describe(documents)}"
         )
-    if isinstance(questions, str) or not isinstance(questions, Sequence):
+    if not isinstance(questions, list | tuple):
         raise InvalidInputError(
             f"quickstart_answers expected a list of questions, got {describe(questions)}"
         )
     chunks = list(Chunker(max_tokens=max_tokens, overlap_tokens=max_tokens // 8).process(documents))
-    retriever = BM25Retriever().fit(chunks)
+    retriever = BM25Retriever(stopwords=()).fit(chunks)  # keywords such as 'with' matter here
     rag = RAG(retriever, ExtractiveGenerator(), k=k)
     return [rag.run(question) for question in questions]
-

@@ -400,10 +400,10 @@ class Trainer:
             dynamic_ncols=True,
         )
         started = time.perf_counter()
-        train_seconds, items_now, stopped_because = 0.0, 0, "finished"
-        saved_at = -1
+        train_seconds, items_now = 0.0, 0
+        saved_at = self.step_count  # a resumed checkpoint need not be written again
         try:
-            while self.step_count < stop_at:
+            while self.step_count < stop_at and not self._patience_exhausted():
                 indices, _, _ = data.train_indices(
                     self.step_count, cfg.batch_size, cfg.seed, shuffle=cfg.shuffle
                 )
@@ -425,7 +425,7 @@ class Trainer:
                 due = cfg.eval_every is not None and self.step_count % cfg.eval_every == 0
                 final = self.step_count == cfg.max_steps
                 evaluation = None
-                if eval_data is not None and (due or (final and not self._evaluated_now())):
+                if eval_data is not None and (due or final):
                     evaluation = self._validate(eval_data, collate)
                     _write(log, {"step": self.step_count, "eval_loss": evaluation.loss})
                     for eval_callback in on_eval_end:
@@ -436,12 +436,8 @@ class Trainer:
                 ):
                     self._checkpoint(manager, rank, world, on_checkpoint)
                     saved_at = self.step_count
-                if cfg.patience is not None and self._evals_without_improvement >= cfg.patience:
-                    stopped_because = "early_stopping"
-                    logger.info("early stopping at step %d (best: %s)", self.step_count, self._best)
-                    break
-            if stopped_because == "finished" and self.step_count < cfg.max_steps:
-                stopped_because = "until_step"
+            if self._patience_exhausted():
+                logger.info("early stopping at step %d (best: %s)", self.step_count, self._best)
             if manager is not None and saved_at != self.step_count:
                 self._checkpoint(manager, rank, world, on_checkpoint)
         finally:
@@ -457,10 +453,20 @@ class Trainer:
             items_per_second=items_now / train_seconds if train_seconds > 0 else 0.0,
             wall_seconds=time.perf_counter() - started,
             skipped_steps=self._skipped,
-            stopped_because=stopped_because,
+            stopped_because=(
+                "early_stopping"
+                if self._patience_exhausted()
+                else "until_step"
+                if self.step_count < cfg.max_steps
+                else "finished"
+            ),
         )
 
     # --------------------------------------------------------------------- helpers
+
+    def _patience_exhausted(self) -> bool:
+        patience = self._config.patience
+        return patience is not None and self._evals_without_improvement >= patience
 
     def _evaluated_now(self) -> bool:
         return bool(self._eval_loss) and self._eval_loss[-1][0] == self.step_count

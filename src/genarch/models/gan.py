@@ -1,0 +1,343 @@
+"""A DCGAN-style generative adversarial network for small images, optionally class-conditional.
+
+Two players: the generator maps a latent ``z ~ N(0, I)`` (and a label) to an
+image; the discriminator scores images as real or generated. Training
+alternates their updates through the genarch optimizer — one step updates the
+discriminator, then the generator against the just-updated discriminator:
+
+* ``loss="non_saturating"`` (Goodfellow et al.): D minimises
+  ``softplus(-D(x)) + softplus(D(G(z)))``, G minimises ``softplus(-D(G(z)))``;
+* ``loss="hinge"`` (Lim & Ye; Miyato et al.): D minimises
+  ``relu(1 - D(x)) + relu(1 + D(G(z)))``, G minimises ``-D(G(z))``.
+
+Options: spectral normalisation of the discriminator's layers (Miyato et al.),
+which bounds its Lipschitz constant and steadies training; an exponential
+moving average of the generator's weights (Karras et al.), which ``generate``
+uses and which gives smoother samples than the raw, oscillating generator;
+class conditioning by a label embedding fed to the generator and a projection
+term in the discriminator (Miyato & Koyama).
+
+References:
+    Goodfellow et al., "Generative Adversarial Nets", 2014.
+    Radford, Metz, Chintala, "Unsupervised Representation Learning with Deep
+    Convolutional GANs", 2016 (DCGAN).
+    Miyato et al., "Spectral Normalization for GANs", 2018.
+    Miyato, Koyama, "cGANs with Projection Discriminator", 2018.
+    Karras et al., "Progressive Growing of GANs", 2018 (generator EMA).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, Self
+
+import torch
+from pydantic import BaseModel, Field
+from torch import Tensor, nn
+
+from genarch.errors import InvalidInputError
+from genarch.models.image_common import (
+    check_image_batch,
+    check_image_request,
+    check_labels,
+    interpolate,
+    label_conditions,
+    load_module,
+    load_weights,
+    request_generator,
+    request_labels,
+    result_labels,
+    save_module,
+)
+from genarch.schemas import Config, ImageRequest, ImageResult
+from genarch.validation import describe
+
+__all__ = ["GAN", "GANConfig", "GANObjective", "ImageDiscriminator", "ImageGenerator"]
+
+FORMAT = "genarch.gan/1"
+
+
+class GANConfig(Config):
+    """Settings of a :class:`GAN`.
+
+    Attributes:
+        image_size: height and width of the (square) images; divisible by 2.
+        channels: image channels.
+        latent_dim: size of the latent vector z.
+        width: channels of the networks' first level (the next has twice as many).
+        num_classes: classes for a conditional GAN (0: unconditional).
+        loss: ``"non_saturating"`` or ``"hinge"``.
+        spectral_norm: spectrally normalise the discriminator's weights.
+        ema_decay: decay of the generator weights' moving average (0: no EMA;
+            ``generate`` then uses the raw generator).
+    """
+
+    image_size: Annotated[int, Field(ge=2, le=64, multiple_of=2)] = 8
+    channels: Annotated[int, Field(ge=1, le=4)] = 1
+    latent_dim: Annotated[int, Field(ge=1, le=512)] = 32
+    width: Annotated[int, Field(ge=1)] = 32
+    num_classes: Annotated[int, Field(ge=0)] = 0
+    loss: Literal["non_saturating", "hinge"] = "hinge"
+    spectral_norm: bool = True
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.99
+
+
+class ImageGenerator(nn.Module):
+    """z (and a label) -> image: linear to (2w, S/2, S/2), upsample, two convs, tanh."""
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        c = config
+        half = c.image_size // 2
+        self.label_embed = nn.Embedding(c.num_classes, c.latent_dim) if c.num_classes else None
+        self.project = nn.Sequential(
+            nn.Linear(c.latent_dim, 2 * c.width * half * half),
+            nn.LeakyReLU(0.2),
+            nn.Unflatten(1, (2 * c.width, half, half)),
+        )
+        self.body = nn.Sequential(
+            nn.Upsample(scale_factor=2.0, mode="nearest"),  # (N, 2w, S, S)
+            nn.Conv2d(2 * c.width, c.width, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(c.width, c.width, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(c.width, c.channels, 3, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, latents: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.label_embed is not None and labels is not None:
+            latents = latents * (1 + self.label_embed(labels))  # multiplicative conditioning
+        return self.body(self.project(latents))  # (N, C, S, S) in [-1, 1]
+
+
+class ImageDiscriminator(nn.Module):
+    """image (and a label) -> realness score (N,), with a projection term for the label."""
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        c = config
+        half = c.image_size // 2
+        features = 4 * c.width
+
+        def norm(layer: nn.Module) -> nn.Module:
+            return nn.utils.parametrizations.spectral_norm(layer) if c.spectral_norm else layer
+
+        self.body = nn.Sequential(
+            norm(nn.Conv2d(c.channels, c.width, 3, padding=1)),
+            nn.LeakyReLU(0.2),
+            norm(nn.Conv2d(c.width, 2 * c.width, 3, stride=2, padding=1)),  # (N, 2w, S/2, S/2)
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            norm(nn.Linear(2 * c.width * half * half, features)),
+            nn.LeakyReLU(0.2),
+        )
+        self.score = norm(nn.Linear(features, 1))
+        self.label_embed = norm(nn.Embedding(c.num_classes, features)) if c.num_classes else None
+
+    def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        h = self.body(images)  # (N, 4w)
+        score = self.score(h).squeeze(1)
+        if self.label_embed is not None and labels is not None:
+            score = score + (self.label_embed(labels) * h).sum(dim=1)  # projection
+        return score
+
+
+class GAN(nn.Module):
+    """A GAN of small images: ``Generator[ImageRequest, ImageResult]``.
+
+    ``generate`` decodes latents drawn with the request's seed through the
+    EMA generator (or the raw one when ``ema_decay == 0``). ``decode`` and
+    ``interpolate`` give access to the latent space; a GAN has no encoder.
+
+    Examples:
+        >>> gan = GAN(GANConfig(num_classes=10, width=4, latent_dim=8))
+        >>> result = gan.generate(ImageRequest(num_samples=2, label=5, seed=1))
+        >>> tuple(result.images.shape), result.labels
+        ((2, 1, 8, 8), (5, 5))
+    """
+
+    def __init__(self, config: GANConfig | None = None, **fields: Any) -> None:
+        super().__init__()
+        self._config = config if config is not None else GANConfig(**fields)
+        self.generator = ImageGenerator(self._config)
+        self.discriminator = ImageDiscriminator(self._config)
+        self.ema_generator: ImageGenerator | None = None
+        if self._config.ema_decay > 0:
+            self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
+
+    @property
+    def config(self) -> GANConfig:
+        """The frozen configuration."""
+        return self._config
+
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
+        """A fresh, untrained model for ``config`` (object or mapping)."""
+        return cls(GANConfig.coerce(config))
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the images."""
+        return (self._config.channels, self._config.image_size, self._config.image_size)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """``(latent_dim,)``."""
+        return (self._config.latent_dim,)
+
+    @property
+    def conditions(self) -> dict[str, list[str]]:
+        """``{"label": ["0", ...]}`` for a conditional GAN, else empty."""
+        return label_conditions(self._config.num_classes)
+
+    def sampling_generator(self) -> ImageGenerator:
+        """The network ``generate`` uses: the EMA copy if there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the EMA weights towards the generator's: ``ema = d·ema + (1-d)·g``."""
+        if self.ema_generator is None:
+            return
+        decay = self._config.ema_decay
+        for averaged, current in zip(
+            self.ema_generator.parameters(), self.generator.parameters(), strict=True
+        ):
+            averaged.lerp_(current, 1 - decay)
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Images (N, C, H, W) in [-1, 1] for latents (N, latent_dim), by the sampling generator.
+
+        Raises:
+            InvalidInputError: latents of another shape, or bad labels.
+        """
+        dim = self._config.latent_dim
+        if not isinstance(latents, Tensor) or latents.ndim != 2 or latents.shape[1] != dim:
+            got = tuple(latents.shape) if isinstance(latents, Tensor) else describe(latents)
+            raise InvalidInputError(f"GAN.decode expected latents of shape (N, {dim}), got {got}")
+        labels = check_labels(labels, latents.shape[0], self._config.num_classes, "GAN.decode")
+        network = self.sampling_generator()
+        was_training = network.training
+        network.eval()
+        try:
+            return network(latents.float(), labels)
+        finally:
+            network.train(was_training)
+
+    def interpolate(
+        self, start: Tensor, end: Tensor, steps: int, *, spherical: bool = False
+    ) -> Tensor:
+        """``steps`` latents from ``start`` to ``end`` inclusive (linear or spherical)."""
+        return interpolate(start, end, steps, spherical=spherical)
+
+    def generate(self, request: ImageRequest) -> ImageResult:
+        """Decode latents drawn from N(0, I) with the request's seed.
+
+        Raises:
+            InvalidInputError: not an ImageRequest, or an unknown label.
+        """
+        request = check_image_request(request, self._config.num_classes, "GAN.generate")
+        generator = request_generator(request.seed)
+        labels = request_labels(request, self._config.num_classes, generator)
+        latents = torch.randn((request.num_samples, self._config.latent_dim), generator=generator)
+        images = self.decode(latents, labels)
+        return ImageResult(images=images, labels=result_labels(labels, request.num_samples))
+
+    def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
+        """``[generate(r) for r in requests]``, every request checked first."""
+        for request in requests:
+            check_image_request(request, self._config.num_classes, "GAN.generate_batch")
+        return [self.generate(request) for request in requests]
+
+    def objective(self) -> GANObjective:
+        """The two-player training objective of this GAN."""
+        return GANObjective(self)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (both players and the EMA) atomically."""
+        save_module(directory, FORMAT, self._config, self)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Self:
+        """Load a model written by :meth:`save`.
+
+        Raises:
+            NotFoundError: nothing saved there.
+            IntegrityError: corrupt files or another kind of model.
+        """
+        config, state = load_module(directory, FORMAT, GANConfig)
+        model = cls(config)
+        load_weights(model, state, str(directory))
+        return model
+
+
+class GANObjective:
+    """The two-player adversarial objective: ``players()`` is discriminator, then generator.
+
+    A batch is ``images`` or ``(images, labels)``; generated images of a
+    conditional GAN get the batch's labels, so the discriminator judges
+    image-label pairs. Latents come from torch's global generator, which the
+    genarch optimizer seeds per step.
+
+    The EMA of the generator is updated at the start of each discriminator
+    turn when the generator has been updated since the last one (so once per
+    optimizer step, lagging one step); call :meth:`finish` after the last step.
+    """
+
+    def __init__(self, model: GAN) -> None:
+        self.model = model
+        self._generator_moved = False
+
+    def players(self) -> dict[str, nn.Module]:
+        """``{"discriminator": ..., "generator": ...}`` in update order."""
+        return {"discriminator": self.model.discriminator, "generator": self.model.generator}
+
+    def finish(self) -> None:
+        """Fold the last generator update into the EMA."""
+        if self._generator_moved:
+            self.model.update_ema()
+            self._generator_moved = False
+
+    def loss(self, player: str, batch: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+        """The discriminator's or the generator's loss on ``batch``.
+
+        Raises:
+            InvalidInputError: an unknown player or a batch of the wrong shape.
+        """
+        model, config = self.model, self.model.config
+        images, labels = (
+            batch if isinstance(batch, tuple | list) and len(batch) == 2 else (batch, None)
+        )
+        images = check_image_batch(images, model.image_shape, "GANObjective.loss")
+        if config.num_classes == 0:
+            labels = None
+        labels = check_labels(labels, images.shape[0], config.num_classes, "GANObjective.loss")
+        latents = torch.randn(images.shape[0], config.latent_dim)
+        hinge = config.loss == "hinge"
+        if player == "discriminator":
+            if torch.is_grad_enabled():
+                self.finish()
+            fake = model.generator(latents, labels).detach()
+            real_score = model.discriminator(images, labels)
+            fake_score = model.discriminator(fake, labels)
+            if hinge:
+                return (
+                    nn.functional.relu(1 - real_score).mean()
+                    + nn.functional.relu(1 + fake_score).mean()
+                )
+            return (
+                nn.functional.softplus(-real_score).mean()
+                + nn.functional.softplus(fake_score).mean()
+            )
+        if player == "generator":
+            if torch.is_grad_enabled():
+                self._generator_moved = True
+            fake_score = model.discriminator(model.generator(latents, labels), labels)
+            return -fake_score.mean() if hinge else nn.functional.softplus(-fake_score).mean()
+        raise InvalidInputError(
+            f"GANObjective has players 'discriminator' and 'generator'; got {player!r}"
+        )

@@ -1,0 +1,104 @@
+"""Hugging Face GPT-2 checkpoints load into genarch's GPT and give transformers' logits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from genarch.errors import ConfigError, IntegrityError, NotFoundError
+from genarch.models import TextGenerator, config_from_hf_gpt2, load_hf_gpt2
+from genarch.schemas import TextRequest
+from models.gpt_testing import ByteTokenizer
+
+transformers = pytest.importorskip("transformers")
+
+
+def save_random_gpt2(directory: Path, **overrides: object) -> torch.nn.Module:
+    """A randomly initialised GPT2LMHeadModel saved as config.json + model.safetensors."""
+    fields: dict[str, object] = {
+        "vocab_size": 256,
+        "n_positions": 40,
+        "n_embd": 32,
+        "n_layer": 2,
+        "n_head": 4,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+    }
+    fields.update(overrides)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**fields)).eval()
+    with torch.no_grad():  # make biases and norms non-trivial, so a mix-up would show
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias") or ".ln_" in name:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    model.save_pretrained(directory, safe_serialization=True)
+    return model
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"tie_word_embeddings": False}, {"n_inner": 48, "activation_function": "gelu"}],
+    ids=["tied", "untied", "exact-gelu"],
+)
+def test_loaded_gpt2_gives_the_logits_of_transformers(
+    tmp_path: Path, overrides: dict[str, object]
+) -> None:
+    reference = save_random_gpt2(tmp_path, **overrides)
+    model = load_hf_gpt2(tmp_path).eval()
+    idx = torch.randint(0, 256, (3, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = reference(idx).logits
+        actual = model(idx)
+    assert (actual - expected).abs().max().item() <= 1e-4
+
+
+def test_greedy_generation_matches_transformers_generate(tmp_path: Path) -> None:
+    reference = save_random_gpt2(tmp_path)
+    generator = TextGenerator(load_hf_gpt2(tmp_path), ByteTokenizer())
+    prompt = "Hello"
+    ids = torch.tensor([list(prompt.encode())])
+    with torch.no_grad():
+        expected = reference.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=20,
+            min_new_tokens=20,
+            do_sample=False,
+            pad_token_id=0,
+        )[0, ids.shape[1] :].tolist()
+    result = generator.generate(TextRequest(prompt=prompt, max_new_tokens=20, temperature=0))
+    assert list(result.token_ids) == expected
+
+
+def test_a_missing_file_is_not_found(tmp_path: Path) -> None:
+    save_random_gpt2(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(NotFoundError, match="model.safetensors"):
+        load_hf_gpt2(tmp_path)
+
+
+def test_weights_of_another_size_are_refused(tmp_path: Path) -> None:
+    save_random_gpt2(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["n_embd"] = 64
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(IntegrityError, match="shape"):
+        load_hf_gpt2(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"activation_function": "relu"},
+        {"scale_attn_by_inverse_layer_idx": True},
+        {"model_type": "llama"},
+        {"n_head": 5},
+    ],
+)
+def test_unsupported_gpt2_configs_are_refused(change: dict[str, object]) -> None:
+    base = {"vocab_size": 256, "n_positions": 40, "n_embd": 32, "n_layer": 2, "n_head": 4}
+    with pytest.raises(ConfigError):
+        config_from_hf_gpt2({**base, **change})
