@@ -72,7 +72,9 @@ def test_hashing_puts_each_term_in_its_hashed_column_with_its_sign() -> None:
 
 
 def test_hashing_unsigned_sublinear_weights() -> None:
-    vectorizer = HashingVectorizer(dim=1 << 20, normalize=False, signed=False, weighting="sublinear")
+    vectorizer = HashingVectorizer(
+        dim=1 << 20, normalize=False, signed=False, weighting="sublinear"
+    )
     row = vectorizer.extract(["spam spam spam"])[0]
     assert row[stable_hash("spam") % (1 << 20)].item() == pytest.approx(1 + math.log(3))
 

@@ -153,14 +153,26 @@ VARIED = [
 # Scripts and symbols whose Unicode properties are stable across versions (the
 # Rust tokenizer's tables are older than Python's: characters assigned recently,
 # e.g. U+061D, are classified differently, so they are left out here).
-ALPHABET = "".join(
-    ch
-    for start, stop in ((0, 0x250), (0x370, 0x3FF), (0x400, 0x4FF), (0x600, 0x61C), (0x620, 0x6FF),
-                        (0x2000, 0x206F), (0x3000, 0x303F), (0x4E00, 0x4F00), (0xAC00, 0xAD00),
-                        (0x1F600, 0x1F650))  # fmt: skip
-    for ch in map(chr, range(start, stop))
-    if unicodedata.category(ch) != "Cn"
-) + "\u0300\u0301\u0308\u0327"
+ALPHABET = (
+    "".join(
+        ch
+        for start, stop in (
+            (0, 0x250),
+            (0x370, 0x3FF),
+            (0x400, 0x4FF),
+            (0x600, 0x61C),
+            (0x620, 0x6FF),
+            (0x2000, 0x206F),
+            (0x3000, 0x303F),
+            (0x4E00, 0x4F00),
+            (0xAC00, 0xAD00),
+            (0x1F600, 0x1F650),
+        )  # fmt: skip
+        for ch in map(chr, range(start, stop))
+        if unicodedata.category(ch) != "Cn"
+    )
+    + "\u0300\u0301\u0308\u0327"
+)
 
 
 def test_ids_match_hugging_face_on_varied_text() -> None:

@@ -70,6 +70,7 @@ class Tokenize:
 
     Examples:
         >>> from genarch import Document
+        >>> from genarch.data import ByteTokenizer
         >>> stage = Tokenize(ByteTokenizer(special_tokens=("<|endoftext|>",)),
         ...                  append_special="<|endoftext|>")
         >>> [d.token_ids for d in stage.process([Document(id="a", text="hi")])]
