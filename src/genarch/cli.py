@@ -26,24 +26,45 @@ def _quickstart(args: argparse.Namespace) -> int:
         BPETrainer,
         Chunker,
         DataReport,
+        NearDeduplicator,
+        PiiRedactor,
         QualityFilter,
         TextCleaner,
         Tokenize,
         python_docs,
     )
     from genarch.pipeline import Pipeline
+    from genarch.schemas import Document
 
     started = time.perf_counter()
     print(f"genarch {__version__} quickstart: the end-to-end job on Python's own documentation")
 
-    _heading("data: clean, filter, chunk")
+    _heading("data: clean, filter, deduplicate, redact PII, chunk")
     documents = python_docs()
     print(f"loaded {len(documents)} documents, {sum(len(d.text) for d in documents):,} characters")
-    corpus = Pipeline([("clean", TextCleaner()), ("quality", QualityFilter())])
+    # The docs hold no personal data, so one synthetic support ticket shows the redaction.
+    ticket = Document(
+        id="support-ticket",
+        text="Hello, please call me back: Jane Doe, jane.doe@example.com, +44 20 7946 0958. "
+        "I paid with card 4111 1111 1111 1111 and my account IBAN is GB82 WEST 1234 5698 7654 32.",
+    )
+    documents.append(ticket)
+    print("added 1 synthetic support ticket with planted PII")
+    corpus = Pipeline(
+        [
+            ("clean", TextCleaner()),
+            ("quality", QualityFilter()),
+            ("dedup", NearDeduplicator()),
+            ("redact", PiiRedactor(mode="placeholder")),
+        ]
+    )
     run = corpus.run(documents)
     cleaned = run.collect()
     print(run.trace.summary())
     print(DataReport.from_trace(run.trace).summary())
+    redacted = next(d for d in cleaned if d.id == "support-ticket")
+    print(f"redacted ticket: {redacted.text}")
+    cleaned = [d for d in cleaned if d.id != "support-ticket"]
     chunks = list(Chunker(max_tokens=200, overlap_tokens=20).process(cleaned))
     print(f"chunked into {len(chunks)} retrieval chunks with character offsets")
 

@@ -109,8 +109,10 @@ class Registry:
 def builtin_registry() -> Registry:
     """A fresh registry holding every configurable component genarch ships."""
     from genarch.data.chunking import Chunker
+    from genarch.data.dedup import ExactDeduplicator, NearDeduplicator
     from genarch.data.html import HtmlToText
     from genarch.data.images import ImageNormalizer
+    from genarch.data.pii import PiiRedactor
     from genarch.data.quality import QualityFilter
     from genarch.data.text import TextCleaner
     from genarch.data.tokenize import Tokenize
@@ -119,8 +121,11 @@ def builtin_registry() -> Registry:
     return Registry(
         {
             "genarch.Chunker": Chunker,
+            "genarch.ExactDeduplicator": ExactDeduplicator,
             "genarch.HtmlToText": HtmlToText,
             "genarch.ImageNormalizer": ImageNormalizer,
+            "genarch.NearDeduplicator": NearDeduplicator,
+            "genarch.PiiRedactor": PiiRedactor,
             "genarch.Pipeline": Pipeline,
             "genarch.QualityFilter": QualityFilter,
             "genarch.TextCleaner": TextCleaner,

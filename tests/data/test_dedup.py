@@ -317,6 +317,7 @@ def test_explicit_bands_and_rows_override_the_derived_ones() -> None:
         {"shingle": "line"},
         {"shingle_size": 0},
         {"thresold": 0.8},
+        {"seed": -1},
     ],
 )
 def test_bad_near_configs_raise_config_error(fields: dict[str, object]) -> None:

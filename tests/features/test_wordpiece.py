@@ -61,7 +61,7 @@ def test_special_tokens_in_the_text_are_kept(tokenizer: WordPieceTokenizer) -> N
 def test_encode_adds_cls_sep_and_truncates(tokenizer: WordPieceTokenizer) -> None:
     assert tokenizer.encode("un") == [2, 5, 3]
     ids = tokenizer.encode("a " * 20)
-    assert len(ids) == 8 and ids[0] == 2 and ids[-1] == 3
+    assert (len(ids), ids[0], ids[-1]) == (8, 2, 3)
     assert tokenizer.encode("a a a", max_length=3) == [2, 16, 3]
 
 
@@ -167,7 +167,7 @@ ALPHABET = (
             (0x4E00, 0x4F00),
             (0xAC00, 0xAD00),
             (0x1F600, 0x1F650),
-        )  # fmt: skip
+        )
         for ch in map(chr, range(start, stop))
         if unicodedata.category(ch) != "Cn"
     )

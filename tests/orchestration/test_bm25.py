@@ -161,3 +161,18 @@ def test_rankings_are_identical_to_bm25s() -> None:
             by_score.setdefault(round(score, 4), set()).add(chunks[index].id)
         for result in got:
             assert result.chunk.id in by_score[round(result.score, 4)]
+
+
+@given(
+    st.lists(st.text(alphabet="ab cd ef", max_size=30), min_size=1, max_size=30),
+    st.lists(st.sampled_from(["ab", "cd", "ef", "abab", "zz"]), max_size=6),
+    st.integers(1, 8),
+)
+def test_retrieve_equals_a_full_stable_sort_of_the_scores(
+    texts: list[str], query_words: list[str], k: int
+) -> None:
+    retriever = BM25Retriever(stopwords=()).fit([chunk(str(i), t) for i, t in enumerate(texts)])
+    query = " ".join(query_words)
+    values, order = retriever.scores(query).sort(descending=True, stable=True)
+    expected = [str(i) for i, v in zip(order.tolist(), values.tolist(), strict=True) if v > 0][:k]
+    assert [r.chunk.id for r in retriever.retrieve(query, k)] == expected

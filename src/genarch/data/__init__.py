@@ -6,8 +6,33 @@ Every processor here implements :class:`~genarch.protocols.DataProcessor`.
 from genarch.data.bpe import BPETrainer, BPETrainerConfig
 from genarch.data.chunking import Chunker, ChunkerConfig, count_word_pieces
 from genarch.data.datasets import Split, load_text_files, python_docs, train_validation_split
+from genarch.data.dedup import (
+    DuplicateCluster,
+    DuplicateMatch,
+    DuplicateReport,
+    ExactDeduplicator,
+    ExactDeduplicatorConfig,
+    LshParameters,
+    MinHasher,
+    NearDeduplicator,
+    NearDeduplicatorConfig,
+    lsh_parameters,
+    normalize_for_matching,
+)
 from genarch.data.html import HtmlToText, HtmlToTextConfig, html_to_text
 from genarch.data.images import ImageNormalizer, ImageNormalizerConfig
+from genarch.data.pii import (
+    PII_TYPES,
+    PiiRedactor,
+    PiiRedactorConfig,
+    PiiSpan,
+    PiiType,
+    Redaction,
+    deanonymize,
+    find_pii,
+    iban_checksum_ok,
+    redact_pii,
+)
 from genarch.data.quality import (
     QualityFilter,
     QualityFilterConfig,
@@ -17,6 +42,7 @@ from genarch.data.quality import (
 )
 from genarch.data.report import DataReport
 from genarch.data.text import TextCleaner, TextCleanerConfig, clean_text
+from genarch.data.tokenize import Tokenize, TokenizeConfig, TokenizedDocument
 from genarch.data.tokenizers import (
     STANDARD_ENCODINGS,
     ByteTokenizer,
@@ -26,10 +52,10 @@ from genarch.data.tokenizers import (
     load_tokenizer,
     standard_encoding_cache_paths,
 )
-from genarch.data.tokenize import Tokenize, TokenizeConfig, TokenizedDocument
 from genarch.data.tokens import TokenDataset, TokenFileInfo, pack_blocks, write_token_file
 
 __all__ = [
+    "PII_TYPES",
     "STANDARD_ENCODINGS",
     "BPETrainer",
     "BPETrainerConfig",
@@ -38,14 +64,28 @@ __all__ = [
     "Chunker",
     "ChunkerConfig",
     "DataReport",
+    "DuplicateCluster",
+    "DuplicateMatch",
+    "DuplicateReport",
+    "ExactDeduplicator",
+    "ExactDeduplicatorConfig",
     "HtmlToText",
     "HtmlToTextConfig",
     "ImageNormalizer",
     "ImageNormalizerConfig",
+    "LshParameters",
+    "MinHasher",
+    "NearDeduplicator",
+    "NearDeduplicatorConfig",
+    "PiiRedactor",
+    "PiiRedactorConfig",
+    "PiiSpan",
+    "PiiType",
     "QualityFilter",
     "QualityFilterConfig",
     "QualityMeasures",
     "QualityVerdict",
+    "Redaction",
     "Split",
     "TextCleaner",
     "TextCleanerConfig",
@@ -57,13 +97,19 @@ __all__ = [
     "TokenizedDocument",
     "clean_text",
     "count_word_pieces",
+    "deanonymize",
+    "find_pii",
     "html_to_text",
+    "iban_checksum_ok",
     "load_standard_encoding",
     "load_text_files",
     "load_tokenizer",
+    "lsh_parameters",
     "measure_quality",
+    "normalize_for_matching",
     "pack_blocks",
     "python_docs",
+    "redact_pii",
     "standard_encoding_cache_paths",
     "train_validation_split",
     "write_token_file",

@@ -206,6 +206,8 @@ class MinHasher:
             raise ConfigError(f"shingle must be 'char' or 'word', got {describe(shingle)}")
         if not isinstance(shingle_size, int) or shingle_size < 1:
             raise ConfigError(f"shingle_size must be a positive int, got {describe(shingle_size)}")
+        if not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative int, got {describe(seed)}")
         self.num_perm = num_perm
         self.shingle = shingle
         self.shingle_size = shingle_size
@@ -623,7 +625,7 @@ class NearDeduplicatorConfig(Config):
     ignore_punctuation: bool = True
     exact_first: bool = True
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _bands_fit(self) -> Self:
@@ -710,7 +712,8 @@ class NearDeduplicator:
     Memory, per *kept* document, only while a call runs: the signature
     (``4 * num_perm`` bytes), one bucket entry per band (about 100 bytes each
     in CPython) and, with ``exact_first``, a digest entry (about 120 bytes plus
-    the id) — about 1.6 KB with the defaults. Dropped documents cost nothing.
+    the id) — about 1.7 KB with the defaults (measured by
+    ``benchmarks/bench_dedup.py``). Dropped documents cost nothing.
 
     Args:
         config: a :class:`NearDeduplicatorConfig`; keyword arguments are

@@ -16,8 +16,9 @@ characters, as scikit-learn's ``CountVectorizer``), drop ``stopwords``
 method="lucene")`` rank identically.
 
 The index stores, for each term, the documents containing it and their
-precomputed per-term scores (a CSC layout: ``bounds``, ``docs``, ``weights``),
-so a query is a few slices, one ``index_add_`` and one ``topk``.
+precomputed per-term scores (a CSC layout in numpy arrays: ``bounds``, ``docs``,
+``weights``; no scipy), so a query is a few slices and one scatter-add, and
+only the documents that share a token with the query are ranked.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from pydantic import BaseModel, Field, field_validator
 
 from genarch.errors import ConfigError, InvalidInputError
-from genarch.orchestration.vectorstore import check_k, top_k_stable, trusted_record
+from genarch.orchestration.vectorstore import check_k, trusted_record
 from genarch.schemas import Chunk, Config, ScoredChunk
 from genarch.validation import checked_items, describe
 
@@ -106,8 +107,8 @@ class BM25Retriever:
         self._token_ids: list[int] = []  # every document's token ids, concatenated
         self._lengths: list[int] = []
         self._bounds: list[int] = [0]  # term t's postings: [bounds[t], bounds[t + 1])
-        self._docs = torch.empty(0, dtype=torch.int64)
-        self._weights = torch.empty(0, dtype=torch.float32)
+        self._docs = np.empty(0, dtype=np.int64)
+        self._weights = np.empty(0, dtype=np.float32)
 
     @property
     def config(self) -> BM25Config:
@@ -184,50 +185,65 @@ class BM25Retriever:
         return self
 
     def _build(self) -> None:
-        """Recompute the postings and their weights from the token ids (vectorised)."""
+        """Recompute the postings and their weights from the token ids (vectorised numpy)."""
         n, vocabulary = len(self._chunks), len(self._vocab)
         if n == 0 or not self._token_ids:
             self._bounds = [0] * (vocabulary + 1)
-            self._docs = torch.empty(0, dtype=torch.int64)
-            self._weights = torch.empty(0, dtype=torch.float32)
+            self._docs = np.empty(0, dtype=np.int64)
+            self._weights = np.empty(0, dtype=np.float32)
             return
         tokens = np.asarray(self._token_ids, dtype=np.int64)
-        lengths_np = np.asarray(self._lengths, dtype=np.int64)
-        doc_of_token = np.repeat(np.arange(n, dtype=np.int64), lengths_np)
+        lengths = np.asarray(self._lengths, dtype=np.int64)
+        doc_of_token = np.repeat(np.arange(n, dtype=np.int64), lengths)
         # one (term, document) pair per distinct occurrence, sorted by term then document
-        # (numpy's sort: torch's CPU sort of int64 is about ten times slower here)
-        pairs_np, tf_np = np.unique(tokens * n + doc_of_token, return_counts=True)
-        pairs, tf = torch.from_numpy(pairs_np), torch.from_numpy(tf_np)
-        lengths = torch.from_numpy(lengths_np)
-        terms, docs = pairs // n, pairs % n
-        df = torch.bincount(terms, minlength=vocabulary)
-        idf = torch.log1p((n - df + 0.5) / (df + 0.5)).to(torch.float32)  # float64 math, as Lucene
+        pairs, tf = np.unique(tokens * n + doc_of_token, return_counts=True)
+        terms, docs = np.divmod(pairs, n)
+        df = np.bincount(terms, minlength=vocabulary)
+        # as Lucene and bm25s: idf and saturation in float64, each posting's weight stored as float32
+        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
         k1, b = self._config.k1, self._config.b
-        average = float(lengths.double().mean())
-        norm = k1 * ((1 - b) + b * lengths.double() / average)  # per document
-        tf64 = tf.double()
-        saturation = tf64 / (norm[docs] + tf64)
-        self._weights = (idf[terms].double() * saturation).to(torch.float32)
+        norm = k1 * ((1 - b) + b * lengths / lengths.mean())  # per document
+        saturation = tf / (norm[docs] + tf)
+        self._weights = (idf[terms].astype(np.float64) * saturation).astype(np.float32)
         self._docs = docs
-        self._bounds = [0, *torch.cumsum(df, 0).tolist()]
+        self._bounds = [0, *np.cumsum(df).tolist()]
 
     # --------------------------------------------------------------- querying
 
-    def scores(self, query: str) -> torch.Tensor:
-        """BM25 score of every indexed chunk for ``query``, ``(len(self),)`` float32."""
+    def _postings(self, query: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Documents and weights of every query token's postings (repeats included) and the
+        number of query tokens found; None when no query token is indexed."""
         if not isinstance(query, str):
             raise InvalidInputError(f"BM25Retriever expected a str query, got {describe(query)}")
-        scores = torch.zeros(len(self._chunks), dtype=torch.float32)
-        vocab = self._vocab
-        terms = [vocab[t] for t in self.tokenize(query) if t in vocab]
-        if terms:
-            bounds, docs, weights = self._bounds, self._docs, self._weights
-            scores.index_add_(
-                0,
-                torch.cat([docs[bounds[t] : bounds[t + 1]] for t in terms]),
-                torch.cat([weights[bounds[t] : bounds[t + 1]] for t in terms]),
-            )
+        vocab, bounds = self._vocab, self._bounds
+        spans = [
+            (bounds[t], bounds[t + 1])
+            for t in map(vocab.get, self.tokenize(query))
+            if t is not None
+        ]
+        if not spans:
+            return None
+        docs, weights = self._docs, self._weights
+        if len(spans) == 1:
+            ((start, end),) = spans
+            return docs[start:end], weights[start:end], 1
+        return (
+            np.concatenate([docs[a:b] for a, b in spans]),
+            np.concatenate([weights[a:b] for a, b in spans]),
+            len(spans),
+        )
+
+    def _score(self, postings: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+        scores = np.zeros(len(self._chunks), dtype=np.float32)
+        np.add.at(scores, postings[0], postings[1])  # float32, query-token order: as bm25s
         return scores
+
+    def scores(self, query: str) -> torch.Tensor:
+        """BM25 score of every indexed chunk for ``query``, ``(len(self),)`` float32."""
+        postings = self._postings(query)
+        if postings is None:
+            return torch.zeros(len(self._chunks), dtype=torch.float32)
+        return torch.from_numpy(self._score(postings))
 
     def retrieve(self, query: str, k: int) -> list[ScoredChunk]:
         """The ``k`` best-scoring chunks for ``query`` (only chunks sharing a token with it).
@@ -238,15 +254,27 @@ class BM25Retriever:
             InvalidInputError: ``query`` is not a str, or ``k`` is not a positive int.
         """
         check_k(k, "BM25Retriever.retrieve")
-        scores = self.scores(query)
-        if scores.numel() == 0:
+        postings = self._postings(query)
+        if postings is None:
             return []
-        values, indices = top_k_stable(scores.unsqueeze(0), k)
+        scores = self._score(postings)
+        # Rank only the documents that share a token with the query. A document
+        # occurs at most once per query token, so the k*tokens best postings hold
+        # every document scoring at least the k-th best (ties at the cut included).
+        documents, spans = postings[0], postings[2]
+        need = k * spans
+        if documents.shape[0] > need:
+            posting_scores = scores[documents]
+            cut = documents.shape[0] - need
+            threshold = np.partition(posting_scores, cut)[cut]
+            documents = documents[posting_scores >= threshold]
+        candidates = np.unique(documents)
+        values = scores[candidates]
+        order = np.lexsort((candidates, -values))[:k]  # best first, then indexing order
         chunks = self._chunks
         return [
             trusted_record(ScoredChunk, _SCORED_FIELDS, {"chunk": chunks[i], "score": s})
-            for s, i in zip(values[0], indices[0], strict=True)
-            if s > 0.0
+            for i, s in zip(candidates[order].tolist(), values[order].tolist(), strict=True)
         ]
 
     def retrieve_batch(self, queries: Sequence[str], k: int) -> list[list[ScoredChunk]]:

@@ -119,12 +119,16 @@ class ExtractiveConfig(Config):
     max_sentence_chars: Annotated[int, Field(ge=1)] = 600
 
 
+_SOURCE_RANK_PENALTY = 0.05
+
+
 @dataclass(frozen=True)
 class _Pick:
     index: int  # which text
     start: int
     end: int
     support: float
+    rank: float = 0.0
 
 
 class ExtractiveGenerator:
@@ -174,8 +178,11 @@ class ExtractiveGenerator:
         for index, start, end, terms in candidates:
             support = sum(weight[t] for t in wanted.keys() & terms) / total
             if support >= self._config.min_support and support > 0.0:
-                scored.append(_Pick(index, start, end, support))
-        scored.sort(key=lambda p: (-round(p.support, 9), p.index, p.end - p.start, p.start))
+                # A small prior for the retriever's order: of two equally supported
+                # sentences, the one from the better-ranked source wins.
+                rank = support - _SOURCE_RANK_PENALTY * index
+                scored.append(_Pick(index, start, end, support, rank))
+        scored.sort(key=lambda p: (-round(p.rank, 9), p.index, p.end - p.start, p.start))
         picks: list[_Pick] = []
         seen: set[str] = set()
         for pick in scored:

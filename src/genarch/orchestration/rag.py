@@ -34,6 +34,7 @@ and generation.
 from __future__ import annotations
 
 import html
+import keyword
 import logging
 import re
 import unicodedata
@@ -248,6 +249,12 @@ _STOPWORD_TEXT = (
     "yours python happen happens mean means get gets give gives tell way ways work works "
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
+_SYNTAX_NOUNS = frozenset(
+    ("statement", "statements", "clause", "clauses", "loop", "loops", "keyword", "keywords")
+    + ("operator", "operators", "expression", "expressions", "block", "blocks", "test", "tests")
+)
+_QUOTES = frozenset("\"'`\u201c\u2018")
 
 
 def _stem(word: str) -> str:
@@ -262,15 +269,33 @@ def _stem(word: str) -> str:
 def content_terms(text: str) -> list[str]:
     """The content words of ``text``: lower-cased, plural-folded, stop words removed.
 
+    A stop word that is a Python keyword still counts when it is quoted or
+    named as one ("the with statement", "an ``in`` test"), since that is what
+    such a question is about.
+
     Examples:
         >>> content_terms("What does the break statement do in loops?")
         ['break', 'statement', 'loop']
+        >>> content_terms("When is the else clause of a for loop run?")
+        ['else', 'clause', 'for', 'loop', 'run']
     """
     if not isinstance(text, str):
         raise InvalidInputError(f"content_terms expected str, got {describe(text)}")
-    words = (w.lower() for w in _WORD.findall(text))
-    stems = (_stem(w) for w in words if w not in _STOPWORDS)
-    return [w for w in stems if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())]
+    matches = list(_WORD.finditer(text))
+    terms = []
+    for index, match in enumerate(matches):
+        word = match.group().lower()
+        if word in _STOPWORDS:
+            following = matches[index + 1].group().lower() if index + 1 < len(matches) else ""
+            quoted = text[match.start() - 1 : match.start()] in _QUOTES
+            if not (word in _KEYWORDS and (quoted or following in _SYNTAX_NOUNS)):
+                continue
+        else:
+            word = _stem(word)
+            if word in _STOPWORDS or (len(word) < 2 and not word.isdigit()):
+                continue
+        terms.append(word)
+    return terms
 
 
 def term_coverage(question: str, texts: Sequence[str]) -> float:
