@@ -352,8 +352,8 @@ def main() -> None:
         vectors = bench_vectors(n=20_000, q=200, singles=50, repeats=3)
         bm25 = bench_bm25(replicas=2, q=200, repeats=3)
     else:
-        vectors = bench_vectors(n=100_000, q=1_000, singles=200, repeats=5)
-        bm25 = bench_bm25(replicas=20, q=1_000, repeats=5)
+        vectors = bench_vectors(n=100_000, q=1_000, singles=200, repeats=3)
+        bm25 = bench_bm25(replicas=20, q=1_000, repeats=3)
     result = {
         "quick": args.quick,
         "threads": args.threads,

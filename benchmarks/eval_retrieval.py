@@ -11,7 +11,7 @@ overlap 16) and evaluates, on the same chunks and the same questions:
 * a dense retriever with the contrastive sentence encoder trained on the corpus
   itself (``train_on_corpus``; fewer steps with ``--quick``),
 * a dense retriever with the pretrained all-MiniLM-L6-v2 (when ``genarch[embeddings]``
-  is installed; otherwise the row is skipped and says so),
+  is installed; otherwise, and with ``--quick``, the row is skipped and says so),
 * hybrids of BM25 with each dense retriever (reciprocal-rank fusion),
 
 reporting recall@k, evidence@10 (a retrieved chunk contains the supporting
@@ -49,6 +49,30 @@ from genarch.orchestration.vectorstore import ExactVectorStore
 from genarch.protocols import Retriever
 
 KS = (1, 3, 5, 10)
+
+
+def add_minilm(
+    retrievers: dict[str, Retriever],
+    bm25: Retriever,
+    chunks: list[Any],
+    timings: dict[str, float],
+    *,
+    quick: bool,
+) -> str:
+    """Add the MiniLM rows when the model is installed (and not ``--quick``); say why not."""
+    if quick:
+        return "skipped in --quick (embedding every chunk takes minutes on 2 cores)"
+    try:
+        from genarch.features.minilm import load_minilm
+
+        started = time.perf_counter()
+        minilm = dense(load_minilm(), chunks)
+    except (ImportError, genarch.GenarchError) as error:
+        return f"skipped: {error}"
+    timings["minilm_index_s"] = time.perf_counter() - started
+    retrievers["dense all-MiniLM-L6-v2"] = minilm
+    retrievers["hybrid bm25 + MiniLM"] = HybridRetriever([bm25, minilm])
+    return "used"
 
 
 def dense(extractor: Any, chunks: list[Any]) -> DenseRetriever:
@@ -98,17 +122,8 @@ def main() -> None:
     timings["contrastive_index_s"] = time.perf_counter() - started
     retrievers["hybrid bm25 + contrastive"] = HybridRetriever([bm25, contrastive])
 
-    minilm_status = "used"
-    try:
-        from genarch.features.minilm import load_minilm
-
-        started = time.perf_counter()
-        minilm = dense(load_minilm(), chunks)
-        timings["minilm_index_s"] = time.perf_counter() - started
-        retrievers["dense all-MiniLM-L6-v2"] = minilm
-        retrievers["hybrid bm25 + MiniLM"] = HybridRetriever([bm25, minilm])
-    except (ImportError, genarch.GenarchError) as error:
-        minilm_status = f"skipped: {error}"
+    minilm_status = add_minilm(retrievers, bm25, chunks, timings, quick=args.quick)
+    if minilm_status != "used":
         print(f"all-MiniLM-L6-v2 {minilm_status}")
 
     reports = [evaluate_retriever(r, questions, ks=KS, name=name) for name, r in retrievers.items()]

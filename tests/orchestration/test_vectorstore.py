@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.orchestration.vectorstore import ExactVectorStore, VectorStoreConfig, top_k_stable
+from genarch.schemas import Hit
 from genarch.testing import parametrize_with_checks, vector_store_checks
 
 METRICS = ["cosine", "inner_product", "l2"]
@@ -147,6 +148,14 @@ def test_replacing_metadata_updates_the_filter_index() -> None:
     query = unit(1, 8)
     assert [h.id for h in store.search(query, 10, where={"group": "new"})[0]] == ["v0"]
     assert "v0" not in {h.id for h in store.search(query, 10, where={"parity": 0})[0]}
+
+
+def test_hits_are_ordinary_validated_records() -> None:
+    hit = filled(5).search(unit(1, 8), 1)[0][0]
+    rebuilt = Hit(id=hit.id, score=hit.score, metadata=dict(hit.metadata))
+    assert hit == rebuilt
+    assert hit.model_dump() == rebuilt.model_dump()
+    assert Hit.model_validate_json(hit.model_dump_json()) == hit
 
 
 def test_hit_metadata_is_a_copy() -> None:

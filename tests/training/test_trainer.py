@@ -246,8 +246,8 @@ def test_config_round_trips_through_json() -> None:
 def test_label_smoothing_raises_the_loss_of_a_confident_model() -> None:
     model = seeded(0, lambda: TinyLM(dropout=0.0))
     batch = lm_data(8)
-    plain = Trainer(LanguageModeling(model), optimizer={"learning_rate": 0.05}, progress=False)
-    for _ in range(60):
+    plain = Trainer(LanguageModeling(model), optimizer={"learning_rate": 0.1}, progress=False)
+    for _ in range(25):
         plain.step(batch)
     with torch.no_grad():
         sharp = LanguageModeling(model).loss("model", batch)
@@ -259,3 +259,13 @@ def test_bf16_autocast_trains() -> None:
     trainer, _ = make_trainer(max_steps=8, autocast="bfloat16", eval_every=8)
     report = trainer.fit(lm_data(32), eval_data=lm_data(8, seed=1))
     assert report.train_loss[-1] < report.train_loss[0]
+
+
+def test_evaluate_uses_eval_mode_and_restores_training_mode() -> None:
+    trainer, model = make_trainer()
+    model.train()
+    first = trainer.evaluate(lm_data(16, seed=1))
+    assert model.training
+    assert trainer.evaluate(lm_data(16, seed=1)) == first  # no dropout: the same every time
+    with pytest.raises(InvalidInputError, match="no examples"):
+        trainer.evaluate(lm_data(16)[:0])

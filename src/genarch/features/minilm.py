@@ -153,21 +153,17 @@ class _Layer(nn.Module):
         super().__init__()
         width = config.hidden_size
         self.heads = config.num_attention_heads
-        self.query = nn.Linear(width, width)
-        self.key = nn.Linear(width, width)
-        self.value = nn.Linear(width, width)
+        self.qkv = nn.Linear(width, 3 * width)  # query, key and value in one matmul
         self.attention_out = nn.Linear(width, width)
         self.attention_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.ffn_in = nn.Linear(width, config.intermediate_size)
         self.ffn_out = nn.Linear(config.intermediate_size, width)
         self.ffn_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         B, T, C = x.shape  # noqa: N806
-        q, k, v = (
-            proj(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, nh, T, hs)
-            for proj in (self.query, self.key, self.value)
-        )
+        qkv = self.qkv(x).view(B, T, 3, self.heads, C // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, hs)
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
         attended = attended.transpose(1, 2).reshape(B, T, C)
         x = self.attention_norm(x + self.attention_out(attended))
@@ -204,8 +200,9 @@ class BertModel(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Hidden states ``(B, T, hidden_size)``; padding (mask 0) is never attended to."""
-        x = self.embeddings(input_ids)  # (B, T, C)
-        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): which keys to see
+        x: Tensor = self.embeddings(input_ids)  # (B, T, C)
+        # (B, 1, 1, T): which keys each query may see; None (faster) when nothing is padding
+        mask = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, None, :]
         for layer in self.layers:
             x = layer(x, mask)
         return x
@@ -226,9 +223,6 @@ class BertModel(nn.Module):
             "embeddings.norm.bias": "embeddings.LayerNorm.bias",
         }
         parts = {
-            "query": "attention.self.query",
-            "key": "attention.self.key",
-            "value": "attention.self.value",
             "attention_out": "attention.output.dense",
             "attention_norm": "attention.output.LayerNorm",
             "ffn_in": "intermediate.dense",
@@ -241,12 +235,21 @@ class BertModel(nn.Module):
                     names[f"layers.{index}.{ours}.{kind}"] = (
                         f"encoder.layer.{index}.{theirs}.{kind}"
                     )
+        fused = {  # our qkv = their query, key and value stacked
+            f"layers.{i}.qkv.{kind}": [
+                f"encoder.layer.{i}.attention.self.{p}.{kind}" for p in ("query", "key", "value")
+            ]
+            for i in range(len(self.layers))
+            for kind in ("weight", "bias")
+        }
         ignored = {"embeddings.position_ids"}
         prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
         expected = self.state_dict()
-        if missing := sorted(t for t in names.values() if prefix + t not in state):
+        sources = {ours: [theirs] for ours, theirs in names.items()} | fused
+        wanted = [t for group in sources.values() for t in group]
+        if missing := sorted(t for t in wanted if prefix + t not in state):
             raise IntegrityError(f"{where} lacks tensors {missing[:5]} for this BertConfig")
-        used = {prefix + t for t in names.values()}
+        used = {prefix + t for t in wanted}
         extra = sorted(
             k
             for k in state
@@ -257,12 +260,15 @@ class BertModel(nn.Module):
         if extra:
             raise IntegrityError(f"{where} has tensors a BERT encoder does not: {extra[:5]}")
         with torch.no_grad():
-            for ours, theirs in names.items():
-                tensor = state[prefix + theirs]
-                if tensor.shape != expected[ours].shape or not tensor.is_floating_point():
+            for ours, group in sources.items():
+                parts_ = [state[prefix + t] for t in group]
+                if not all(p.is_floating_point() for p in parts_):
+                    raise IntegrityError(f"{where}: {group[0]} is not a float tensor")
+                tensor = torch.cat(parts_) if len(parts_) > 1 else parts_[0]
+                if tensor.shape != expected[ours].shape:
                     raise IntegrityError(
-                        f"{where}: {theirs} is {tensor.dtype} {tuple(tensor.shape)}, "
-                        f"the config needs float {tuple(expected[ours].shape)}"
+                        f"{where}: {', '.join(group)} have shape {tuple(tensor.shape)} together, "
+                        f"the config needs {tuple(expected[ours].shape)}"
                     )
                 expected[ours].copy_(tensor)
 

@@ -513,7 +513,7 @@ class Diffusion(nn.Module):
     @property
     def conditions(self) -> dict[str, list[str]]:
         """``{"label": ["0", ...]}`` for a class-conditional model, else empty."""
-        return label_conditions(self._config.num_classes)
+        return label_conditions(self._config.num_classes, "Diffusion.conditions")
 
     def objective(self) -> DiffusionObjective:
         """The training objective of this model's denoiser."""

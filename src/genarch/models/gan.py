@@ -191,7 +191,7 @@ class GAN(nn.Module):
     @property
     def conditions(self) -> dict[str, list[str]]:
         """``{"label": ["0", ...]}`` for a conditional GAN, else empty."""
-        return label_conditions(self._config.num_classes)
+        return label_conditions(self._config.num_classes, "GAN.conditions")
 
     def sampling_generator(self) -> ImageGenerator:
         """The network ``generate`` uses: the EMA copy if there is one."""

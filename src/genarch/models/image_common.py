@@ -170,10 +170,16 @@ def request_labels(
     return torch.randint(num_classes, (request.num_samples,), generator=generator)
 
 
-def label_conditions(num_classes: int) -> dict[str, list[str]]:
-    """The ``conditions`` of a class-conditional model: ``{"label": ["0", ..]}``
-    (empty for an unconditional one)."""
-    return {"label": [str(i) for i in range(num_classes)]} if num_classes else {}
+def label_conditions(num_classes: int, where: str) -> dict[str, list[str]]:
+    """The ``conditions`` of a class-conditional model: ``{"label": ["0", ..]}``.
+
+    An unconditional model has no conditions: this raises ``AttributeError``, so
+    ``hasattr(model, "conditions")`` is false and the model is not a
+    :class:`~genarch.protocols.ConditionalGenerator`.
+    """
+    if not num_classes:
+        raise AttributeError(f"{where}: an unconditional model (num_classes=0) has no conditions")
+    return {"label": [str(i) for i in range(num_classes)]}
 
 
 def result_labels(labels: Tensor | None, count: int) -> tuple[int | None, ...]:

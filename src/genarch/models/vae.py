@@ -158,7 +158,7 @@ class VAE(nn.Module):
     @property
     def conditions(self) -> dict[str, list[str]]:
         """``{"label": ["0", ...]}`` for a conditional VAE, else empty."""
-        return label_conditions(self._config.num_classes)
+        return label_conditions(self._config.num_classes, "VAE.conditions")
 
     # ----------------------------------------------------------------------- layers
 

@@ -2,7 +2,8 @@
 
 :class:`ExtractiveGenerator` needs no model. It splits each source into
 sentences (with exact character offsets), scores every sentence by how much of
-the question's content it contains — each question word weighted by its
+the question's content it contains (a heading or signature line just before a
+sentence lends it its words) — each question word weighted by its
 inverse frequency among the candidate sentences, so rare words count more —
 and answers with the best ``max_sentences`` sentences whose support reaches
 ``min_support``. With none, there is no answer, and
@@ -92,12 +93,17 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+_FINISHED = re.compile(r"[.!?:][\"')\]\u201d\u2019]*\Z")
+
+
 def _is_prose(sentence: str) -> bool:
-    """Mostly letters and not a table row, grammar rule or heading underline."""
+    """A finished sentence of mostly letters: not a signature, table row, grammar
+    rule, code line or heading underline."""
     visible = [ch for ch in sentence if not ch.isspace()]
     letters = sum(ch.isalpha() for ch in visible)
     return (
-        letters >= 0.6 * len(visible)
+        bool(_FINISHED.search(sentence))
+        and letters >= 0.6 * len(visible)
         and "::=" not in sentence
         and sentence.count("|") < 2
         and not re.search(r"[*=~^+-]{4,}", sentence)
@@ -112,11 +118,14 @@ class ExtractiveConfig(Config):
         min_support: the least weighted share of the question's content words
             a sentence must contain to be used (0-1).
         max_sentence_chars: longer "sentences" (tables, grammar blocks) are skipped.
+        relative_support: a sentence after the first must have at least this
+            share of the first one's support.
     """
 
     max_sentences: Annotated[int, Field(ge=1)] = 2
     min_support: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     max_sentence_chars: Annotated[int, Field(ge=1)] = 600
+    relative_support: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
 
 
 _SOURCE_RANK_PENALTY = 0.05
@@ -165,10 +174,18 @@ class ExtractiveGenerator:
         wanted = Counter(content_terms(question))
         candidates: list[tuple[int, int, int, set[str]]] = []
         for index, text in enumerate(texts):
+            # A heading or signature line ("str.partition(sep)") is not an answer,
+            # but its words describe the first sentence after it.
+            context: set[str] = set()
             for start, end in sentence_spans(text):
                 sentence = text[start:end]
-                if end - start <= self._config.max_sentence_chars and _is_prose(sentence):
-                    candidates.append((index, start, end, set(content_terms(sentence))))
+                terms = set(content_terms(sentence))
+                if not _is_prose(sentence):
+                    context = terms
+                    continue
+                if end - start <= self._config.max_sentence_chars:
+                    candidates.append((index, start, end, terms | context))
+                context = set()
         if not wanted or not candidates:
             return []
         frequency = Counter(term for *_, terms in candidates for term in terms & wanted.keys())
@@ -186,6 +203,8 @@ class ExtractiveGenerator:
         picks: list[_Pick] = []
         seen: set[str] = set()
         for pick in scored:
+            if picks and pick.support < self._config.relative_support * picks[0].support:
+                break
             key = " ".join(texts[pick.index][pick.start : pick.end].split())
             if key in seen:  # overlapping chunks repeat sentences
                 continue

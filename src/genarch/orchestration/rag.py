@@ -251,8 +251,10 @@ _STOPWORD_TEXT = (
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist)
 _SYNTAX_NOUNS = frozenset(
-    ("statement", "statements", "clause", "clauses", "loop", "loops", "keyword", "keywords")
-    + ("operator", "operators", "expression", "expressions", "block", "blocks", "test", "tests")
+    (
+        *("statement", "statements", "clause", "clauses", "loop", "loops", "keyword"),
+        *("keywords", "operator", "operators", "expression", "expressions", "block", "test"),
+    )
 )
 _QUOTES = frozenset("\"'`\u201c\u2018")
 
@@ -270,7 +272,7 @@ def content_terms(text: str) -> list[str]:
     """The content words of ``text``: lower-cased, plural-folded, stop words removed.
 
     A stop word that is a Python keyword still counts when it is quoted or
-    named as one ("the with statement", "an ``in`` test"), since that is what
+    named as syntax ("the with statement", "a for loop"), since that is what
     such a question is about.
 
     Examples:
@@ -286,9 +288,11 @@ def content_terms(text: str) -> list[str]:
     for index, match in enumerate(matches):
         word = match.group().lower()
         if word in _STOPWORDS:
-            following = matches[index + 1].group().lower() if index + 1 < len(matches) else ""
+            before = matches[index - 1].group().lower() if index else ""
+            after = matches[index + 1].group().lower() if index + 1 < len(matches) else ""
             quoted = text[match.start() - 1 : match.start()] in _QUOTES
-            if not (word in _KEYWORDS and (quoted or following in _SYNTAX_NOUNS)):
+            named = before in ("the", "a", "an") and after in _SYNTAX_NOUNS
+            if not (word in _KEYWORDS and (quoted or named)):
                 continue
         else:
             word = _stem(word)

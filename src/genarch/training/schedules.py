@@ -12,8 +12,8 @@ over ``warmup_steps`` steps, then a decay towards ``min_factor`` by
 
 Example:
     >>> s = Schedule(warmup_steps=2, decay="cosine", total_steps=10, min_factor=0.1)
-    >>> [round(lr_factor(s, step), 3) for step in (0, 1, 2, 6, 10, 20)]
-    [0.333, 0.667, 1.0, 0.55, 0.1, 0.1]
+    >>> tuple(round(lr_factor(s, step), 3) for step in (0, 1, 2, 6, 10, 20))
+    (0.333, 0.667, 1.0, 0.55, 0.1, 0.1)
 """
 
 from __future__ import annotations

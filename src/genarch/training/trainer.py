@@ -157,7 +157,8 @@ class Trainer:
         >>> trainer = Trainer(LanguageModeling(model), max_steps=40, batch_size=8,
         ...                   optimizer={"learning_rate": 0.05}, progress=False)
         >>> report = trainer.fit(data, eval_data=data[:8])
-        >>> report.steps, report.eval_loss[-1][1] < report.train_loss[0] / 5
+        >>> last_step, last_loss = report.eval_loss[-1]
+        >>> last_step, last_loss < report.train_loss[0] / 5
         (40, True)
     """
 
@@ -266,14 +267,20 @@ class Trainer:
         """
         if not isinstance(state, Mapping) or not {"optimizer", "trainer"} <= set(state):
             raise IntegrityError("expected a Trainer state with 'optimizer' and 'trainer' entries")
-        self._engine.load_state_dict(state["optimizer"])
         run = state["trainer"]
-        self._skipped = int(run["skipped"])
-        self._train_loss = [float(x) for x in run["train_loss"]]
-        self._eval_loss = [(int(s), float(v)) for s, v in run["eval_loss"]]
-        self._best = (int(run["best"][0]), float(run["best"][1])) if run["best"] else None
-        self._evals_without_improvement = int(run["evals_without_improvement"])
-        self._items = int(run["items"])
+        try:  # read everything before changing anything
+            skipped = int(run["skipped"])
+            train_loss = [float(x) for x in run["train_loss"]]
+            eval_loss = [(int(s), float(v)) for s, v in run["eval_loss"]]
+            best = (int(run["best"][0]), float(run["best"][1])) if run["best"] else None
+            evals_without_improvement = int(run["evals_without_improvement"])
+            items = int(run["items"])
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise IntegrityError(f"the trainer state is malformed: {error!r}") from None
+        self._engine.load_state_dict(state["optimizer"])
+        self._skipped, self._train_loss, self._eval_loss = skipped, train_loss, eval_loss
+        self._best, self._evals_without_improvement = best, evals_without_improvement
+        self._items = items
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -312,29 +319,43 @@ class Trainer:
 
         Under torch.distributed each process evaluates its share and the
         results are combined, so every process gets the same number.
+
+        Raises:
+            InvalidInputError: the data is empty or the objective cannot use it.
         """
         source = IndexedData(data, collate)
+        if len(source) == 0:
+            raise InvalidInputError("the evaluation data holds no examples")
         rank, world = _world()
         size = self._config.eval_batch_size or self._config.batch_size
-        module = self.objective.players()[self._eval_player]
-        was_training = module.training
-        module.eval()
-        totals = torch.zeros(2, dtype=torch.float64)
+        players = self.objective.players()
+        modes = {name: module.training for name, module in players.items()}
+        total, rows_seen = 0.0, 0
         autocast = self._config.autocast == "bfloat16"
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._config.seed)
-            for start in range(0, len(source), size):
-                indices = shard(torch.arange(start, min(start + size, len(source))), rank, world)
-                if indices.numel() == 0:
-                    continue
-                batch = to_device(source.take(indices), self._device)
-                with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss = self.objective.loss(self._eval_player, batch)
-                totals += torch.tensor([float(loss) * indices.numel(), indices.numel()])
-        module.train(was_training)
-        if world > 1:
-            dist.all_reduce(totals)
-        return float(totals[0] / totals[1])
+        try:
+            for module in players.values():
+                module.eval()
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self._config.seed)
+                for start in range(0, len(source), size):
+                    indices = shard(
+                        torch.arange(start, min(start + size, len(source))), rank, world
+                    )
+                    if indices.numel() == 0:
+                        continue
+                    batch = to_device(source.take(indices), self._device)
+                    with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=autocast):
+                        loss = self.objective.loss(self._eval_player, batch)
+                    total += float(loss) * indices.numel()
+                    rows_seen += indices.numel()
+        finally:
+            for name, module in players.items():
+                module.train(modes[name])
+        if world > 1:  # on the model's device: NCCL reduces only GPU tensors
+            sums = torch.tensor([total, rows_seen], dtype=torch.float64, device=self._device)
+            dist.all_reduce(sums)
+            total, rows_seen = sums.tolist()
+        return total / rows_seen
 
     def fit(
         self,
