@@ -140,7 +140,7 @@ def test_training_on_the_corpus_improves_retrieval() -> None:
     before = mean_reciprocal_rank(ContrastiveSentenceEncoder(config), pairs)
     trained = train_on_corpus(documents, config=config, steps=40, batch_size=32, seed=0)
     after = mean_reciprocal_rank(trained, pairs)
-    assert after > before + 0.1, (before, after)
+    assert after > 2 * before, (before, after)  # about 0.076 -> 0.196
 
 
 def test_training_is_reproducible_and_survives_save_load(tmp_path) -> None:

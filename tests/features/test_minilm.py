@@ -267,3 +267,11 @@ def test_a_tampered_file_is_refused(model_directory: Path, tmp_path: Path, name:
     copy = tampered_copy(model_directory, tmp_path / "copy", name, content)
     with pytest.raises(IntegrityError, match=f"{name} failed verification"):
         load_minilm(copy)
+
+
+def test_a_deleted_pinned_file_is_refused(model_directory: Path, tmp_path: Path) -> None:
+    """Dropping modules.json would silently turn normalisation off: it must fail instead."""
+    copy = tampered_copy(model_directory, tmp_path / "copy", "modules.json", b"")
+    (copy / "modules.json").unlink()
+    with pytest.raises(NotFoundError, match="modules.json"):
+        load_minilm(copy)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -39,6 +40,18 @@ class ByteTokenizer:
         if json.loads(path.read_text()) != {"kind": "bytes"}:
             raise IntegrityError(f"{path} is not a byte tokenizer")
         return cls()
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run tiny models on one thread: a second one only adds synchronisation (and,
+    on a busy machine, waiting for a core), then restore the setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # Small enough that a forward pass takes well under a millisecond, varied enough

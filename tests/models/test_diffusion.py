@@ -52,7 +52,9 @@ class GaussianData:
         self.abar = schedule.alphas_cumprod()
         self.mean, self.std = mean, std
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor:
         abar = self.abar[t].to(x.dtype)[:, None]
         variance = abar * self.std**2 + 1 - abar
         return (1 - abar).sqrt() * (x - abar.sqrt() * self.mean) / variance
@@ -64,8 +66,10 @@ class GaussianData:
 @given(kind=st.sampled_from(["linear", "cosine"]), steps=st.integers(2, 2000))
 def test_alphas_cumprod_fall_from_nearly_one_towards_zero(kind: str, steps: int) -> None:
     abar = NoiseSchedule(kind=kind, num_timesteps=steps).alphas_cumprod()
-    assert abar.shape == (steps,) and abar.dtype == torch.float64
-    assert bool((abar > 0).all()) and bool((abar < 1).all())
+    assert abar.shape == (steps,)
+    assert abar.dtype == torch.float64
+    assert bool((abar > 0).all())
+    assert bool((abar < 1).all())
     assert bool((abar[1:] < abar[:-1]).all())
 
 
@@ -75,10 +79,13 @@ def test_a_schedule_with_bad_values_is_a_config_error() -> None:
 
 
 @given(steps=st.integers(1, 50), total=st.integers(50, 400))
-def test_sampler_timesteps_run_from_the_noisiest_step_down_to_clean_data(steps: int, total: int) -> None:
+def test_sampler_timesteps_run_from_the_noisiest_step_down_to_clean_data(
+    steps: int, total: int
+) -> None:
     pairs = DDIMSampler(steps=steps).timesteps(total)
     assert len(pairs) == steps
-    assert pairs[0][0] == total - 1 and pairs[-1][1] == -1
+    assert pairs[0][0] == total - 1
+    assert pairs[-1][1] == -1
     times = [t for t, _ in pairs]
     assert times == sorted(set(times), reverse=True)
     assert all(prev == pairs[i + 1][0] for i, (_, prev) in enumerate(pairs[:-1]))
@@ -101,9 +108,12 @@ def test_ddpm_with_the_exact_denoiser_reproduces_the_data_distribution() -> None
 
 def test_ddim_with_the_exact_denoiser_converges_to_the_data_distribution_as_steps_grow() -> None:
     schedule = NoiseSchedule(kind="linear", num_timesteps=100, beta_end=0.2)
-    runs = [sample_gaussian(DDIMSampler(steps=n, clip_denoised=False), schedule) for n in (10, 25, 100)]
+    runs = [
+        sample_gaussian(DDIMSampler(steps=n, clip_denoised=False), schedule) for n in (10, 25, 100)
+    ]
     errors = [abs(float(out.std()) - 0.3) for out in runs]
-    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.02
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.02
     assert all(abs(float(out.mean()) - 0.7) < 0.03 for out in runs)
 
 
@@ -116,10 +126,13 @@ def sample_gaussian(sampler: object, schedule: NoiseSchedule) -> torch.Tensor:
 def test_strided_ddpm_variances_bound_the_true_spread_from_below_and_above() -> None:
     # Ho et al.: the posterior variance and beta are the lower and upper extremes.
     schedule = NoiseSchedule(kind="linear", num_timesteps=100, beta_end=0.2)
-    low = sample_gaussian(DDPMSampler(steps=10, variance="posterior", clip_denoised=False), schedule)
+    low = sample_gaussian(
+        DDPMSampler(steps=10, variance="posterior", clip_denoised=False), schedule
+    )
     high = sample_gaussian(DDPMSampler(steps=10, variance="beta", clip_denoised=False), schedule)
     assert float(low.std()) < 0.3 < float(high.std())
-    assert abs(float(low.mean()) - 0.7) < 0.03 and abs(float(high.mean()) - 0.7) < 0.03
+    assert abs(float(low.mean()) - 0.7) < 0.03
+    assert abs(float(high.mean()) - 0.7) < 0.03
 
 
 def test_samplers_keep_no_state_two_interleaved_runs_equal_two_separate_runs() -> None:
@@ -140,8 +153,12 @@ def test_samplers_keep_no_state_two_interleaved_runs_equal_two_separate_runs() -
     (xa, ga), (xb, gb) = start(1), start(2)
     with torch.no_grad():
         for t, t_prev in sampler.timesteps(schedule.num_timesteps):
-            xa = sampler.step(xa, guided_noise(model.denoiser, xa, t, labels, 2.0), t, t_prev, abar, ga)
-            xb = sampler.step(xb, guided_noise(model.denoiser, xb, t, labels, 2.0), t, t_prev, abar, gb)
+            xa = sampler.step(
+                xa, guided_noise(model.denoiser, xa, t, labels, 2.0), t, t_prev, abar, ga
+            )
+            xb = sampler.step(
+                xb, guided_noise(model.denoiser, xb, t, labels, 2.0), t, t_prev, abar, gb
+            )
     assert_same([xa, xb], separate)
 
 
@@ -185,19 +202,26 @@ def test_diffusion_passes_the_generator_conformance_kit(num_classes: int) -> Non
 
 def test_conditional_diffusion_describes_its_labels_and_returns_them() -> None:
     model = tiny()
-    assert isinstance(model, Generator) and isinstance(model, ConditionalGenerator)
+    assert isinstance(model, Generator)
+    assert isinstance(model, ConditionalGenerator)
     assert model.conditions == {"label": [str(d) for d in range(10)]}
     result = model.generate(ImageRequest(num_samples=3, label=9, seed=0))
     assert result.labels == (9, 9, 9)
-    assert result.images.shape == (3, 1, 8, 8) and float(result.images.abs().max()) <= 1.0
+    assert result.images.shape == (3, 1, 8, 8)
+    assert float(result.images.abs().max()) <= 1.0
 
 
 def test_a_request_can_choose_another_sampler_and_guidance() -> None:
     model = tiny()
     plain = model.generate(ImageRequest(num_samples=2, label=1, seed=0)).images
-    ddpm = model.generate(DiffusionRequest(num_samples=2, label=1, seed=0, sampler=DDPMSampler())).images
-    weak = model.generate(DiffusionRequest(num_samples=2, label=1, seed=0, guidance_scale=0.0)).images
-    assert not torch.equal(plain, ddpm) and not torch.equal(plain, weak)
+    ddpm = model.generate(
+        DiffusionRequest(num_samples=2, label=1, seed=0, sampler=DDPMSampler())
+    ).images
+    weak = model.generate(
+        DiffusionRequest(num_samples=2, label=1, seed=0, guidance_scale=0.0)
+    ).images
+    assert not torch.equal(plain, ddpm)
+    assert not torch.equal(plain, weak)
 
 
 def test_load_refuses_an_empty_directory_and_another_kind_of_model(tmp_path) -> None:
@@ -252,9 +276,13 @@ class PointDenoiser(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.label = nn.Embedding(3, 64)
-        self.net = nn.Sequential(nn.Linear(2 + 16, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 2))
+        self.net = nn.Sequential(
+            nn.Linear(2 + 16, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 2)
+        )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor:
         from genarch.models.image_common import sinusoidal_embedding
 
         h = torch.cat([x, sinusoidal_embedding(t, 16)], dim=1)
@@ -269,7 +297,9 @@ def test_training_on_two_moons_puts_samples_on_the_moons() -> None:
     moons = two_moons(512, noise=0.03, seed=0)
     schedule = NoiseSchedule(kind="linear", num_timesteps=100, beta_end=0.2)
     denoiser = PointDenoiser()
-    optimizer = ObjectiveOptimizer(DiffusionObjective(denoiser, schedule), optimizer=adamw(1e-2), seed=0)
+    optimizer = ObjectiveOptimizer(
+        DiffusionObjective(denoiser, schedule), optimizer=adamw(1e-2), seed=0
+    )
     for step in range(400):
         index = torch.randperm(512, generator=torch.Generator().manual_seed(step))[:128]
         optimizer.step((moons.inputs[index], moons.labels[index]))
@@ -285,3 +315,16 @@ def test_training_on_two_moons_puts_samples_on_the_moons() -> None:
     assert distance_to_data(points) < 0.65 * distance_to_data(noise)
     own = torch.cdist(points, moons.inputs).argmin(dim=1)
     assert float((moons.labels[own] == labels).double().mean()) > 0.75  # the requested moon
+
+
+def test_quickstart_trains_on_the_digits_and_writes_a_png_grid(tmp_path) -> None:
+    pytest.importorskip("sklearn")
+    pytest.importorskip("PIL")
+    from genarch.models.diffusion import quickstart_images
+
+    threads = torch.get_num_threads()
+    path = quickstart_images(tmp_path / "out", seconds=30, max_steps=2)
+    assert path == tmp_path / "out" / "digits.png"
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert Diffusion.load(tmp_path / "out" / "model").config.num_classes == 10
+    assert torch.get_num_threads() == threads

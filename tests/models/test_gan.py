@@ -37,7 +37,10 @@ VARIANTS = {
 def test_gan_passes_the_generator_conformance_kit(fields: dict[str, object]) -> None:
     model = tiny(**fields)  # type: ignore[arg-type]
     label = 4 if fields["num_classes"] else None
-    requests = [ImageRequest(num_samples=3, label=label, seed=0), ImageRequest(num_samples=2, seed=5)]
+    requests = [
+        ImageRequest(num_samples=3, label=label, seed=0),
+        ImageRequest(num_samples=2, seed=5),
+    ]
     invalid = [ImageRequest(label=10)] + ([] if fields["num_classes"] else [ImageRequest(label=1)])
     check_generator(model, requests, invalid_requests=invalid)
     assert isinstance(model, ConditionalGenerator) == bool(fields["num_classes"])
@@ -50,7 +53,9 @@ def batches(count: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 @pytest.mark.parametrize("fields", VARIANTS.values(), ids=VARIANTS.keys())
-def test_two_player_training_passes_the_optimizer_conformance_kit(fields: dict[str, object]) -> None:
+def test_two_player_training_passes_the_optimizer_conformance_kit(
+    fields: dict[str, object],
+) -> None:
     def make() -> ObjectiveOptimizer[object]:
         return ObjectiveOptimizer(tiny(**fields).objective(), optimizer=adamw(1e-3), seed=0)  # type: ignore[arg-type]
 
@@ -73,7 +78,9 @@ def test_the_ema_follows_the_generator_once_per_step() -> None:
     objective = model.objective()
     optimizer = ObjectiveOptimizer(objective, optimizer=adamw(1e-2), seed=0)
     optimizer.step(batches(1)[0])
-    assert all(torch.equal(a, b) for a, b in zip(start, model.ema_generator.parameters(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(start, model.ema_generator.parameters(), strict=True)
+    )
     objective.finish()  # folds the step's generator update in: ema = 0.5 ema + 0.5 g
     for before, averaged, current in zip(start, model.ema_generator.parameters(), model.generator.parameters(),
                                          strict=True):  # fmt: skip
@@ -105,7 +112,9 @@ def test_the_discriminator_learns_to_tell_digits_from_generated_images(loss: str
     real = torch.zeros(32, 1, 8, 8)
     real[:, :, 2:6, 3:5] = 1.0  # a bar: easy to tell from the untrained generator's output
     objective = model.objective()
-    optimizer = torch.optim.Adam(model.discriminator.parameters(), lr=1e-2)  # the generator stays put
+    optimizer = torch.optim.Adam(
+        model.discriminator.parameters(), lr=1e-2
+    )  # the generator stays put
     losses = []
     for step in range(20):
         torch.manual_seed(step)
@@ -113,5 +122,5 @@ def test_the_discriminator_learns_to_tell_digits_from_generated_images(loss: str
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]

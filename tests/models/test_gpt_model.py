@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.models import GPT, GPTConfig
-from models.gpt_testing import VARIANTS, tiny_config, tiny_model
+from models.gpt_testing import VARIANTS, one_torch_thread, tiny_config, tiny_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
 
 MODELS = {name: tiny_model(**fields) for name, fields in VARIANTS.items()}
 variants = pytest.mark.parametrize("name", list(VARIANTS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,14 @@ import torch
 from genarch.errors import ConfigError, IntegrityError, NotFoundError
 from genarch.models import TextGenerator, config_from_hf_gpt2, load_hf_gpt2
 from genarch.schemas import TextRequest
-from models.gpt_testing import ByteTokenizer
+from models.gpt_testing import ByteTokenizer, one_torch_thread
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
 
 transformers = pytest.importorskip("transformers")
 

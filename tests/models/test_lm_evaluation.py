@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -10,7 +11,14 @@ import torch
 
 from genarch.errors import InvalidInputError
 from genarch.models import evaluate_loss
-from models.gpt_testing import tiny_model
+from models.gpt_testing import one_torch_thread, tiny_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
 
 MODEL = tiny_model()  # context length 48
 TOKENS = torch.randint(0, 256, (150,), generator=torch.Generator().manual_seed(0))

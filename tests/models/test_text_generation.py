@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,14 @@ from genarch.models import GPT, IncrementalDetokenizer, TextGenerator
 from genarch.protocols import Generator, ScoringGenerator, StreamingGenerator
 from genarch.schemas import TextRequest
 from genarch.testing import check_generator
-from models.gpt_testing import SONG, ByteTokenizer, memorised_model, tiny_model
+from models.gpt_testing import SONG, ByteTokenizer, memorised_model, one_torch_thread, tiny_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
 
 MODEL = tiny_model(seed=0)
 GENERATOR = TextGenerator(MODEL, ByteTokenizer())

@@ -33,7 +33,10 @@ def tiny(num_classes: int = 10, **fields: object) -> VAE:
 def test_vae_passes_the_generator_conformance_kit_with_its_latent_space(num_classes: int) -> None:
     model = tiny(num_classes)
     label = 2 if num_classes else None
-    requests = [ImageRequest(num_samples=3, label=label, seed=0), ImageRequest(num_samples=2, seed=1)]
+    requests = [
+        ImageRequest(num_samples=3, label=label, seed=0),
+        ImageRequest(num_samples=2, seed=1),
+    ]
     invalid = [ImageRequest(label=10)] + ([] if num_classes else [ImageRequest(label=0)])
     check_generator(model, requests, invalid_requests=invalid)
     assert isinstance(model, LatentGenerator)
@@ -70,7 +73,9 @@ def test_interpolation_runs_from_start_to_end(steps: int, spherical: bool, seed:
 
 @given(seed=st.integers(0, 1000))
 def test_spherical_interpolation_keeps_the_norm_of_equal_norm_latents(seed: int) -> None:
-    start, end = torch.nn.functional.normalize(torch.randn(2, 6, generator=torch.Generator().manual_seed(seed)))
+    start, end = torch.nn.functional.normalize(
+        torch.randn(2, 6, generator=torch.Generator().manual_seed(seed))
+    )
     norms = interpolate(start * 3, end * 3, 7, spherical=True).norm(dim=1)
     assert_same(norms, torch.full((7,), 3.0), atol=1e-4)
     midpoint = interpolate(start, end, 3)[1]
@@ -86,7 +91,8 @@ def test_log_prob_is_a_deterministic_float64_elbo_per_image() -> None:
     model = tiny(0)
     images = torch.rand(3, 1, 8, 8) * 2 - 1
     scores = model.log_prob(images)
-    assert scores.dtype == torch.float64 and scores.shape == (3,)
+    assert scores.dtype == torch.float64
+    assert scores.shape == (3,)
     assert_same(model.log_prob(images), scores)
 
 
@@ -126,6 +132,8 @@ def test_training_lowers_the_negative_elbo_on_digits() -> None:
     digits = load_digits()
     model = tiny()
     before = -float(model.log_prob(digits.test.inputs, digits.test.labels).mean())
-    train_objective(model.objective(), digits.train.as_batch(), steps=25, batch_size=64, learning_rate=3e-3)
+    train_objective(
+        model.objective(), digits.train.as_batch(), steps=25, batch_size=64, learning_rate=3e-3
+    )
     after = -float(model.log_prob(digits.test.inputs, digits.test.labels).mean())
     assert after < before - 50  # nats per image, on held-out digits

@@ -1,9 +1,9 @@
 """Small image and point data sets that ship offline, for training and testing image models.
 
-* :func:`load_digits` — the 8×8 handwritten digits bundled with scikit-learn
+* :func:`load_digits` — the 8x8 handwritten digits bundled with scikit-learn
   (1,797 images of 10 classes, pixel values 0..16; UCI "Optical Recognition of
   Handwritten Digits"), split deterministically into train and held-out test
-  sets with every class in proportion, optionally upsampled to 16×16, and
+  sets with every class in proportion, optionally upsampled to 16x16, and
   normalised to ``[-1, 1]`` with :class:`~genarch.data.ImageNormalizer`.
   Needs the optional extra ``genarch[datasets]`` (scikit-learn); nothing is
   downloaded — the data is part of scikit-learn's wheel.
@@ -72,7 +72,7 @@ def load_digits(
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2,
     seed: int = 0,
 ) -> DigitSplits:
-    """Load scikit-learn's 8×8 digits as normalised image tensors, split per class.
+    """Load scikit-learn's 8x8 digits as normalised image tensors, split per class.
 
     Args:
         image_size: 8 keeps the original pixels; 16 upsamples bilinearly.
@@ -90,7 +90,7 @@ def load_digits(
     Examples:
         >>> digits = load_digits()
         >>> tuple(digits.train.inputs.shape), tuple(digits.test.inputs.shape)
-        ((1437, 1, 8, 8), (360, 1, 8, 8))
+        ((1438, 1, 8, 8), (359, 1, 8, 8))
         >>> float(digits.train.inputs.min()), float(digits.train.inputs.max())
         (-1.0, 1.0)
     """
@@ -99,7 +99,7 @@ def load_digits(
     if not (isinstance(test_fraction, float | int) and 0 < test_fraction < 1):
         raise InvalidInputError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     try:
-        from sklearn import datasets
+        from sklearn import datasets  # type: ignore[import-untyped]
     except ImportError:
         raise missing_dependency("sklearn", "datasets", "load_digits") from None
     bunch = datasets.load_digits()

@@ -309,6 +309,10 @@ class _VerifiedFiles:
         self.sha256 = sha256
 
     def exists(self, name: str) -> bool:
+        """Whether to read an optional file: with pinned hashes, every pinned file must be
+        there (deleting one, e.g. to drop normalisation, must not pass unnoticed)."""
+        if self.sha256 is not None:
+            return name in self.sha256
         return (self.directory / name).is_file()
 
     def read(self, name: str) -> bytes:
@@ -330,11 +334,14 @@ class _VerifiedFiles:
                 )
         return data
 
-    def json(self, name: str) -> Any:
+    def json(self, name: str, kind: type[dict[str, Any]] | type[list[Any]] = dict) -> Any:
         try:
-            return json.loads(self.read(name))
+            value = json.loads(self.read(name))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise IntegrityError(f"{self.directory / name} is not valid JSON: {error}") from None
+        if not isinstance(value, kind):
+            raise IntegrityError(f"{self.directory / name} should hold a JSON {kind.__name__}")
+        return value
 
 
 def _read_checkpoint(
@@ -345,7 +352,7 @@ def _read_checkpoint(
     from safetensors.torch import load as load_safetensors
 
     raw = files.json("config.json")
-    if not isinstance(raw, dict) or raw.get("model_type", "bert") != "bert":
+    if raw.get("model_type", "bert") != "bert":
         raise IntegrityError(f"{files.directory} is not a BERT checkpoint (config.json model_type)")
     if (
         raw.get("hidden_act", "gelu") != "gelu"
@@ -359,8 +366,8 @@ def _read_checkpoint(
     except ConfigError as error:
         raise IntegrityError(f"{files.directory / 'config.json'}: {error}") from None
 
-    modules = files.json("modules.json") if files.exists("modules.json") else []
-    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+    modules = files.json("modules.json", list) if files.exists("modules.json") else []
+    if not all(isinstance(m, dict) for m in modules):
         raise IntegrityError(f"{files.directory / 'modules.json'} is not a list of modules")
     kinds = [m.get("type") for m in modules]
     if unknown := [k for k in kinds if k not in _KNOWN_MODULES]:

@@ -92,6 +92,7 @@ class ImageGenerator(nn.Module):
         c = config
         half = c.image_size // 2
         self.label_embed = nn.Embedding(c.num_classes, c.latent_dim) if c.num_classes else None
+        self.label_bias = nn.Embedding(c.num_classes, 2 * c.width) if c.num_classes else None
         self.project = nn.Sequential(
             nn.Linear(c.latent_dim, 2 * c.width * half * half),
             nn.LeakyReLU(0.2),
@@ -108,9 +109,13 @@ class ImageGenerator(nn.Module):
         )
 
     def forward(self, latents: Tensor, labels: Tensor | None = None) -> Tensor:
-        if self.label_embed is not None and labels is not None:
-            latents = latents * (1 + self.label_embed(labels))  # multiplicative conditioning
-        return self.body(self.project(latents))  # (N, C, S, S) in [-1, 1]
+        if self.label_embed is None or self.label_bias is None or labels is None:
+            plain: Tensor = self.body(self.project(latents))  # (N, C, S, S) in [-1, 1]
+            return plain
+        h = self.project(latents * (1 + self.label_embed(labels)))  # (N, 2w, S/2, S/2)
+        shifted = h + self.label_bias(labels)[:, :, None, None]  # the label shifts every channel
+        images: Tensor = self.body(shifted)
+        return images
 
 
 class ImageDiscriminator(nn.Module):
@@ -139,7 +144,7 @@ class ImageDiscriminator(nn.Module):
 
     def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         h = self.body(images)  # (N, 4w)
-        score = self.score(h).squeeze(1)
+        score: Tensor = self.score(h).squeeze(1)
         if self.label_embed is not None and labels is not None:
             score = score + (self.label_embed(labels) * h).sum(dim=1)  # projection
         return score
@@ -224,7 +229,8 @@ class GAN(nn.Module):
         was_training = network.training
         network.eval()
         try:
-            return network(latents.float(), labels)
+            images: Tensor = network(latents.float(), labels)
+            return images
         finally:
             network.train(was_training)
 

@@ -409,4 +409,5 @@ class ResBlock(nn.Module):
         if self.embed is not None and embedding is not None:
             h = h + self.embed(embedding)[:, :, None, None]
         h = self.conv2(nn.functional.silu(self.norm2(h)))
-        return h + self.skip(x)
+        out: Tensor = h + self.skip(x)
+        return out

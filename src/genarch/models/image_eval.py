@@ -46,7 +46,7 @@ __all__ = [
 
 
 class DigitClassifier(nn.Module):
-    """A small CNN for 8×8 digits; 16×16 inputs are average-pooled to 8×8 first.
+    """A small CNN for 8x8 digits; 16x16 inputs are average-pooled to 8x8 first.
 
     ``features`` gives the 128-d penultimate layer used for digits FID.
 
@@ -74,10 +74,12 @@ class DigitClassifier(nn.Module):
         """Penultimate-layer features (N, 128) of images (N, 1, S, S) in [-1, 1]."""
         if images.shape[-1] != 8:
             images = nn.functional.adaptive_avg_pool2d(images, 8)
-        return self.body(images)
+        features: Tensor = self.body(images)
+        return features
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.features(images))  # (N, classes) logits
+        logits: Tensor = self.head(self.features(images))  # (N, classes)
+        return logits
 
     @torch.no_grad()
     def predict(self, images: Tensor) -> Tensor:
@@ -85,7 +87,8 @@ class DigitClassifier(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self(images).argmax(dim=1)
+            predicted: Tensor = self(images).argmax(dim=1)
+            return predicted
         finally:
             self.train(was_training)
 
@@ -162,7 +165,9 @@ def frechet_distance(a: Tensor, b: Tensor) -> float:
         (True, 12.0)
     """
     if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.ndim == b.ndim == 2):
-        raise InvalidInputError(f"frechet_distance expected two (N, D) tensors, got {describe(a)}, {describe(b)}")
+        raise InvalidInputError(
+            f"frechet_distance expected two (N, D) tensors, got {describe(a)}, {describe(b)}"
+        )
     if a.shape[1] != b.shape[1] or a.shape[0] < 2 or b.shape[0] < 2:
         raise InvalidInputError(
             f"frechet_distance expected feature sets of equal width with >= 2 rows, "
@@ -208,7 +213,9 @@ class DigitsEvaluator:
 
     def __init__(self, classifier: DigitClassifier, reference: Tensor) -> None:
         if not isinstance(reference, Tensor) or reference.ndim != 4 or reference.shape[0] < 2:
-            raise InvalidInputError(f"DigitsEvaluator expected reference images (N>=2, 1, S, S), got {describe(reference)}")
+            raise InvalidInputError(
+                f"DigitsEvaluator expected reference images (N>=2, 1, S, S), got {describe(reference)}"
+            )
         self.classifier = classifier.eval()
         self.image_shape = tuple(reference.shape[1:])
         self._reference = self._features(reference)
@@ -233,7 +240,9 @@ class DigitsEvaluator:
         shares = counts[counts > 0] / counts.sum()
         return DigitScores(
             fid=frechet_distance(self._reference, features) if images.shape[0] >= 2 else math.nan,
-            class_accuracy=float((predicted == labels).double().mean()) if labels is not None else None,
+            class_accuracy=float((predicted == labels).double().mean())
+            if labels is not None
+            else None,
             diversity=_mean_pairwise_distance(features) / self._reference_spread,
             label_coverage=float(-(shares * shares.log()).sum() / math.log(classes)),
             num_images=int(images.shape[0]),
@@ -248,12 +257,17 @@ class DigitsEvaluator:
         values = {k: v for k, v in scores.model_dump().items() if isinstance(v, int | float)}
         return Evaluation(scores={k: float(v) for k, v in values.items()})
 
-    def baselines(self, training_images: Tensor, count: int, *, seed: int = 0) -> Mapping[str, DigitScores]:
+    def baselines(
+        self, training_images: Tensor, count: int, *, seed: int = 0
+    ) -> Mapping[str, DigitScores]:
         """Scores of ``count`` Gaussian-noise images and ``count`` real training digits."""
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn((count, *self.image_shape), generator=generator).clamp(-1, 1)
         pick = torch.randperm(training_images.shape[0], generator=generator)[:count]
-        return {"gaussian_noise": self.score(noise), "real_training_digits": self.score(training_images[pick])}
+        return {
+            "gaussian_noise": self.score(noise),
+            "real_training_digits": self.score(training_images[pick]),
+        }
 
 
 def _mean_pairwise_distance(features: Tensor) -> float:

@@ -2,7 +2,7 @@
 
 Images arrive as model outputs — float tensors ``(N, C, H, W)`` in ``[-1, 1]``
 with 1 (grey) or 3 (RGB) channels — and are written as 8-bit PNGs, enlarged
-with nearest-neighbour scaling so 8×8 digits stay crisp. Files are written
+with nearest-neighbour scaling so 8x8 digits stay crisp. Files are written
 atomically. Needs Pillow (``pip install 'genarch[images]'``).
 """
 
@@ -42,7 +42,7 @@ def grid_image(
     Args:
         images: ``(N, C, H, W)`` with values in ``[-1, 1]`` (clamped), C = 1 or 3.
         columns: images per row (default: about a square).
-        scale: each pixel becomes a ``scale × scale`` block.
+        scale: each pixel becomes a ``scale x scale`` block.
         padding: pixels between images (before scaling).
 
     Raises:

@@ -33,7 +33,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -138,14 +138,21 @@ class KVCache:
     """Pre-allocated keys and values of every layer, filled as tokens are decoded.
 
     One tensor of shape ``(n_layer, 2, batch, n_kv_head, max_length, head_dim)``
-    holds everything, so decoding allocates nothing per step. ``length`` is how
-    many positions are filled; :meth:`GPT.hidden_states` writes the next ones
-    and advances it. A cache belongs to one generation call: create a fresh one
-    per call (:meth:`GPT.new_cache`) so no state leaks between calls.
+    holds everything, so decoding allocates nothing per step; ``keys[i]`` and
+    ``values[i]`` are views of layer ``i``'s part. ``length`` is how many
+    positions are filled; :meth:`GPT.hidden_states` writes the next ones and
+    advances it. A cache belongs to one generation call: create a fresh one per
+    call (:meth:`GPT.new_cache`) so no state leaks between calls.
     """
 
     data: Tensor
     length: int = 0
+    keys: list[Tensor] = field(init=False)
+    values: list[Tensor] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = list(self.data[:, 0].unbind(0))  # each (B, nkv, S, hs)
+        self.values = list(self.data[:, 1].unbind(0))
 
     @property
     def max_length(self) -> int:
@@ -188,28 +195,26 @@ class CausalSelfAttention(nn.Module):
         )
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
-        self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(
         self,
         x: Tensor,
         rotary: tuple[Tensor, Tensor] | None,
-        cache: Tensor | None,
+        cache: tuple[Tensor, Tensor] | None,
         start: int,
         mask: Tensor | None,
     ) -> Tensor:
         B, T, C = x.shape  # noqa: N806 - batch, time, channels as in the papers
-        kv_width = self.n_kv_head * self.head_dim
-        q, k, v = self.qkv(x).split([self.n_head * self.head_dim, kv_width, kv_width], dim=-1)
-        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
+        nh, nkv = self.n_head, self.n_kv_head
+        heads = self.qkv(x).view(B, T, nh + 2 * nkv, self.head_dim).transpose(1, 2)
+        q, k, v = heads[:, :nh], heads[:, nh : nh + nkv], heads[:, nh + nkv :]  # (B, heads, T, hs)
         if rotary is not None:
             q, k = _rotate(q, *rotary), _rotate(k, *rotary)
-        if cache is not None:  # cache: (2, B, nkv, S, hs); write this step, attend to all so far
-            cache[0, :, :, start : start + T] = k
-            cache[1, :, :, start : start + T] = v
-            k, v = cache[0, :, :, : start + T], cache[1, :, :, : start + T]
+        if cache is not None:  # write this step's keys and values, then attend to all so far
+            keys, values = cache  # each (B, nkv, S, hs)
+            keys.narrow(2, start, T).copy_(k)
+            values.narrow(2, start, T).copy_(v)
+            k, v = keys.narrow(2, 0, start + T), values.narrow(2, 0, start + T)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -220,7 +225,7 @@ class CausalSelfAttention(nn.Module):
             enable_gqa=self.n_kv_head != self.n_head,
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
-        return self.resid_dropout(self.proj(y))  # type: ignore[no-any-return]
+        return _dropout(self.proj(y), self.dropout, self.training)
 
 
 class MLP(nn.Module):
@@ -234,7 +239,7 @@ class MLP(nn.Module):
         self.up = nn.Linear(config.n_embd, hidden * (2 if self.gated else 1), bias=config.bias)
         self.down = nn.Linear(hidden, config.n_embd, bias=config.bias)
         self.approximate = "tanh" if config.mlp == "gelu_tanh" else "none"
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.up(x)
@@ -243,7 +248,7 @@ class MLP(nn.Module):
             h = F.silu(gate) * value
         else:
             h = F.gelu(h, approximate=self.approximate)
-        return self.dropout(self.down(h))  # type: ignore[no-any-return]
+        return _dropout(self.down(h), self.dropout, self.training)
 
 
 class Block(nn.Module):
@@ -260,7 +265,7 @@ class Block(nn.Module):
         self,
         x: Tensor,
         rotary: tuple[Tensor, Tensor] | None,
-        cache: Tensor | None,
+        cache: tuple[Tensor, Tensor] | None,
         start: int,
         mask: Tensor | None,
     ) -> Tensor:
@@ -307,7 +312,6 @@ class GPT(nn.Module):
             if config.positions == "learned"
             else None
         )
-        self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm_f = _norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -435,20 +439,24 @@ class GPT(nn.Module):
             raise InvalidInputError(
                 f"the sequence would have {start + T} positions, but at most {limit} fit"
             )
-        if positions is None:
-            positions = torch.arange(start, start + T, device=idx.device).unsqueeze(0)
+
+        # Without explicit positions every row is at start..start+T: a slice, not a gather.
+        def at_positions(table: Tensor) -> Tensor:  # (P, D) -> (B or 1, T, D)
+            return table[start : start + T][None] if positions is None else table[positions]
+
         x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None:
-            x = x + self.wpe(positions)
-        x = self.drop(x)
+            x = x + at_positions(self.wpe.weight)
+        x = _dropout(x, self.config.dropout, self.training)
         rotary = None
         if self.config.positions == "rotary":
-            cos = self.get_buffer("rope_cos")[positions].unsqueeze(1)  # (B, 1, T, hs/2)
-            sin = self.get_buffer("rope_sin")[positions].unsqueeze(1)
+            cos = at_positions(self.get_buffer("rope_cos")).unsqueeze(1)  # (B, 1, T, hs/2)
+            sin = at_positions(self.get_buffer("rope_sin")).unsqueeze(1)
             rotary = (cos, sin)
         mask = _attention_mask(start, T, key_mask, idx.device)
         for layer, block in enumerate(self.blocks):
-            x = block(x, rotary, cache.data[layer] if cache is not None else None, start, mask)
+            kv = (cache.keys[layer], cache.values[layer]) if cache is not None else None
+            x = block(x, rotary, kv, start, mask)
         if cache is not None:
             cache.length = start + T
         return self.norm_f(x)  # type: ignore[no-any-return]
@@ -569,6 +577,11 @@ class GPT(nn.Module):
         with torch.no_grad():
             for name in names:
                 expected[name].copy_(state[name])
+
+
+def _dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Dropout that costs nothing when off (the common case, and always in generation)."""
+    return F.dropout(x, p, training=True) if p and training else x
 
 
 def _attention_mask(

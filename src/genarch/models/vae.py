@@ -1,6 +1,6 @@
 """A convolutional variational autoencoder for small images, optionally class-conditional.
 
-The encoder maps an image to a diagonal Gaussian ``q(z | x) = N(μ, σ²)`` over a
+The encoder maps an image to a diagonal Gaussian ``q(z | x) = N(μ, s²)`` over a
 ``latent_dim``-dimensional latent; the decoder maps a latent back to the mean of
 a Gaussian over pixels with a fixed standard deviation ``observation_std``.
 Training maximises the evidence lower bound (ELBO) with a β weight on the KL
@@ -9,7 +9,7 @@ more disentangled latent space)::
 
     ELBO(x) = E_q[log p(x | z)] - β · KL(q(z | x) || N(0, I))
 
-sampled with the reparameterisation trick ``z = μ + σ·ε``. A class-conditional
+sampled with the reparameterisation trick ``z = μ + s·ε``. A class-conditional
 VAE feeds a one-hot label to both encoder and decoder; the label is dropped
 (all zeros) for a fraction of training samples so the model also works without one.
 
@@ -180,10 +180,11 @@ class VAE(nn.Module):
 
     def _decode(self, latents: Tensor, condition: Tensor) -> Tensor:
         inputs = torch.cat([latents, condition], dim=1)
-        return self.decoder(self.decoder_head(inputs))  # (N, C, S, S) in [-1, 1]
+        images: Tensor = self.decoder(self.decoder_head(inputs))  # (N, C, S, S) in [-1, 1]
+        return images
 
     def elbo_terms(self, images: Tensor, condition: Tensor, noise: Tensor) -> ELBOTerms:
-        """The ELBO of each image with one latent sample ``z = μ + σ·noise``.
+        """The ELBO of each image with one latent sample ``z = μ + s·noise``.
 
         Args:
             images: (N, C, H, W) in [-1, 1].

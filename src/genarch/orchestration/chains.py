@@ -183,9 +183,9 @@ def run_chain(step: Step[Any, T], value: Any, *, tokenizer: Tokenizer | None = N
         tokenizer: if given, each span counts the tokens of its input and output.
 
     Raises:
-        InvalidInputError: ``step`` is not a step.
-        Whatever the step raises (the trace is lost with it; use a
-        :class:`Tracer` and :func:`call_step` yourself to keep it).
+        InvalidInputError: ``step`` is not a step. Whatever the step raises
+            propagates too (the trace is lost with it; use a :class:`Tracer`
+            and :func:`call_step` yourself to keep it).
     """
     checked = _check_step(step, "run_chain: the step")
     tracer = Tracer(tokenizer=tokenizer)

@@ -229,8 +229,11 @@ class MMRExampleSelector:
     """``k`` examples relevant to the input but unlike each other (maximal marginal relevance).
 
     Args:
-        examples, extractor, k, example_keys, query_variables: as for
-            :class:`SimilarityExampleSelector`.
+        examples: the pool of examples.
+        extractor: any ``FeatureExtractor[str]``.
+        k: how many examples to show.
+        example_keys: the example fields compared with the input (default: all).
+        query_variables: the input variables compared (default: all).
         diversity: 0 ranks by similarity only; 1 ignores the input after the first pick.
 
     Raises:
