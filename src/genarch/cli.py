@@ -14,6 +14,12 @@ __all__ = ["main"]
 
 
 END_OF_TEXT = "<|endoftext|>"
+QUESTIONS = (
+    "What does the pass statement do?",
+    "Do dictionaries keep the order keys were inserted?",
+    "What does str.partition return?",
+    "How many moons does Jupiter have?",
+)
 
 
 def _heading(title: str) -> None:
@@ -76,6 +82,13 @@ def _quickstart(args: argparse.Namespace) -> int:
     total = sum(len(t.token_ids) for t in tokenized)
     size = sum(len(d.text.encode("utf-8")) for d in cleaned)
     print(f"{total:,} tokens, {size / total:.2f} bytes per token")
+
+    _heading("answer: retrieval-augmented answers with citations (BM25 + extractive)")
+    from genarch.orchestration.rag import format_result, quickstart_answers
+
+    for result in quickstart_answers(cleaned, QUESTIONS):
+        print(format_result(result))
+        print()
 
     _heading("done")
     print(f"finished in {time.perf_counter() - started:.1f} s")

@@ -323,7 +323,7 @@ def test_quickstart_trains_on_the_digits_and_writes_a_png_grid(tmp_path) -> None
     from genarch.models.diffusion import quickstart_images
 
     threads = torch.get_num_threads()
-    path = quickstart_images(tmp_path / "out", seconds=30, max_steps=2)
+    path = quickstart_images(tmp_path / "out", seconds=30, max_steps=2, sample_steps=2)
     assert path == tmp_path / "out" / "digits.png"
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert Diffusion.load(tmp_path / "out" / "model").config.num_classes == 10

@@ -105,6 +105,7 @@ def test_a_batch_of_different_lengths_equals_each_prompt_alone() -> None:
         TextRequest(prompt="a much longer prompt", max_new_tokens=12, seed=7, top_k=5),
         greedy("mid length", 20, logprobs=2),
         TextRequest(prompt="zz", max_new_tokens=3, seed=8, temperature=1.5),
+        greedy("\x00a", 10, repetition_penalty=50.0),  # id 0 is also the padding id
     ]
     for generator in (GENERATOR, GQA_ROTARY):
         alone = [generator.generate(r) for r in requests]
@@ -269,6 +270,16 @@ def test_streaming_holds_back_text_that_may_start_a_stop_string() -> None:
     assert "".join(pieces) == reciter().generate(request).text == " café — 猫がいる."
     # "—" is released only once "猫" has ruled the stop string out.
     assert not any(piece.endswith(("—", "— ")) for piece in pieces)
+
+
+def test_a_paused_stream_leaves_grad_mode_and_the_training_flag_alone() -> None:
+    model = tiny_model().train()
+    stream = TextGenerator(model, ByteTokenizer()).stream(greedy("Hi", 10))
+    next(stream)
+    assert torch.is_grad_enabled()
+    assert not torch.is_inference_mode_enabled()
+    assert model.training
+    list(stream)
 
 
 def test_stream_validates_the_request_at_once() -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, Self, cast
 
@@ -46,17 +46,15 @@ from torch import Tensor, nn
 
 from genarch.errors import InvalidInputError
 from genarch.models.image_common import (
+    ImageModelMixin,
     ResBlock,
     check_image_batch,
     check_image_request,
     check_labels,
     label_conditions,
-    load_module,
-    load_weights,
     request_generator,
     request_labels,
     result_labels,
-    save_module,
     sinusoidal_embedding,
 )
 from genarch.schemas import Config, ImageRequest, ImageResult
@@ -485,7 +483,7 @@ class DiffusionRequest(ImageRequest):
     guidance_scale: Annotated[float, Field(ge=0)] | None = None
 
 
-class Diffusion(nn.Module):
+class Diffusion(ImageModelMixin, nn.Module):
     """A diffusion model of small images: ``Generator[ImageRequest, ImageResult]``.
 
     ``generate`` draws the starting noise (and any noise the sampler adds) from
@@ -498,6 +496,9 @@ class Diffusion(nn.Module):
         >>> tuple(result.images.shape), result.labels
         ((2, 1, 8, 8), (7, 7))
     """
+
+    FORMAT = FORMAT
+    CONFIG_TYPE = DiffusionConfig
 
     def __init__(self, config: DiffusionConfig | None = None, **fields: Any) -> None:
         super().__init__()
@@ -566,12 +567,6 @@ class Diffusion(nn.Module):
             images=images.clamp(-1, 1), labels=result_labels(labels, request.num_samples)
         )
 
-    def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
-        """``[generate(r) for r in requests]``, every request checked first."""
-        for request in requests:
-            check_image_request(request, self._config.num_classes, "Diffusion.generate_batch")
-        return [self.generate(request) for request in requests]
-
     def noise_loss(self, images: Tensor, labels: Tensor | None = None) -> float:
         """The ε-prediction loss on ``images`` with fixed randomness (for validation)."""
         images = check_image_batch(images, self.image_shape, "Diffusion.noise_loss")
@@ -583,23 +578,6 @@ class Diffusion(nn.Module):
                 )
             )
 
-    def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write ``config.json`` and ``model.safetensors`` atomically."""
-        save_module(directory, FORMAT, self._config, self)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> Self:
-        """Load a model written by :meth:`save`.
-
-        Raises:
-            NotFoundError: nothing saved there.
-            IntegrityError: corrupt files or another kind of model.
-        """
-        config, state = load_module(directory, FORMAT, DiffusionConfig)
-        model = cls(config)
-        load_weights(model, state, str(directory))
-        return model
-
 
 # --------------------------------------------------------------------------- quickstart
 
@@ -610,12 +588,13 @@ def quickstart_images(
     seconds: float = 90.0,
     seed: int = 0,
     max_steps: int = 3000,
+    sample_steps: int = 50,
     threads: int | None = 1,
 ) -> Path:
     """Train a small class-conditional diffusion model on the digits and write a PNG grid.
 
-    Row ``d`` of ``digits.png`` shows eight samples of digit ``d`` (DDIM, 50
-    steps, guidance 2); the trained model is saved beside it in ``model/``.
+    Row ``d`` of ``digits.png`` shows eight samples of digit ``d`` (DDIM,
+    guidance 2); the trained model is saved beside it in ``model/``.
     Needs the ``datasets`` and ``images`` extras.
 
     Args:
@@ -623,6 +602,7 @@ def quickstart_images(
         seconds: training time budget (the run also stops after ``max_steps``).
         seed: seeds the training run and the samples.
         max_steps: the most training steps.
+        sample_steps: DDIM steps for the pictures.
         threads: torch threads for the run (``None``: leave as is). One thread is
             the default because on a small, busy CPU two threads spin-wait on each
             other and run several times slower.
@@ -637,19 +617,19 @@ def quickstart_images(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _quickstart(Path(out_dir), seconds, seed, max_steps)
+        return _quickstart(Path(out_dir), seconds, seed, max_steps, sample_steps)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _quickstart(out: Path, seconds: float, seed: int, max_steps: int) -> Path:
+def _quickstart(out: Path, seconds: float, seed: int, max_steps: int, sample_steps: int) -> Path:
     from genarch.data.digits import load_digits
     from genarch.models.image_common import train_objective
     from genarch.models.pictures import save_grid
 
     digits = load_digits(seed=seed)
     torch.manual_seed(seed)
-    model = Diffusion(num_classes=10, width=24)
+    model = Diffusion(num_classes=10, width=24, sampler=DDIMSampler(steps=sample_steps))
     report = train_objective(
         model.objective(),
         digits.train.as_batch(),

@@ -29,8 +29,7 @@ References:
 from __future__ import annotations
 
 import copy
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
 import torch
@@ -39,17 +38,15 @@ from torch import Tensor, nn
 
 from genarch.errors import InvalidInputError
 from genarch.models.image_common import (
+    ImageModelMixin,
     check_image_batch,
     check_image_request,
     check_labels,
     interpolate,
     label_conditions,
-    load_module,
-    load_weights,
     request_generator,
     request_labels,
     result_labels,
-    save_module,
 )
 from genarch.schemas import Config, ImageRequest, ImageResult
 from genarch.validation import describe
@@ -150,7 +147,7 @@ class ImageDiscriminator(nn.Module):
         return score
 
 
-class GAN(nn.Module):
+class GAN(ImageModelMixin, nn.Module):
     """A GAN of small images: ``Generator[ImageRequest, ImageResult]``.
 
     ``generate`` decodes latents drawn with the request's seed through the
@@ -163,6 +160,9 @@ class GAN(nn.Module):
         >>> tuple(result.images.shape), result.labels
         ((2, 1, 8, 8), (5, 5))
     """
+
+    FORMAT = FORMAT
+    CONFIG_TYPE = GANConfig
 
     def __init__(self, config: GANConfig | None = None, **fields: Any) -> None:
         super().__init__()
@@ -253,32 +253,9 @@ class GAN(nn.Module):
         images = self.decode(latents, labels)
         return ImageResult(images=images, labels=result_labels(labels, request.num_samples))
 
-    def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
-        """``[generate(r) for r in requests]``, every request checked first."""
-        for request in requests:
-            check_image_request(request, self._config.num_classes, "GAN.generate_batch")
-        return [self.generate(request) for request in requests]
-
     def objective(self) -> GANObjective:
         """The two-player training objective of this GAN."""
         return GANObjective(self)
-
-    def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (both players and the EMA) atomically."""
-        save_module(directory, FORMAT, self._config, self)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> Self:
-        """Load a model written by :meth:`save`.
-
-        Raises:
-            NotFoundError: nothing saved there.
-            IntegrityError: corrupt files or another kind of model.
-        """
-        config, state = load_module(directory, FORMAT, GANConfig)
-        model = cls(config)
-        load_weights(model, state, str(directory))
-        return model
 
 
 class GANObjective:

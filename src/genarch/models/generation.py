@@ -180,7 +180,7 @@ class _Sampler:
             r.repetition_penalty != 1 or r.presence_penalty or r.frequency_penalty for r in rows
         )
         self.temperature = column([r.temperature or 1.0 for r in rows])
-        self.is_greedy = torch.tensor([r.temperature == 0 for r in rows], device=self.device)
+        self.is_greedy = [r.temperature == 0 for r in rows]
         self.repetition = column([r.repetition_penalty for r in rows])
         self.presence = column([r.presence_penalty for r in rows])
         self.frequency = column([r.frequency_penalty for r in rows])
@@ -252,7 +252,7 @@ class _Row:
     """What one request has produced so far, and whether it is finished."""
 
     request: TextRequest
-    prompt_length: int
+    prompt_ids: list[int]
     context_length: int
     detokenizer: IncrementalDetokenizer
     token_ids: list[int] = field(default_factory=list)
@@ -270,7 +270,7 @@ class _Row:
             self.finish_reason = "stop"
         elif len(self.token_ids) >= request.max_new_tokens:
             self.finish_reason = "length"
-        elif self.prompt_length + len(self.token_ids) >= self.context_length:
+        elif len(self.prompt_ids) + len(self.token_ids) >= self.context_length:
             self.finish_reason = "end"
 
     def result(self) -> TextResult:
@@ -413,8 +413,9 @@ class TextGenerator:
         """
         prepared = self._prepare(request)
         rows = self._rows([prepared])
-        for _ in self._decode(rows, self._generators([prepared[0]], generator)):
-            pass
+        with _decoding(self.model):
+            for _ in self._decode(rows, self._generators([prepared[0]], generator)):
+                pass
         return rows[0].result()
 
     def generate_batch(self, requests: Sequence[TextRequest]) -> list[TextResult]:
@@ -430,8 +431,9 @@ class TextGenerator:
         for begin in range(0, len(prepared), self.max_batch_size):
             chunk = prepared[begin : begin + self.max_batch_size]
             rows = self._rows(chunk)
-            for _ in self._decode(rows, self._generators([r for r, _ in chunk], None)):
-                pass
+            with _decoding(self.model):
+                for _ in self._decode(rows, self._generators([r for r, _ in chunk], None)):
+                    pass
             results.extend(row.result() for row in rows)
         return results
 
@@ -453,7 +455,13 @@ class TextGenerator:
         def pieces() -> Iterator[str]:
             rows = self._rows([prepared])
             detokenizer = rows[0].detokenizer
-            for _ in self._decode(rows, generators):
+            # Each step runs in inference mode with dropout off; between steps, while the
+            # caller holds the stream, neither setting leaks into the caller's code.
+            steps = self._decode(rows, generators)
+            while True:
+                with _decoding(self.model):
+                    if next(steps, _DONE) is _DONE:
+                        break
                 if piece := detokenizer.ready():
                     yield piece
             if rest := detokenizer.flush():
@@ -464,7 +472,7 @@ class TextGenerator:
     def _rows(self, prepared: Sequence[tuple[TextRequest, list[int]]]) -> list[_Row]:
         context = self.model.config.context_length
         rows = [
-            _Row(request, len(ids), context, IncrementalDetokenizer(self.tokenizer, request.stop))
+            _Row(request, ids, context, IncrementalDetokenizer(self.tokenizer, request.stop))
             for request, ids in prepared
         ]
         for row in rows:
@@ -475,9 +483,10 @@ class TextGenerator:
     def _decode(self, rows: list[_Row], generators: list[torch.Generator]) -> Iterator[None]:
         """Run the model over the rows' prompts and then one token per step, updating the rows.
 
-        Yields after every step; stops when every row is finished.
+        Yields after every step; stops when every row is finished. Call it
+        inside :func:`_decoding` (inference mode, dropout off).
         """
-        prompts = [self.tokenizer.encode(row.request.prompt) for row in rows]
+        prompts = [row.prompt_ids for row in rows]
         context = self.model.config.context_length
         steps = max(
             min(r.request.max_new_tokens, context - len(p))
@@ -494,70 +503,70 @@ class TextGenerator:
             (r.request.logprobs for r in rows if r.request.logprobs is not None), default=None
         )
         usable = self.tokenizer.vocab_size
-        with _evaluating(model), torch.inference_mode():
-            idx = torch.zeros((batch, width), dtype=torch.long, device=device)
-            key_mask = torch.ones((batch, width + steps), dtype=torch.bool, device=device)
-            lengths = torch.tensor([len(p) for p in prompts], device=device)
-            for i, prompt in enumerate(prompts):
-                idx[i, width - len(prompt) :] = torch.tensor(prompt, device=device)
-                key_mask[i, : width - len(prompt)] = False
-            positions = None
-            if padded:  # real tokens start at position 0 in every row, as if alone
-                positions = (torch.arange(width, device=device) - (width - lengths)[:, None]).clamp(
-                    min=0
-                )
-            seen = counts = None
-            if sampler.penalised:
-                vocab = model.config.vocab_size
-                counts = torch.zeros((batch, vocab), device=device)
-                seen = torch.zeros((batch, vocab), dtype=torch.bool, device=device)
-                seen.scatter_(1, idx, key_mask[:, :width])
-            cache = model.new_cache(batch, width + steps)
-            hidden = model.hidden_states(
-                idx, positions=positions, cache=cache, key_mask=key_mask if padded else None
+        idx = torch.zeros((batch, width), dtype=torch.long, device=device)
+        key_mask = torch.ones((batch, width + steps), dtype=torch.bool, device=device)
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        for i, prompt in enumerate(prompts):
+            idx[i, width - len(prompt) :] = torch.tensor(prompt, device=device)
+            key_mask[i, : width - len(prompt)] = False
+        positions = None
+        if padded:  # real tokens start at position 0 in every row, as if alone
+            positions = (torch.arange(width, device=device) - (width - lengths)[:, None]).clamp(
+                min=0
             )
-            logits = model.lm_head(hidden[:, -1]).float()  # (B, V)
-            for step in range(steps):
-                if usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
-                    logits[:, usable:] = -torch.inf
-                tokens = sampler(logits, seen, counts)
-                chosen = tokens.tolist()
-                logprobs = alternatives = None
-                if top is not None:
-                    log_softmax = logits.log_softmax(dim=-1)
-                    logprobs = log_softmax.gather(1, tokens[:, None])[:, 0].tolist()
-                    if top:
-                        values, ids = log_softmax.topk(top, dim=-1)
-                        alternatives = [
-                            dict(zip(i, v, strict=True))
-                            for i, v in zip(ids.tolist(), values.tolist(), strict=True)
-                        ]
-                for i, row in enumerate(rows):
-                    if row.finish_reason is None:
-                        want = row.request.logprobs
-                        row.add(
-                            chosen[i],
-                            logprobs[i] if logprobs is not None and want is not None else None,
-                            dict(list(alternatives[i].items())[:want])
-                            if alternatives is not None and want
-                            else None,
-                        )
-                yield None
-                if all(row.finish_reason is not None for row in rows) or step == steps - 1:
-                    break
-                if counts is not None and seen is not None:
-                    counts.scatter_add_(1, tokens[:, None], torch.ones_like(counts[:, :1]))
-                    seen.scatter_(1, tokens[:, None], True)
-                step_positions = None
-                if padded:
-                    step_positions = (lengths + step).clamp(max=context - 1)[:, None]
-                hidden = model.hidden_states(
-                    tokens[:, None],
-                    positions=step_positions,
-                    cache=cache,
-                    key_mask=key_mask if padded else None,
-                )
-                logits = model.lm_head(hidden[:, -1]).float()
+        seen = counts = None
+        if sampler.penalised:
+            vocab = model.config.vocab_size
+            counts = torch.zeros((batch, vocab), device=device)
+            seen = torch.zeros((batch, vocab), dtype=torch.bool, device=device)
+            for i, prompt in enumerate(prompts):
+                seen[i, prompt] = True
+        cache = model.new_cache(batch, width + steps)
+        hidden = model.hidden_states(
+            idx, positions=positions, cache=cache, key_mask=key_mask if padded else None
+        )
+        logits = model.lm_head(hidden[:, -1]).float()  # (B, V)
+        for step in range(steps):
+            if usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
+                logits[:, usable:] = -torch.inf
+            tokens = sampler(logits, seen, counts)
+            chosen = tokens.tolist()
+            logprobs = alternatives = None
+            if top is not None:
+                log_softmax = logits.log_softmax(dim=-1)
+                logprobs = log_softmax.gather(1, tokens[:, None])[:, 0].tolist()
+                if top:
+                    values, ids = log_softmax.topk(top, dim=-1)
+                    alternatives = [
+                        dict(zip(i, v, strict=True))
+                        for i, v in zip(ids.tolist(), values.tolist(), strict=True)
+                    ]
+            for i, row in enumerate(rows):
+                if row.finish_reason is None:
+                    want = row.request.logprobs
+                    row.add(
+                        chosen[i],
+                        logprobs[i] if logprobs is not None and want is not None else None,
+                        dict(list(alternatives[i].items())[:want])
+                        if alternatives is not None and want
+                        else None,
+                    )
+            yield None
+            if all(row.finish_reason is not None for row in rows) or step == steps - 1:
+                break
+            if counts is not None and seen is not None:
+                counts.scatter_add_(1, tokens[:, None], torch.ones_like(counts[:, :1]))
+                seen.scatter_(1, tokens[:, None], True)
+            step_positions = None
+            if padded:
+                step_positions = (lengths + step).clamp(max=context - 1)[:, None]
+            hidden = model.hidden_states(
+                tokens[:, None],
+                positions=step_positions,
+                cache=cache,
+                key_mask=key_mask if padded else None,
+            )
+            logits = model.lm_head(hidden[:, -1]).float()
 
     # ----------------------------------------------------------------- scoring
 
@@ -588,7 +597,7 @@ class TextGenerator:
         scores = torch.zeros(len(texts), dtype=torch.float64)
         model, device = self.model, self.model.wte.weight.device
         scored = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
-        with _evaluating(model), torch.inference_mode():
+        with _decoding(model):
             for begin in range(0, len(scored), self.max_batch_size):
                 chunk = scored[begin : begin + self.max_batch_size]
                 width = max(len(encoded[i]) for i in chunk)
@@ -692,12 +701,16 @@ def _resolve_class(name: str, registry: Registry) -> Any:
     return target
 
 
+_DONE = object()
+
+
 @contextlib.contextmanager
-def _evaluating(model: torch.nn.Module) -> Iterator[None]:
-    """Switch dropout off for the block, then restore the model's training flag."""
+def _decoding(model: torch.nn.Module) -> Iterator[None]:
+    """Inference mode with dropout off for the block; then the model's training flag is restored."""
     was_training = model.training
     model.eval()
     try:
-        yield
+        with torch.inference_mode():
+            yield
     finally:
         model.train(was_training)

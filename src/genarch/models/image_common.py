@@ -22,28 +22,33 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from genarch._io import atomic_directory
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
-from genarch.schemas import Config, ImageRequest, TrainingReport
+from genarch.schemas import Config, ImageRequest, ImageResult, TrainingReport
 from genarch.validation import describe
 
 __all__ = [
+    "ImageModelMixin",
     "ResBlock",
     "check_image_batch",
     "check_image_request",
+    "check_labels",
     "interpolate",
     "label_conditions",
     "load_module",
+    "load_weights",
     "request_generator",
     "request_labels",
+    "result_labels",
     "save_module",
+    "sinusoidal_embedding",
     "train_objective",
 ]
 
@@ -300,6 +305,51 @@ def load_weights(module: nn.Module, state: Mapping[str, Tensor], where: str) -> 
                 f"the config expects {tuple(tensor.shape)}"
             )
     module.load_state_dict(dict(state))
+
+
+class ImageModelMixin:
+    """``generate_batch``, ``save`` and ``load`` shared by :class:`~genarch.models.vae.VAE`,
+    :class:`~genarch.models.gan.GAN` and :class:`~genarch.models.diffusion.Diffusion`.
+
+    A model sets ``FORMAT`` (the kind written into ``config.json``) and
+    ``CONFIG_TYPE``, keeps its config in ``_config`` (with ``num_classes``) and
+    defines ``generate``.
+    """
+
+    FORMAT: ClassVar[str]
+    CONFIG_TYPE: ClassVar[type[Config]]
+    _config: Any
+
+    def generate(self, request: ImageRequest) -> ImageResult:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
+        """``[generate(r) for r in requests]``, every request checked before any work."""
+        where = f"{type(self).__name__}.generate_batch"
+        for request in requests:
+            check_image_request(request, self._config.num_classes, where)
+        return [self.generate(request) for request in requests]
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (every weight) atomically."""
+        if not isinstance(self, nn.Module):  # pragma: no cover - the models are modules
+            raise TypeError(f"{type(self).__name__} must be an nn.Module")
+        save_module(directory, self.FORMAT, self._config, self)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Self:
+        """Load a model written by :meth:`save`.
+
+        Raises:
+            NotFoundError: nothing saved in ``directory``.
+            IntegrityError: corrupt files or another kind of model.
+        """
+        config, state = load_module(directory, cls.FORMAT, cls.CONFIG_TYPE)
+        model = cls(config)  # type: ignore[call-arg]
+        if not isinstance(model, nn.Module):  # pragma: no cover - the models are modules
+            raise TypeError(f"{cls.__name__} must be an nn.Module")
+        load_weights(model, state, str(directory))
+        return model
 
 
 # ----------------------------------------------------------------------- training

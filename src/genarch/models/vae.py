@@ -24,8 +24,7 @@ References:
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any, NamedTuple, Self
 
 import torch
@@ -34,17 +33,15 @@ from torch import Tensor, nn
 
 from genarch.errors import InvalidInputError
 from genarch.models.image_common import (
+    ImageModelMixin,
     check_image_batch,
     check_image_request,
     check_labels,
     interpolate,
     label_conditions,
-    load_module,
-    load_weights,
     request_generator,
     request_labels,
     result_labels,
-    save_module,
 )
 from genarch.schemas import Config, ImageRequest, ImageResult
 from genarch.validation import describe
@@ -89,7 +86,7 @@ class ELBOTerms(NamedTuple):
     kl: Tensor
 
 
-class VAE(nn.Module):
+class VAE(ImageModelMixin, nn.Module):
     """Convolutional VAE: ``Generator[ImageRequest, ImageResult]`` with a latent space.
 
     Examples:
@@ -100,6 +97,9 @@ class VAE(nn.Module):
         >>> tuple(z.shape), tuple(vae.interpolate(z[0], z[1], 5, spherical=True).shape)
         ((2, 4), (5, 4))
     """
+
+    FORMAT = FORMAT
+    CONFIG_TYPE = VAEConfig
 
     def __init__(self, config: VAEConfig | None = None, **fields: Any) -> None:
         super().__init__()
@@ -278,34 +278,11 @@ class VAE(nn.Module):
             self.train(was_training)
         return ImageResult(images=images, labels=result_labels(labels, request.num_samples))
 
-    def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
-        """``[generate(r) for r in requests]``, every request checked first."""
-        for request in requests:
-            check_image_request(request, self._config.num_classes, "VAE.generate_batch")
-        return [self.generate(request) for request in requests]
-
     # ------------------------------------------------------------------- persistence
 
     def objective(self) -> VAEObjective:
         """The ELBO training objective of this model."""
         return VAEObjective(self)
-
-    def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write ``config.json`` and ``model.safetensors`` atomically."""
-        save_module(directory, FORMAT, self._config, self)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> Self:
-        """Load a model written by :meth:`save`.
-
-        Raises:
-            NotFoundError: nothing saved there.
-            IntegrityError: corrupt files or another kind of model.
-        """
-        config, state = load_module(directory, FORMAT, VAEConfig)
-        model = cls(config)
-        load_weights(model, state, str(directory))
-        return model
 
 
 class VAEObjective:

@@ -1,1 +1,117 @@
-"""The orchestration layer: prompt templates, retrieval, chains and RAG."""
+"""The orchestration layer: prompt templates, example selection, chains, retrieval and RAG.
+
+Every piece is explicit: templates insert values literally, chains are built
+from named steps (no operator overloading, no coercion of functions or dicts),
+and RAG answers carry citations into the source documents or say plainly that
+the sources do not answer the question.
+"""
+
+from genarch.orchestration.chains import (
+    Branch,
+    ChainRun,
+    CompositeStep,
+    FunctionStep,
+    MapOverBatch,
+    Retry,
+    Sequence,
+    Step,
+    call_step,
+    run_chain,
+)
+from genarch.orchestration.evaluation import (
+    LabelledQuestion,
+    RAGReport,
+    RetrievalReport,
+    evaluate_rag,
+    evaluate_retriever,
+    format_table,
+    load_questions,
+    verify_questions,
+)
+from genarch.orchestration.examples import (
+    FixedExamples,
+    LengthBudgetSelector,
+    MMRExampleSelector,
+    SimilarityExampleSelector,
+)
+from genarch.orchestration.extractive import (
+    ExtractiveConfig,
+    ExtractiveGenerator,
+)
+from genarch.orchestration.rag import (
+    RAG,
+    Answer,
+    Citation,
+    GroundedGenerator,
+    NotFound,
+    RAGConfig,
+    RAGResult,
+    Source,
+    Statement,
+    build_prompt,
+    format_result,
+    neutralise,
+    quickstart_answers,
+)
+from genarch.orchestration.templates import (
+    ExampleSelector,
+    FewShotTemplate,
+    TextTemplate,
+    TokenBudget,
+    count_tokens,
+    trim_to_tokens,
+)
+from genarch.orchestration.tracing import (
+    Span,
+    Trace,
+    Tracer,
+)
+
+__all__ = [
+    "RAG",
+    "Answer",
+    "Branch",
+    "ChainRun",
+    "Citation",
+    "CompositeStep",
+    "ExampleSelector",
+    "ExtractiveConfig",
+    "ExtractiveGenerator",
+    "FewShotTemplate",
+    "FixedExamples",
+    "FunctionStep",
+    "GroundedGenerator",
+    "LabelledQuestion",
+    "LengthBudgetSelector",
+    "MMRExampleSelector",
+    "MapOverBatch",
+    "NotFound",
+    "RAGConfig",
+    "RAGReport",
+    "RAGResult",
+    "RetrievalReport",
+    "Retry",
+    "Sequence",
+    "SimilarityExampleSelector",
+    "Source",
+    "Span",
+    "Statement",
+    "Step",
+    "TextTemplate",
+    "TokenBudget",
+    "Trace",
+    "Tracer",
+    "build_prompt",
+    "call_step",
+    "count_tokens",
+    "evaluate_rag",
+    "evaluate_retriever",
+    "format_result",
+    "format_table",
+    "load_questions",
+    "neutralise",
+    "quickstart_answers",
+    "run_chain",
+    "trim_to_tokens",
+    "verify_questions",
+]
