@@ -116,11 +116,25 @@ def builtin_registry() -> Registry:
     from genarch.data.quality import QualityFilter
     from genarch.data.text import TextCleaner
     from genarch.data.tokenize import Tokenize
+    from genarch.features import (
+        ContrastiveSentenceEncoder,
+        GPTMeanPooledEncoder,
+        HashingVectorizer,
+        MiniLMEncoder,
+        TfidfVectorizer,
+    )
+    from genarch.orchestration.extractive import ExtractiveGenerator
     from genarch.pipeline import Pipeline
 
     return Registry(
         {
             "genarch.Chunker": Chunker,
+            "genarch.ContrastiveSentenceEncoder": ContrastiveSentenceEncoder,
+            "genarch.ExtractiveGenerator": ExtractiveGenerator,
+            "genarch.GPTMeanPooledEncoder": GPTMeanPooledEncoder,
+            "genarch.HashingVectorizer": HashingVectorizer,
+            "genarch.MiniLMEncoder": MiniLMEncoder,
+            "genarch.TfidfVectorizer": TfidfVectorizer,
             "genarch.ExactDeduplicator": ExactDeduplicator,
             "genarch.HtmlToText": HtmlToText,
             "genarch.ImageNormalizer": ImageNormalizer,

@@ -36,12 +36,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, Self, cast
+from typing import Annotated, Any, Literal, Protocol, cast
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from genarch.errors import InvalidInputError
@@ -51,7 +50,6 @@ from genarch.models.image_common import (
     check_image_batch,
     check_image_request,
     check_labels,
-    label_conditions,
     request_generator,
     request_labels,
     result_labels,
@@ -499,6 +497,7 @@ class Diffusion(ImageModelMixin, nn.Module):
 
     FORMAT = FORMAT
     CONFIG_TYPE = DiffusionConfig
+    _config: DiffusionConfig
 
     def __init__(self, config: DiffusionConfig | None = None, **fields: Any) -> None:
         super().__init__()
@@ -510,21 +509,6 @@ class Diffusion(ImageModelMixin, nn.Module):
     def config(self) -> DiffusionConfig:
         """The frozen configuration."""
         return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """A fresh, untrained model for ``config`` (object or mapping)."""
-        return cls(DiffusionConfig.coerce(config))
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of the images."""
-        return (self._config.channels, self._config.image_size, self._config.image_size)
-
-    @property
-    def conditions(self) -> dict[str, list[str]]:
-        """``{"label": ["0", ...]}`` for a class-conditional model, else empty."""
-        return label_conditions(self._config.num_classes, "Diffusion.conditions")
 
     def objective(self) -> DiffusionObjective:
         """The training objective of this model's denoiser."""

@@ -29,11 +29,10 @@ References:
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from genarch.errors import InvalidInputError
@@ -43,7 +42,6 @@ from genarch.models.image_common import (
     check_image_request,
     check_labels,
     interpolate,
-    label_conditions,
     request_generator,
     request_labels,
     result_labels,
@@ -163,6 +161,7 @@ class GAN(ImageModelMixin, nn.Module):
 
     FORMAT = FORMAT
     CONFIG_TYPE = GANConfig
+    _config: GANConfig
 
     def __init__(self, config: GANConfig | None = None, **fields: Any) -> None:
         super().__init__()
@@ -178,25 +177,10 @@ class GAN(ImageModelMixin, nn.Module):
         """The frozen configuration."""
         return self._config
 
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """A fresh, untrained model for ``config`` (object or mapping)."""
-        return cls(GANConfig.coerce(config))
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of the images."""
-        return (self._config.channels, self._config.image_size, self._config.image_size)
-
     @property
     def latent_shape(self) -> tuple[int, ...]:
         """``(latent_dim,)``."""
         return (self._config.latent_dim,)
-
-    @property
-    def conditions(self) -> dict[str, list[str]]:
-        """``{"label": ["0", ...]}`` for a conditional GAN, else empty."""
-        return label_conditions(self._config.num_classes, "GAN.conditions")
 
     def sampling_generator(self) -> ImageGenerator:
         """The network ``generate`` uses: the EMA copy if there is one."""

@@ -24,9 +24,10 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 import torch
+from pydantic import BaseModel
 from torch import Tensor, nn
 
 from genarch._io import atomic_directory
@@ -323,6 +324,29 @@ class ImageModelMixin:
     def generate(self, request: ImageRequest) -> ImageResult:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    @classmethod
+    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
+        """A fresh, untrained model for ``config`` (a config object or a mapping).
+
+        Raises:
+            ConfigError: unknown or out-of-range fields.
+        """
+        return cls(cls.CONFIG_TYPE.coerce(config))  # type: ignore[call-arg]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the images."""
+        return (self._config.channels, self._config.image_size, self._config.image_size)
+
+    @property
+    def conditions(self) -> dict[str, list[str]]:
+        """``{"label": ["0", ...]}`` for a class-conditional model.
+
+        An unconditional model has no conditions (``AttributeError``), so it is
+        not a :class:`~genarch.protocols.ConditionalGenerator`.
+        """
+        return label_conditions(self._config.num_classes, f"{type(self).__name__}.conditions")
+
     def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
         """``[generate(r) for r in requests]``, every request checked before any work."""
         where = f"{type(self).__name__}.generate_batch"
@@ -332,9 +356,7 @@ class ImageModelMixin:
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         """Write ``config.json`` and ``model.safetensors`` (every weight) atomically."""
-        if not isinstance(self, nn.Module):  # pragma: no cover - the models are modules
-            raise TypeError(f"{type(self).__name__} must be an nn.Module")
-        save_module(directory, self.FORMAT, self._config, self)
+        save_module(directory, self.FORMAT, self._config, cast(nn.Module, self))
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Self:
@@ -346,9 +368,7 @@ class ImageModelMixin:
         """
         config, state = load_module(directory, cls.FORMAT, cls.CONFIG_TYPE)
         model = cls(config)  # type: ignore[call-arg]
-        if not isinstance(model, nn.Module):  # pragma: no cover - the models are modules
-            raise TypeError(f"{cls.__name__} must be an nn.Module")
-        load_weights(model, state, str(directory))
+        load_weights(cast(nn.Module, model), state, str(directory))
         return model
 
 

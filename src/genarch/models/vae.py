@@ -24,11 +24,10 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Annotated, Any, NamedTuple, Self
+from typing import Annotated, Any, NamedTuple
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from genarch.errors import InvalidInputError
@@ -38,7 +37,6 @@ from genarch.models.image_common import (
     check_image_request,
     check_labels,
     interpolate,
-    label_conditions,
     request_generator,
     request_labels,
     result_labels,
@@ -100,6 +98,7 @@ class VAE(ImageModelMixin, nn.Module):
 
     FORMAT = FORMAT
     CONFIG_TYPE = VAEConfig
+    _config: VAEConfig
 
     def __init__(self, config: VAEConfig | None = None, **fields: Any) -> None:
         super().__init__()
@@ -140,25 +139,10 @@ class VAE(ImageModelMixin, nn.Module):
         """The frozen configuration."""
         return self._config
 
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """A fresh, untrained model for ``config`` (object or mapping)."""
-        return cls(VAEConfig.coerce(config))
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of the images."""
-        return (self._config.channels, self._config.image_size, self._config.image_size)
-
     @property
     def latent_shape(self) -> tuple[int, ...]:
         """``(latent_dim,)``."""
         return (self._config.latent_dim,)
-
-    @property
-    def conditions(self) -> dict[str, list[str]]:
-        """``{"label": ["0", ...]}`` for a conditional VAE, else empty."""
-        return label_conditions(self._config.num_classes, "VAE.conditions")
 
     # ----------------------------------------------------------------------- layers
 
