@@ -305,7 +305,7 @@ def bench_bm25(replicas: int, q: int, repeats: int, k: int = 10) -> dict[str, An
             "different": different,
         }
         print(
-            f"  top-{k} vs bm25s: {same} identical, {tie_only} differ only in the order of equal scores, {different} different"
+            f"  top-{k} vs bm25s: {same} identical, {tie_only} differ only in the order of exactly equal scores, {different} different"
         )
     querying = report(
         "querying (one query per call for genarch; bm25s batched)",

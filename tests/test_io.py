@@ -39,3 +39,21 @@ def test_sha256_file(tmp_path):
     path = tmp_path / "x"
     path.write_bytes(b"abc")
     assert sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_a_crash_between_the_two_renames_leaves_the_old_copy_readable(tmp_path):
+    from genarch._io import readable_directory
+
+    target = tmp_path / "model"
+    with atomic_directory(target) as staging:
+        (staging / "weights").write_text("v1")
+    # Simulate a kill after the old directory was moved aside, before the new one moved in.
+    aside = tmp_path / ".model.old-123-456"
+    target.rename(aside)
+    assert readable_directory(target) == aside
+    assert (readable_directory(target) / "weights").read_text() == "v1"
+    with atomic_directory(target) as staging:  # the next save first restores, then swaps
+        (staging / "weights").write_text("v2")
+    assert (target / "weights").read_text() == "v2"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert readable_directory(tmp_path / "nothing") is None

@@ -16,7 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_write_bytes", "atomic_write_text", "sha256_file"]
+__all__ = [
+    "atomic_directory",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "readable_directory",
+    "sha256_file",
+]
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -50,6 +56,26 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _retired_copies(target: Path) -> list[Path]:
+    """Copies that an interrupted swap left aside, oldest first."""
+    return sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+
+
+def readable_directory(path: str | os.PathLike[str]) -> Path | None:
+    """The saved directory to read: ``path`` itself, or — when a crash struck between
+    the two renames of :func:`atomic_directory` — the complete previous copy it left
+    aside as ``.<name>.old-*``. ``None`` when there is neither.
+
+    Loaders call this instead of checking ``path`` directly, so no crash at any
+    moment makes saved data unreadable.
+    """
+    target = Path(path)
+    if target.is_dir():
+        return target
+    retired = _retired_copies(target)
+    return retired[-1] if retired else None
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` when the block succeeds.
@@ -74,6 +100,8 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
                 with open(file, "rb") as handle:
                     os.fsync(handle.fileno())
         retired = None
+        if not target.exists() and (left_aside := _retired_copies(target)):
+            os.replace(left_aside[-1], target)  # finish undoing an interrupted swap first
         if target.exists():
             retired = target.with_name(f".{target.name}.old-{os.getpid()}-{id(staging)}")
             os.replace(target, retired)

@@ -123,19 +123,25 @@ def builtin_registry() -> Registry:
         MiniLMEncoder,
         TfidfVectorizer,
     )
+    from genarch.orchestration.bm25 import BM25Retriever
     from genarch.orchestration.extractive import ExtractiveGenerator
+    from genarch.orchestration.faiss_store import FaissVectorStore
+    from genarch.orchestration.vectorstore import ExactVectorStore
     from genarch.pipeline import Pipeline
 
     return Registry(
         {
+            "genarch.BM25Retriever": BM25Retriever,
             "genarch.Chunker": Chunker,
             "genarch.ContrastiveSentenceEncoder": ContrastiveSentenceEncoder,
             "genarch.ExtractiveGenerator": ExtractiveGenerator,
+            "genarch.FaissVectorStore": FaissVectorStore,
             "genarch.GPTMeanPooledEncoder": GPTMeanPooledEncoder,
             "genarch.HashingVectorizer": HashingVectorizer,
             "genarch.MiniLMEncoder": MiniLMEncoder,
             "genarch.TfidfVectorizer": TfidfVectorizer,
             "genarch.ExactDeduplicator": ExactDeduplicator,
+            "genarch.ExactVectorStore": ExactVectorStore,
             "genarch.HtmlToText": HtmlToText,
             "genarch.ImageNormalizer": ImageNormalizer,
             "genarch.NearDeduplicator": NearDeduplicator,

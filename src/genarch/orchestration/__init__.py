@@ -6,6 +6,10 @@ and RAG answers carry citations into the source documents or say plainly that
 the sources do not answer the question.
 """
 
+from genarch.orchestration.bm25 import (
+    BM25Config,
+    BM25Retriever,
+)
 from genarch.orchestration.chains import (
     Branch,
     ChainRun,
@@ -38,6 +42,9 @@ from genarch.orchestration.extractive import (
     ExtractiveConfig,
     ExtractiveGenerator,
 )
+from genarch.orchestration.faiss_store import (
+    FaissVectorStore,
+)
 from genarch.orchestration.rag import (
     RAG,
     Answer,
@@ -53,6 +60,15 @@ from genarch.orchestration.rag import (
     neutralise,
     quickstart_answers,
 )
+from genarch.orchestration.retrievers import (
+    DenseRetriever,
+    EmbeddingReranker,
+    FunctionReranker,
+    HybridRetriever,
+    MMRRetriever,
+    Reranker,
+    RerankingRetriever,
+)
 from genarch.orchestration.templates import (
     ExampleSelector,
     FewShotTemplate,
@@ -66,29 +82,44 @@ from genarch.orchestration.tracing import (
     Trace,
     Tracer,
 )
+from genarch.orchestration.vectorstore import (
+    ExactVectorStore,
+    VectorStoreConfig,
+)
 
 __all__ = [
     "RAG",
     "Answer",
+    "BM25Config",
+    "BM25Retriever",
     "Branch",
     "ChainRun",
     "Citation",
     "CompositeStep",
+    "DenseRetriever",
+    "EmbeddingReranker",
+    "ExactVectorStore",
     "ExampleSelector",
     "ExtractiveConfig",
     "ExtractiveGenerator",
+    "FaissVectorStore",
     "FewShotTemplate",
     "FixedExamples",
+    "FunctionReranker",
     "FunctionStep",
     "GroundedGenerator",
+    "HybridRetriever",
     "LabelledQuestion",
     "LengthBudgetSelector",
     "MMRExampleSelector",
+    "MMRRetriever",
     "MapOverBatch",
     "NotFound",
     "RAGConfig",
     "RAGReport",
     "RAGResult",
+    "Reranker",
+    "RerankingRetriever",
     "RetrievalReport",
     "Retry",
     "Sequence",
@@ -101,6 +132,7 @@ __all__ = [
     "TokenBudget",
     "Trace",
     "Tracer",
+    "VectorStoreConfig",
     "build_prompt",
     "call_step",
     "count_tokens",

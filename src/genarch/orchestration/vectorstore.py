@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from genarch._io import atomic_directory, sha256_file
+from genarch._io import atomic_directory, readable_directory, sha256_file
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.schemas import Config, Hit, Metadata, MetadataValue, Record
 from genarch.validation import describe
@@ -506,15 +506,12 @@ def _recover(target: Path) -> Path:
     moves the new one in; a crash between those two renames leaves only
     ``.<name>.old-*``, which is still a complete store.
     """
-    if target.is_dir():
-        return target
-    retired = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if retired:
-        logger.warning(
-            "%s is missing; loading %s, left by an interrupted save", target, retired[-1]
-        )
-        return retired[-1]
-    raise NotFoundError(f"no vector store at {target}")
+    found = readable_directory(target)
+    if found is None:
+        raise NotFoundError(f"no vector store at {target}")
+    if found != target:
+        logger.warning("%s is missing; loading %s, left by an interrupted save", target, found)
+    return found
 
 
 def read_store(
