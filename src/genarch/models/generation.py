@@ -237,13 +237,6 @@ class _Sampler:
         return chosen
 
 
-@dataclass
-class _Step:
-    tokens: list[int]
-    logprobs: list[float] | None
-    alternatives: list[dict[int, float]] | None
-
-
 # -------------------------------------------------------------------- the engine
 
 
@@ -499,7 +492,7 @@ class TextGenerator:
         batch, width = len(rows), max(len(p) for p in prompts)
         padded = any(len(p) != width for p in prompts)
         sampler = _Sampler([r.request for r in rows], generators, device)
-        top = max(
+        top = max(  # the most alternatives any row wants, None if no row wants log-probs
             (r.request.logprobs for r in rows if r.request.logprobs is not None), default=None
         )
         usable = self.tokenizer.vocab_size
@@ -530,27 +523,7 @@ class TextGenerator:
             if usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
                 logits[:, usable:] = -torch.inf
             tokens = sampler(logits, seen, counts)
-            chosen = tokens.tolist()
-            logprobs = alternatives = None
-            if top is not None:
-                log_softmax = logits.log_softmax(dim=-1)
-                logprobs = log_softmax.gather(1, tokens[:, None])[:, 0].tolist()
-                if top:
-                    values, ids = log_softmax.topk(top, dim=-1)
-                    alternatives = [
-                        dict(zip(i, v, strict=True))
-                        for i, v in zip(ids.tolist(), values.tolist(), strict=True)
-                    ]
-            for i, row in enumerate(rows):
-                if row.finish_reason is None:
-                    want = row.request.logprobs
-                    row.add(
-                        chosen[i],
-                        logprobs[i] if logprobs is not None and want is not None else None,
-                        dict(list(alternatives[i].items())[:want])
-                        if alternatives is not None and want
-                        else None,
-                    )
+            _record(rows, tokens, logits if top is not None else None, top or 0)
             yield None
             if all(row.finish_reason is not None for row in rows) or step == steps - 1:
                 break
@@ -702,6 +675,31 @@ def _resolve_class(name: str, registry: Registry) -> Any:
 
 
 _DONE = object()
+
+
+def _record(rows: list[_Row], tokens: Tensor, logits: Tensor | None, top: int) -> None:
+    """Add each unfinished row's new token, with its log-probability and ``top`` alternatives
+    when ``logits`` are given."""
+    chosen = tokens.tolist()
+    logprobs: list[float] | None = None
+    alternatives: list[list[tuple[int, float]]] | None = None
+    if logits is not None:
+        log_softmax = logits.log_softmax(dim=-1)
+        logprobs = log_softmax.gather(1, tokens[:, None])[:, 0].tolist()
+        if top:
+            values, ids = log_softmax.topk(top, dim=-1)  # best first
+            alternatives = [
+                list(zip(i, v, strict=True))
+                for i, v in zip(ids.tolist(), values.tolist(), strict=True)
+            ]
+    for i, row in enumerate(rows):
+        if row.finish_reason is not None:
+            continue
+        want = row.request.logprobs
+        if logprobs is None or want is None:
+            row.add(chosen[i], None, None)
+        else:
+            row.add(chosen[i], logprobs[i], dict(alternatives[i][:want]) if alternatives else {})
 
 
 @contextlib.contextmanager
