@@ -77,8 +77,8 @@ def build_models() -> tuple[GPT, Any]:
         n_embd=WIDTH,
         n_layer=LAYERS,
         n_head=HEADS,
-        bos_token_id=0,
-        eos_token_id=0,
+        bos_token_id=None,  # no end-of-text token: both engines generate exactly NEW tokens
+        eos_token_id=None,
         attn_implementation="sdpa",
     )
     reference = transformers.GPT2LMHeadModel(hf_config).eval()
@@ -147,7 +147,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     ids,
                     attention_mask=torch.ones_like(ids),
                     max_new_tokens=new,
-                    min_new_tokens=new,
                     do_sample=False,
                     use_cache=cache,
                     pad_token_id=0,

@@ -94,7 +94,7 @@ def main() -> None:
 
     models = {
         "vae": (
-            VAE(VAEConfig(num_classes=10, latent_dim=8, width=32)),
+            VAE(VAEConfig(num_classes=10, latent_dim=8, width=32, beta=2.0)),
             {"learning_rate": 2e-3, "batch_size": 128},
         ),
         "gan": (

@@ -24,8 +24,25 @@ def test_no_command_prints_help_and_fails(capsys):
 
 def test_quickstart_runs_the_real_job_on_python_docs():
     out = subprocess.run(
-        [sys.executable, "-m", "genarch", "quickstart"], capture_output=True, text=True, timeout=600
+        [
+            sys.executable,
+            "-m",
+            "genarch",
+            "quickstart",
+            "--train-steps",
+            "10",
+            "--vocab-size",
+            "1024",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     assert "loaded 79 documents" in out.stdout
-    assert "clean" in out.stdout
+    assert "PII redacted: CREDIT_CARD 1, EMAIL 1, IBAN 1, PHONE 1" in out.stdout
+    assert "trained 1,024 tokens" in out.stdout
+    assert "10 steps" in out.stdout
+    assert "sample: The list" in out.stdout
+    assert "[1] string-methods chars" in out.stdout  # a cited answer
+    assert "not found in the sources" in out.stdout  # the question the docs cannot answer

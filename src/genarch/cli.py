@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from genarch._version import __version__
 
@@ -83,6 +84,9 @@ def _quickstart(args: argparse.Namespace) -> int:
     size = sum(len(d.text.encode("utf-8")) for d in cleaned)
     print(f"{total:,} tokens, {size / total:.2f} bytes per token")
 
+    _heading("train: a small GPT on the tokenised docs, through genarch.training.Trainer")
+    _train_and_sample(args, tokenizer, [t.token_ids for t in tokenized])
+
     _heading("answer: retrieval-augmented answers with citations (BM25 + extractive)")
     from genarch.orchestration.rag import format_result, quickstart_answers
 
@@ -93,6 +97,42 @@ def _quickstart(args: argparse.Namespace) -> int:
     _heading("done")
     print(f"finished in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _train_and_sample(
+    args: argparse.Namespace, tokenizer: Any, token_rows: Sequence[Sequence[int]]
+) -> None:
+    import torch
+
+    from genarch.models import GPT, GPTConfig, TextGenerator
+    from genarch.schemas import TextRequest
+    from genarch.training import LanguageModeling, Trainer, token_blocks
+
+    torch.manual_seed(0)
+    stream = [token for row in token_rows for token in row]
+    cut = int(0.95 * len(stream))
+    train_rows, held_out = token_blocks(stream[:cut], 64), token_blocks(stream[cut:], 64)
+    model = GPT(
+        GPTConfig(
+            vocab_size=tokenizer.vocab_size, context_length=64, n_layer=2, n_head=2, n_embd=64
+        )
+    )
+    trainer = Trainer(
+        LanguageModeling(model),
+        max_steps=args.train_steps,
+        batch_size=32,
+        optimizer={"learning_rate": 2e-3},
+        schedule={"warmup_steps": min(20, args.train_steps // 10), "decay": "cosine"},
+    )
+    report = trainer.fit(train_rows, eval_data=held_out)
+    held_out_loss = f"{report.eval_loss[-1][1]:.3f}" if report.eval_loss else "n/a"
+    print(
+        f"{model.num_parameters():,} parameters, {report.steps} steps in {report.wall_seconds:.1f} s, "
+        f"{report.items_per_second:,.0f} tokens/s; held-out loss {held_out_loss}"
+    )
+    generator = TextGenerator(model, tokenizer)
+    request = TextRequest(prompt="The list", max_new_tokens=40, temperature=0.8, top_k=40, seed=0)
+    print(f"sample: {request.prompt}{generator.generate(request).text}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quickstart.add_argument(
         "--vocab-size", type=int, default=4096, help="BPE vocabulary size (default 4096)"
+    )
+    quickstart.add_argument(
+        "--train-steps",
+        type=int,
+        default=150,
+        help="training steps for the small GPT (default 150)",
     )
     quickstart.set_defaults(handler=_quickstart)
     return parser

@@ -137,3 +137,12 @@ def test_training_lowers_the_negative_elbo_on_digits() -> None:
     )
     after = -float(model.log_prob(digits.test.inputs, digits.test.labels).mean())
     assert after < before - 50  # nats per image, on held-out digits
+
+
+def test_a_save_interrupted_between_its_two_renames_still_loads(tmp_path) -> None:
+    model = tiny()
+    model.save(tmp_path / "vae")
+    # the old copy moved aside, the new one not yet in place:
+    (tmp_path / "vae").rename(tmp_path / ".vae.old-1-2")
+    request = ImageRequest(num_samples=2, label=1, seed=0)
+    assert_same(VAE.load(tmp_path / "vae").generate(request), model.generate(request))

@@ -30,7 +30,7 @@ import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
 
-from genarch._io import atomic_directory
+from genarch._io import atomic_directory, readable_directory
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.schemas import Config, ImageRequest, ImageResult, TrainingReport
 from genarch.validation import describe
@@ -272,9 +272,12 @@ def load_module(
     """
     from safetensors.torch import load_file
 
-    root = Path(directory)
+    found = readable_directory(directory)  # also a complete copy a crashed save left aside
+    root = found if found is not None else Path(directory)
     if not (root / CONFIG_FILE).is_file() or not (root / WEIGHTS_FILE).is_file():
-        raise NotFoundError(f"no saved {kind} in {root} (expected {CONFIG_FILE}, {WEIGHTS_FILE})")
+        raise NotFoundError(
+            f"no saved {kind} in {directory} (expected {CONFIG_FILE}, {WEIGHTS_FILE})"
+        )
     try:
         document = json.loads((root / CONFIG_FILE).read_text())
         if not isinstance(document, dict) or document.get("format") != kind:
