@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from genarch.data.tokenizers import CL100K_PATTERN, TiktokenTokenizer
 from genarch.errors import ConfigError, InvalidInputError
-from genarch.schemas import Document, Record
+from genarch.schemas import Config, Document
 from genarch.validation import describe, ensure_iterable
 
 __all__ = [
@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 _BYTES = 256
 
 
-class BPETrainerConfig(Record):
+class BPETrainerConfig(Config):
     """Settings of :class:`BPETrainer`.
 
     Attributes:

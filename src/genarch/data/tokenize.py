@@ -18,7 +18,7 @@ from genarch.data.tokenizers import (
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.protocols import PathLike
 from genarch.protocols import Tokenizer as TokenizerProtocol
-from genarch.schemas import Document, Metadata, Record
+from genarch.schemas import Config, Document, Metadata, Record
 from genarch.validation import checked_items, describe
 
 __all__ = ["Tokenize", "TokenizeConfig", "TokenizedDocument"]
@@ -32,7 +32,7 @@ class TokenizedDocument(Record):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class TokenizeConfig(Record):
+class TokenizeConfig(Config):
     """Settings of :class:`Tokenize`.
 
     Attributes:

@@ -50,7 +50,7 @@ from genarch.errors import (
     NotFoundError,
 )
 from genarch.protocols import PathLike
-from genarch.schemas import Record
+from genarch.schemas import Config, Record
 from genarch.validation import checked_items, describe
 
 __all__ = [
@@ -84,7 +84,7 @@ _FORMAT = "genarch.tokenizer/1"
 # ------------------------------------------------------------------- references
 
 
-class ByteTokenizerConfig(Record):
+class ByteTokenizerConfig(Config):
     """Settings of :class:`ByteTokenizer` (also its reference in a pipeline config).
 
     Attributes:

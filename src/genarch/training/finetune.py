@@ -42,7 +42,7 @@ from safetensors.torch import load_file, save_file
 
 from genarch._io import atomic_directory
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
-from genarch.schemas import Record
+from genarch.schemas import Config
 from genarch.validation import describe
 
 __all__ = [
@@ -119,7 +119,7 @@ def unfreeze(module: torch.nn.Module, patterns: Sequence[str]) -> list[str]:
     return _set_requires_grad(module, patterns, True, "unfreeze")
 
 
-class LoRAConfig(Record):
+class LoRAConfig(Config):
     """LoRA settings.
 
     Attributes:

@@ -34,7 +34,7 @@ from pydantic import Field
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError
 from genarch.protocols import TrainingObjective
-from genarch.schemas import Record, StepReport
+from genarch.schemas import Config, StepReport
 from genarch.training.schedules import Schedule, lr_factor
 from genarch.validation import describe
 
@@ -140,7 +140,7 @@ def sgd(
     return make
 
 
-class OptimizerConfig(Record):
+class OptimizerConfig(Config):
     """Which update rule to use, as a serialisable record.
 
     Attributes:

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, TrainingError
 from genarch.protocols import TrainingObjective
-from genarch.schemas import Record, StepReport, TrainingReport
+from genarch.schemas import Config, Record, StepReport, TrainingReport
 from genarch.training.checkpoint import CheckpointManager, load_checkpoint
 from genarch.training.data import IndexedData, shard, to_device
 from genarch.training.optimizer import ObjectiveOptimizer, OptimizerConfig
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 Batch = TypeVar("Batch")
 
 
-class TrainerConfig(Record):
+class TrainerConfig(Config):
     """Every setting of a training run.
 
     Attributes:
