@@ -116,6 +116,28 @@ class Config(Record):
     _error: ClassVar[type[InvalidInputError]] = ConfigError
 
     @classmethod
+    def resolve(
+        cls, config: BaseModel | Mapping[str, Any] | None, fields: Mapping[str, Any]
+    ) -> Self:
+        """The config a component constructor was given: a config object *or* keyword fields.
+
+        Components accept ``Component(config)`` and ``Component(field=value, ...)``
+        as shorthand; this turns either into a validated config and refuses both at once.
+
+        Raises:
+            ConfigError: both were given, or the result is not a valid config.
+
+        Examples:
+            >>> class SizeConfig(Config):
+            ...     size: int = 1
+            >>> SizeConfig.resolve(None, {"size": 3}).size
+            3
+        """
+        if config is not None and fields:
+            raise ConfigError(f"pass either a {cls.__name__} or keyword fields, not both")
+        return cls.coerce(config if config is not None else fields)
+
+    @classmethod
     def coerce(cls, config: BaseModel | Mapping[str, Any]) -> Self:
         """Accept this config, another pydantic model with the same fields, or a mapping.
 

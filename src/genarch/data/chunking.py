@@ -104,7 +104,7 @@ class Chunker:
         tokenizer: Tokenizer | None = None,
         **fields: Any,
     ) -> None:
-        self._config = config if config is not None else ChunkerConfig(**fields)
+        self._config = ChunkerConfig.resolve(config, fields)
         self.tokenizer = tokenizer
         self._count: Callable[[str], int] = (
             count_word_pieces if tokenizer is None else lambda text: len(tokenizer.encode(text))

@@ -466,17 +466,6 @@ def _kept(
             counts[f"duplicates:{match.kind}"] += 1
 
 
-def _config_from(
-    config_type: type[Config],
-    config: BaseModel | Mapping[str, Any] | None,
-    fields: Mapping[str, Any],
-) -> Any:
-    """The config object, mapping or keyword fields given to a constructor, as ``config_type``."""
-    if config is not None and fields:
-        raise ConfigError(f"pass either a {config_type.__name__} or keyword fields, not both")
-    return config_type.coerce(config if config is not None else fields)
-
-
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
@@ -517,9 +506,7 @@ class ExactDeduplicator:
     """
 
     def __init__(self, config: ExactDeduplicatorConfig | None = None, **fields: Any) -> None:
-        self._config: ExactDeduplicatorConfig = _config_from(
-            ExactDeduplicatorConfig, config, fields
-        )
+        self._config: ExactDeduplicatorConfig = ExactDeduplicatorConfig.resolve(config, fields)
 
     @property
     def config(self) -> ExactDeduplicatorConfig:
@@ -734,7 +721,7 @@ class NearDeduplicator:
     """
 
     def __init__(self, config: NearDeduplicatorConfig | None = None, **fields: Any) -> None:
-        self._config: NearDeduplicatorConfig = _config_from(NearDeduplicatorConfig, config, fields)
+        self._config: NearDeduplicatorConfig = NearDeduplicatorConfig.resolve(config, fields)
         c = self._config
         self._hasher = MinHasher(c.num_perm, c.shingle, c.shingle_size, c.seed)
         if c.bands is not None and c.rows is not None:

@@ -69,7 +69,7 @@ class ImageNormalizer:
     """
 
     def __init__(self, config: ImageNormalizerConfig | None = None, **fields: Any) -> None:
-        self._config = config if config is not None else ImageNormalizerConfig(**fields)
+        self._config = ImageNormalizerConfig.resolve(config, fields)
 
     @property
     def config(self) -> ImageNormalizerConfig:

@@ -637,9 +637,7 @@ class PiiRedactor:
         key: bytes | str | None = None,
         **fields: Any,
     ) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a PiiRedactorConfig or keyword fields, not both")
-        config = PiiRedactorConfig.coerce(config if config is not None else fields)
+        config = PiiRedactorConfig.resolve(config, fields)
         self._config = config
         self._types = frozenset(config.types)
         self._keys: _Keys | None = None

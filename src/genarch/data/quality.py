@@ -133,7 +133,7 @@ class QualityFilter:
     """
 
     def __init__(self, config: QualityFilterConfig | None = None, **fields: Any) -> None:
-        self._config = config if config is not None else QualityFilterConfig(**fields)
+        self._config = QualityFilterConfig.resolve(config, fields)
 
     @property
     def config(self) -> QualityFilterConfig:

@@ -14,7 +14,6 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel
 
-from genarch.errors import ConfigError
 from genarch.schemas import Config, Document
 from genarch.validation import checked_items
 
@@ -84,9 +83,7 @@ class TextCleaner:
     """
 
     def __init__(self, config: TextCleanerConfig | None = None, **fields: Any) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a TextCleanerConfig or keyword fields, not both")
-        self._config = config if config is not None else TextCleanerConfig(**fields)
+        self._config = TextCleanerConfig.resolve(config, fields)
 
     @property
     def config(self) -> TextCleanerConfig:

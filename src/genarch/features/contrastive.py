@@ -144,9 +144,7 @@ class ContrastiveSentenceEncoder:
     """
 
     def __init__(self, config: ContrastiveEncoderConfig | None = None, **fields: Any) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a ContrastiveEncoderConfig or keyword fields, not both")
-        self._config = config if config is not None else ContrastiveEncoderConfig(**fields)
+        self._config = ContrastiveEncoderConfig.resolve(config, fields)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._config.seed)
             self.module = _BagEncoder(self._config)

@@ -37,7 +37,7 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 
 from genarch._io import atomic_directory
-from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.errors import IntegrityError, InvalidInputError, NotFoundError
 from genarch.protocols import PathLike
 from genarch.schemas import Config
 from genarch.validation import describe
@@ -185,9 +185,7 @@ class HashingVectorizer:
     """
 
     def __init__(self, config: HashingVectorizerConfig | None = None, **fields: Any) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a HashingVectorizerConfig or keyword fields, not both")
-        self._config = config if config is not None else HashingVectorizerConfig(**fields)
+        self._config = HashingVectorizerConfig.resolve(config, fields)
 
     @property
     def config(self) -> HashingVectorizerConfig:
@@ -294,9 +292,7 @@ class TfidfVectorizer:
     """
 
     def __init__(self, config: TfidfVectorizerConfig | None = None, **fields: Any) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a TfidfVectorizerConfig or keyword fields, not both")
-        self._config = config if config is not None else TfidfVectorizerConfig(**fields)
+        self._config = TfidfVectorizerConfig.resolve(config, fields)
         self._vocabulary: list[str] | None = None
         self._index: dict[str, int] = {}
         self._idf = torch.zeros(0)

@@ -500,9 +500,7 @@ class MiniLMEncoder:
     """
 
     def __init__(self, config: MiniLMEncoderConfig | None = None, **fields: Any) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a MiniLMEncoderConfig or keyword fields, not both")
-        self._config = config if config is not None else MiniLMEncoderConfig(**fields)
+        self._config = MiniLMEncoderConfig.resolve(config, fields)
         directory = (
             Path(self._config.directory)
             if self._config.directory is not None

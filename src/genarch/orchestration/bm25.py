@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field, field_validator
 
-from genarch.errors import ConfigError, InvalidInputError
+from genarch.errors import InvalidInputError
 from genarch.orchestration.vectorstore import check_k, trusted_record
 from genarch.schemas import Chunk, Config, ScoredChunk
 from genarch.validation import checked_items, describe
@@ -93,9 +93,7 @@ class BM25Retriever:
     """
 
     def __init__(self, config: BM25Config | None = None, **fields: Any) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a BM25Config or keyword fields, not both")
-        self._config = config if config is not None else BM25Config(**fields)
+        self._config = BM25Config.resolve(config, fields)
         self._split = re.compile(self._config.token_pattern).findall
         self._stop = frozenset(self._config.stopwords)
         self._reset()

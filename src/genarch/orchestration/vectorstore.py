@@ -633,11 +633,7 @@ class StoreHandle:
     def __init__(
         self, config: VectorStoreConfig | None = None, *, tenant: str = "default", **fields: Any
     ) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a VectorStoreConfig or keyword fields, not both")
-        config = VectorStoreConfig.coerce(
-            config if config is not None else VectorStoreConfig(**fields)
-        )
+        config = VectorStoreConfig.resolve(config, fields)
         self._config = config
         self._lock = threading.RLock()
         self._table = EntryTable()

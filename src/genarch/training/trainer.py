@@ -170,9 +170,7 @@ class Trainer:
         count_items: Callable[[Any], int] | None = None,
         **fields: Any,
     ) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a TrainerConfig or keyword fields, not both")
-        self._config = config if config is not None else TrainerConfig(**fields)
+        self._config = TrainerConfig.resolve(config, fields)
         if not isinstance(self._config, TrainerConfig):
             raise ConfigError(f"config must be a TrainerConfig, got {type(config).__name__}")
         cfg = self._config
