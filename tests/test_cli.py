@@ -46,3 +46,27 @@ def test_quickstart_runs_the_real_job_on_python_docs():
     assert "sample: The list" in out.stdout
     assert "[1] string-methods chars" in out.stdout  # a cited answer
     assert "not found in the sources" in out.stdout  # the question the docs cannot answer
+
+
+def test_image_quickstart_trains_diffusion_and_writes_a_png(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genarch",
+            "quickstart",
+            "--modality",
+            "image",
+            "--seconds",
+            "3",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    png = tmp_path / "digits.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "model").is_dir()

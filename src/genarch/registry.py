@@ -123,6 +123,9 @@ def builtin_registry() -> Registry:
         MiniLMEncoder,
         TfidfVectorizer,
     )
+    from genarch.models.diffusion import Diffusion
+    from genarch.models.gan import GAN
+    from genarch.models.vae import VAE
     from genarch.orchestration.bm25 import BM25Retriever
     from genarch.orchestration.extractive import ExtractiveGenerator
     from genarch.orchestration.faiss_store import FaissVectorStore
@@ -134,8 +137,10 @@ def builtin_registry() -> Registry:
             "genarch.BM25Retriever": BM25Retriever,
             "genarch.Chunker": Chunker,
             "genarch.ContrastiveSentenceEncoder": ContrastiveSentenceEncoder,
+            "genarch.Diffusion": Diffusion,
             "genarch.ExtractiveGenerator": ExtractiveGenerator,
             "genarch.FaissVectorStore": FaissVectorStore,
+            "genarch.GAN": GAN,
             "genarch.GPTMeanPooledEncoder": GPTMeanPooledEncoder,
             "genarch.HashingVectorizer": HashingVectorizer,
             "genarch.MiniLMEncoder": MiniLMEncoder,
@@ -150,5 +155,6 @@ def builtin_registry() -> Registry:
             "genarch.QualityFilter": QualityFilter,
             "genarch.TextCleaner": TextCleaner,
             "genarch.Tokenize": Tokenize,
+            "genarch.VAE": VAE,
         }
     )

@@ -19,6 +19,7 @@ from genarch.data.dedup import (
     lsh_parameters,
     normalize_for_matching,
 )
+from genarch.data.digits import DigitSplits, LabelledData, load_digits, swiss_roll, two_moons
 from genarch.data.html import HtmlToText, HtmlToTextConfig, html_to_text
 from genarch.data.images import ImageNormalizer, ImageNormalizerConfig
 from genarch.data.pii import (
@@ -64,6 +65,7 @@ __all__ = [
     "Chunker",
     "ChunkerConfig",
     "DataReport",
+    "DigitSplits",
     "DuplicateCluster",
     "DuplicateMatch",
     "DuplicateReport",
@@ -73,6 +75,7 @@ __all__ = [
     "HtmlToTextConfig",
     "ImageNormalizer",
     "ImageNormalizerConfig",
+    "LabelledData",
     "LshParameters",
     "MinHasher",
     "NearDeduplicator",
@@ -101,6 +104,7 @@ __all__ = [
     "find_pii",
     "html_to_text",
     "iban_checksum_ok",
+    "load_digits",
     "load_standard_encoding",
     "load_text_files",
     "load_tokenizer",
@@ -111,6 +115,8 @@ __all__ = [
     "python_docs",
     "redact_pii",
     "standard_encoding_cache_paths",
+    "swiss_roll",
     "train_validation_split",
+    "two_moons",
     "write_token_file",
 ]
