@@ -116,6 +116,7 @@ def builtin_registry() -> Registry:
     from genarch.data.quality import QualityFilter
     from genarch.data.text import TextCleaner
     from genarch.data.tokenize import Tokenize
+    from genarch.data.tokenizers import ByteTokenizer, TiktokenTokenizer
     from genarch.features import (
         ContrastiveSentenceEncoder,
         GPTMeanPooledEncoder,
@@ -125,6 +126,7 @@ def builtin_registry() -> Registry:
     )
     from genarch.models.diffusion import Diffusion
     from genarch.models.gan import GAN
+    from genarch.models.transformer import GPT
     from genarch.models.vae import VAE
     from genarch.orchestration.bm25 import BM25Retriever
     from genarch.orchestration.extractive import ExtractiveGenerator
@@ -135,12 +137,14 @@ def builtin_registry() -> Registry:
     return Registry(
         {
             "genarch.BM25Retriever": BM25Retriever,
+            "genarch.ByteTokenizer": ByteTokenizer,
             "genarch.Chunker": Chunker,
             "genarch.ContrastiveSentenceEncoder": ContrastiveSentenceEncoder,
             "genarch.Diffusion": Diffusion,
             "genarch.ExtractiveGenerator": ExtractiveGenerator,
             "genarch.FaissVectorStore": FaissVectorStore,
             "genarch.GAN": GAN,
+            "genarch.GPT": GPT,
             "genarch.GPTMeanPooledEncoder": GPTMeanPooledEncoder,
             "genarch.HashingVectorizer": HashingVectorizer,
             "genarch.MiniLMEncoder": MiniLMEncoder,
@@ -154,6 +158,7 @@ def builtin_registry() -> Registry:
             "genarch.Pipeline": Pipeline,
             "genarch.QualityFilter": QualityFilter,
             "genarch.TextCleaner": TextCleaner,
+            "genarch.TiktokenTokenizer": TiktokenTokenizer,
             "genarch.Tokenize": Tokenize,
             "genarch.VAE": VAE,
         }

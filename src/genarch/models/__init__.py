@@ -4,21 +4,73 @@ Text: :class:`GPT` (a decoder-only transformer, :mod:`genarch.models.transformer
 and :class:`TextGenerator` (its decoding engine, :mod:`genarch.models.generation`);
 :func:`load_hf_gpt2` reads Hugging Face GPT-2 checkpoints; :func:`evaluate_loss`
 measures loss and perplexity on held-out tokens.
+
+Images and latents: :class:`VAE`, :class:`GAN` and :class:`Diffusion` (with the
+swappable, stateless :class:`DDPMSampler` and :class:`DDIMSampler`), each with
+its training objective; :mod:`genarch.models.image_eval` scores generated
+digits honestly (a classifier, digits FID, class accuracy, diversity), and
+:mod:`genarch.models.pictures` writes PNG grids (needs Pillow).
 """
 
+from genarch.models.diffusion import (
+    DDIMSampler,
+    DDPMSampler,
+    Diffusion,
+    DiffusionConfig,
+    DiffusionObjective,
+    DiffusionRequest,
+    NoiseSchedule,
+    UNetDenoiser,
+    guided_noise,
+    quickstart_images,
+    sample,
+)
 from genarch.models.evaluation import LossReport, evaluate_loss
+from genarch.models.gan import GAN, GANConfig, GANObjective
 from genarch.models.generation import IncrementalDetokenizer, TextGenerator
 from genarch.models.hf_gpt2 import config_from_hf_gpt2, load_hf_gpt2
+from genarch.models.image_eval import (
+    DigitClassifier,
+    DigitScores,
+    DigitsEvaluator,
+    classifier_accuracy,
+    frechet_distance,
+    train_digit_classifier,
+)
 from genarch.models.transformer import GPT, GPTConfig, KVCache
+from genarch.models.vae import VAE, VAEConfig, VAEObjective
 
 __all__ = [
+    "GAN",
     "GPT",
+    "VAE",
+    "DDIMSampler",
+    "DDPMSampler",
+    "Diffusion",
+    "DiffusionConfig",
+    "DiffusionObjective",
+    "DiffusionRequest",
+    "DigitClassifier",
+    "DigitScores",
+    "DigitsEvaluator",
+    "GANConfig",
+    "GANObjective",
     "GPTConfig",
     "IncrementalDetokenizer",
     "KVCache",
     "LossReport",
+    "NoiseSchedule",
     "TextGenerator",
+    "UNetDenoiser",
+    "VAEConfig",
+    "VAEObjective",
+    "classifier_accuracy",
     "config_from_hf_gpt2",
     "evaluate_loss",
+    "frechet_distance",
+    "guided_noise",
     "load_hf_gpt2",
+    "quickstart_images",
+    "sample",
+    "train_digit_classifier",
 ]
