@@ -36,30 +36,7 @@ from genarch.data.datasets import python_docs
 from genarch.features import find_minilm_directory, load_minilm
 
 BATCH = 32
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def alternate(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Time each callable ``repeats`` times, alternating between them (after one warm-up each)."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return times
+from _timing import alternate, summary, version  # noqa: E402 - benchmarks/ is the script's folder
 
 
 def short_sentences(count: int) -> list[str]:

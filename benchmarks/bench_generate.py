@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ logger = logging.getLogger("bench_generate")
 
 VOCAB, LAYERS, HEADS, WIDTH, CONTEXT = 8192, 6, 6, 384, 512
 PROMPT, NEW = 16, 256
+from _timing import summary  # noqa: E402 - benchmarks/ is the script's folder
 
 
 class IdTokenizer:
@@ -92,10 +92,6 @@ def timed(function: Callable[[], object]) -> float:
     started = time.perf_counter()
     function()
     return time.perf_counter() - started
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -41,30 +41,7 @@ from genarch.orchestration.vectorstore import ExactVectorStore
 from genarch.schemas import Chunk
 
 os.environ.setdefault("DISABLE_TQDM", "1")  # bm25s progress bars
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)}
-
-
-def alternate(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Time each callable ``repeats`` times, alternating between them (after one warm-up each)."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return times
+from _timing import alternate, summary, version
 
 
 def report(title: str, times: dict[str, list[float]], per_run: int, unit: str) -> dict[str, Any]:

@@ -25,7 +25,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,34 +37,7 @@ from genarch.data.tokenizers import TiktokenTokenizer
 
 VOCAB = 4096
 EOT = "<|endoftext|>"
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    return {
-        "median": statistics.median(seconds),
-        "min": min(seconds),
-        "max": max(seconds),
-    }
-
-
-def alternate(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Time each callable ``repeats`` times, alternating between them (after one warm-up each)."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return times
+from _timing import alternate, summary, version  # noqa: E402 - benchmarks/ is the script's folder
 
 
 def hf_trainer() -> Callable[[list[str]], Any] | None:

@@ -23,7 +23,6 @@ line printed is one JSON object with every figure and ratio.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -40,17 +39,7 @@ from genarch.training import LanguageModeling, Trainer
 
 LAYERS, HEADS, WIDTH, CONTEXT, BATCH = 6, 6, 384, 256, 8
 LEARNING_RATE, WEIGHT_DECAY, CLIP = 6e-4, 0.1, 1.0
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+from _timing import summary, version  # noqa: E402 - benchmarks/ is the script's folder
 
 
 def matmul_peak(repeats: int) -> dict[str, float]:
