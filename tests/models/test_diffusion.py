@@ -27,14 +27,6 @@ from genarch.testing import assert_same, check_generator, check_optimizer
 from genarch.training import ObjectiveOptimizer, adamw
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # two threads on a shared two-core machine spin-wait each other into a crawl
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(num_classes: int = 10, **fields: object) -> Diffusion:
     torch.manual_seed(0)
     config = {"num_classes": num_classes, "width": 8, "schedule": NoiseSchedule(num_timesteps=20),

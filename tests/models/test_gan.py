@@ -13,14 +13,6 @@ from genarch.testing import assert_same, check_generator, check_optimizer
 from genarch.training import ObjectiveOptimizer, adamw
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # two threads on a shared two-core machine spin-wait each other into a crawl
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(num_classes: int = 10, **fields: object) -> GAN:
     torch.manual_seed(0)
     return GAN(GANConfig(num_classes=num_classes, latent_dim=8, width=4, **fields))

@@ -23,14 +23,6 @@ from genarch.models.image_eval import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # two threads on a shared two-core machine spin-wait each other into a crawl
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits() -> DigitSplits:
     return load_digits()

@@ -1,18 +1,10 @@
-"""Settings for the training tests."""
+"""Settings for the training tests: tiny models, one torch thread."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread: OpenMP synchronisation costs more than it
-    saves, and on a busy machine spinning threads slow everything down by an order of magnitude."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _training_tests_run_on_one_thread(one_thread: None) -> None:
+    """Every training test uses the shared ``one_thread`` fixture."""
