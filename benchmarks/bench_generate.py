@@ -9,6 +9,11 @@ continues 16-token prompts by 256 tokens, greedily, at batch 1 and batch 8.
   full run, without it at batch 1).
 * nanoGPT-style: the genarch model re-run over the whole context for every
   new token (no cache), as nanoGPT's ``generate`` does.
+* the floor: only the matrix-vector products a decoding step cannot avoid
+  (every weight matrix, the output layer included, applied to the batch's
+  vectors), timed in the same alternation. At this size they are bound by
+  reading the 56 MB of fp32 weights from cache once per step, not by
+  arithmetic, so each engine's time above the floor is its per-step overhead.
 
 Prints tokens/s (all sequences of the batch together) and time to first token
 (prefill + one token), median and min-max over the repeats, the ratios, and
@@ -86,6 +91,21 @@ def build_models() -> tuple[GPT, Any]:
         reference.save_pretrained(directory)
         model = load_hf_gpt2(directory).eval()
     return model, reference
+
+
+def floor_run(model: GPT, batch: int, new: int) -> Callable[[], list[tuple[int, ...]]]:
+    """Every weight matrix of ``model`` applied to ``batch`` vectors, ``new`` times."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = [torch.randn(batch, m.in_features) for m in layers]
+
+    def run() -> list[tuple[int, ...]]:
+        with torch.inference_mode():
+            for _ in range(new):
+                for layer, x in zip(layers, inputs, strict=True):
+                    layer(x)
+        return []
+
+    return run
 
 
 def timed(function: Callable[[], object]) -> float:
@@ -176,13 +196,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             make(batch, 1)()
         runs = {name: make(batch, NEW) for name, make in engines.items()}
         starts = {name: make(batch, 1) for name, make in engines.items()}
-        for _ in range(repeats):  # alternate, so drifting load hits both alike
+        floor, floor_ms = floor_run(model, batch, NEW), []
+        floor()
+        for _ in range(repeats):  # alternate, so drifting load hits all alike
             for name in engines:
                 tokens[name].append(batch * NEW / timed(runs[name]))
                 first[name].append(timed(starts[name]) * 1e3)
-        row: dict[str, Any] = {}
+            floor_ms.append(timed(floor) / NEW * 1e3)
+        row: dict[str, Any] = {"floor_ms_per_step": summary(floor_ms)}
         for name in engines:
-            row[name] = {"tokens_per_s": summary(tokens[name]), "ttft_ms": summary(first[name])}
+            step_ms = [batch / t * 1e3 for t in tokens[name]]
+            row[name] = {
+                "tokens_per_s": summary(tokens[name]),
+                "ttft_ms": summary(first[name]),
+                "overhead_ms_per_step": summary(
+                    [s - f for s, f in zip(step_ms, floor_ms, strict=True)]
+                ),
+            }
         no_cache = {"nanogpt_no_cache": nanogpt_run}
         if reference is not None and batch == 1 and not args.quick:
             no_cache["transformers_no_cache"] = lambda b, n: hf_run(b, n, cache=False)
@@ -217,6 +247,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f"  {name:24s} {speed['median']:10.0f} ({speed['min']:.0f}-{speed['max']:.0f})"
                 f"{'':>8s} {ttft['median']:10.1f}"
             )
+        print(
+            f"  matrix products alone (the floor): {row['floor_ms_per_step']['median']:.2f} ms "
+            "per step; above it: "
+            + ", ".join(
+                f"{name} {row[name]['overhead_ms_per_step']['median']:.2f} ms" for name in engines
+            )
+        )
         if "speedup_vs_transformers" in row:
             s = row["speedup_vs_transformers"]
             print(

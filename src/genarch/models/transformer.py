@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from genarch._io import atomic_directory
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.models.output_loss import linear_cross_entropy
 from genarch.protocols import PathLike
 from genarch.schemas import Config
 
@@ -215,17 +216,41 @@ class CausalSelfAttention(nn.Module):
             keys.narrow(2, start, T).copy_(k)
             values.narrow(2, start, T).copy_(v)
             k, v = keys.narrow(2, 0, start + T), values.narrow(2, 0, start + T)
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=mask is None and T > 1,
-            enable_gqa=self.n_kv_head != self.n_head,
-        )  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
+        if T == 1 and cache is not None and not self.training:
+            y = _one_query_attention(q, k, v, mask).view(B, T, C)
+        else:
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=mask is None and T > 1,
+                enable_gqa=self.n_kv_head != self.n_head,
+            )  # (B, nh, T, hs)
+            y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
         return _dropout(self.proj(y), self.dropout, self.training)
+
+
+def _one_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+    """Attention of a single query per row, as when decoding: ``softmax(q kᵀ / √hs) v``.
+
+    ``q`` is ``(B, nh, 1, hs)``, ``k`` and ``v`` are ``(B, nkv, S, hs)`` and
+    ``mask`` is None or ``(B, 1, 1, S)``; returns ``(B, nh, hs)``. The query
+    heads that share a key/value head are stacked as that head's rows, so
+    grouped-query attention needs no copies of the keys. Three batched matrix
+    products cost a fraction of :func:`~torch.nn.functional.scaled_dot_product_attention`'s
+    set-up for a single query, which dominates at this size (measured in
+    ``benchmarks/bench_generate.py``).
+    """
+    B, nh, _, hs = q.shape  # noqa: N806
+    nkv, S = k.shape[1], k.shape[2]  # noqa: N806
+    q = q.reshape(B * nkv, nh // nkv, hs)
+    scores = torch.bmm(q, k.reshape(B * nkv, S, hs).transpose(1, 2)).mul_(hs**-0.5)
+    if mask is not None:  # (B, 1, 1, S): the same keys are hidden from every head of a row
+        hidden = ~mask.expand(B, nkv, 1, S).reshape(B * nkv, 1, S)
+        scores = scores.masked_fill_(hidden, -torch.inf)
+    return torch.bmm(scores.softmax(dim=-1), v.reshape(B * nkv, S, hs)).view(B, nh, hs)
 
 
 class MLP(nn.Module):
@@ -475,7 +500,11 @@ class GPT(nn.Module):
         """Mean cross-entropy of predicting ``targets (B, T)`` from ``idx (B, T)``.
 
         Target ids of ``-100`` are ignored (padding), as in
-        :func:`torch.nn.functional.cross_entropy`.
+        :func:`torch.nn.functional.cross_entropy`. With a plain output layer
+        in float32 (no autocast, no LoRA on ``lm_head``) the output layer and
+        the loss run together a chunk of rows at a time
+        (:func:`~genarch.models.output_loss.linear_cross_entropy`): the same
+        value and gradients, without the ``(B, T, vocab_size)`` logits tensor.
 
         Raises:
             InvalidInputError: mismatched shapes or ids outside the vocabulary.
@@ -487,7 +516,18 @@ class GPT(nn.Module):
             )
         if not 0.0 <= label_smoothing < 1.0:
             raise InvalidInputError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        logits = self(idx)
+        self._check_ids(idx, "idx")
+        hidden, head = self.hidden_states(idx), self.lm_head
+        if (
+            type(head) is nn.Linear  # not wrapped (LoRA) or replaced
+            and getattr(head, "bias", None) is None  # typed as a Tensor, may be None
+            and hidden.dtype == head.weight.dtype
+            and not torch.is_autocast_enabled(hidden.device.type)
+        ):  # the same loss without ever holding every logit: see genarch.models.output_loss
+            return linear_cross_entropy(
+                hidden, head.weight, targets, label_smoothing=label_smoothing
+            )
+        logits = head(hidden)
         return F.cross_entropy(
             logits.reshape(-1, logits.size(-1)).float(),
             targets.reshape(-1),

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from genarch.errors import ConfigError, InvalidInputError
+from genarch.models.transformer import GPT
 from genarch.validation import describe
 
 __all__ = ["LanguageModeling", "next_token_loss"]
@@ -100,6 +101,8 @@ class LanguageModeling:
                 f"with T >= 1; got {shown}"
             )
         inputs, targets = batch[:, :-1], batch[:, 1:]
+        if isinstance(self.model, GPT):  # its own loss skips holding every logit at once
+            return self.model.loss(inputs, targets.long(), label_smoothing=self.label_smoothing)
         try:
             logits = self.model(inputs)
         except IndexError as error:  # an id outside the embedding table
