@@ -166,9 +166,9 @@ def measure(vocab: int, steps: int, repeats: int, peak: Callable[[], float]) -> 
                 r * flops / (p * 1e9) for r, p in zip(values, peaks, strict=True)
             ),
         }
-    if "transformers" in rates:
-        result["ratio"] = statistics.median(rates["genarch"]) / statistics.median(
-            rates["transformers"]
+    if "transformers" in rates:  # each genarch run against the peer run next to it
+        result["ratio"] = summary(
+            [g / t for g, t in zip(rates["genarch"], rates["transformers"], strict=True)]
         )
     return result
 
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    steps, repeats = (2, 2) if args.quick else (4, 5)
+    steps, repeats = (2, 2) if args.quick else (4, 7)
     vocabularies = (8192,) if args.quick else (65, 8192)
 
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
@@ -201,7 +201,9 @@ def main() -> None:
             else:
                 print(f"vocab {vocab:5d} {name:12s} not installed: skipped")
         if "ratio" in result:
-            print(f"vocab {vocab:5d} genarch / transformers: {result['ratio']:.3f}x")
+            r = result["ratio"]
+            print(f"vocab {vocab:5d} genarch / transformers: {r['median']:.3f}x "
+                  f"(paired runs, min {r['min']:.3f}, max {r['max']:.3f})")  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
     print(json.dumps({
         "benchmark": "train_baby_gpt",

@@ -206,9 +206,13 @@ class CausalSelfAttention(nn.Module):
         mask: Tensor | None,
     ) -> Tensor:
         B, T, C = x.shape  # noqa: N806 - batch, time, channels as in the papers
-        nh, nkv = self.n_head, self.n_kv_head
-        heads = self.qkv(x).view(B, T, nh + 2 * nkv, self.head_dim).transpose(1, 2)
-        q, k, v = heads[:, :nh], heads[:, nh : nh + nkv], heads[:, nh + nkv :]  # (B, heads, T, hs)
+        nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
+        # split, not three slices: its backward joins the gradients in one copy, where each
+        # slice's backward would fill a zero tensor of the full width and add them up.
+        q, k, v = (
+            part.view(B, T, -1, hs).transpose(1, 2)  # (B, heads, T, hs)
+            for part in self.qkv(x).split((nh * hs, nkv * hs, nkv * hs), dim=-1)
+        )
         if rotary is not None:
             q, k = _rotate(q, *rotary), _rotate(k, *rotary)
         if cache is not None:  # write this step's keys and values, then attend to all so far
