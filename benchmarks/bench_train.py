@@ -2,8 +2,9 @@
 
 The nanoGPT "baby GPT" configuration — 6 layers, 6 heads, width 384, context
 256, batch 8, no dropout, exact GELU — at vocabularies 65 (characters) and
-8,192 (a small BPE). (GPT-2's tanh approximation of GELU costs both sides
-alike, ~30 ms a step here: PyTorch's CPU kernel for it is 4x slower than erf.) Both sides do the same work per step: forward, next-token cross-entropy,
+8,192 (a small BPE). ``--gelu tanh`` gives both models GPT-2's tanh
+approximation instead (PyTorch's CPU kernel for it is ~4x slower than the
+exact one, and transformers computes it in several Python-level ops). Both sides do the same work per step: forward, next-token cross-entropy,
 backward, gradient clipping at 1.0 and an AdamW step with weight decay 0.1.
 
 * genarch: ``Trainer(LanguageModeling(GPT(...)))``, one ``Trainer.step`` per
@@ -18,7 +19,7 @@ alike. MFU = model FLOPs per token (6N + 12·L·T·C, from
 matmuls, best of three) measured right after that run, so both see the same
 machine load; the median over the repeats is reported.
 
-Usage: ``python benchmarks/bench_train.py [--quick] [--threads N]``. The last
+Usage: ``python benchmarks/bench_train.py [--quick] [--threads N] [--gelu exact|tanh]``. The last
 line printed is one JSON object with every figure and ratio.
 """
 
@@ -70,7 +71,7 @@ def batches(vocab: int, count: int) -> list[torch.Tensor]:
     ]
 
 
-def genarch_step(vocab: int) -> tuple[Callable[[torch.Tensor], None], GPT]:
+def genarch_step(vocab: int, gelu: str = "exact") -> tuple[Callable[[torch.Tensor], None], GPT]:
     torch.manual_seed(0)
     model = GPT(
         GPTConfig(
@@ -79,7 +80,7 @@ def genarch_step(vocab: int) -> tuple[Callable[[torch.Tensor], None], GPT]:
             n_layer=LAYERS,
             n_head=HEADS,
             n_embd=WIDTH,
-            mlp="gelu",  # nanoGPT's exact GELU; the peer is configured to match
+            mlp="gelu" if gelu == "exact" else "gelu_tanh",  # the peer is configured to match
             dropout=0.0,
         )
     )
@@ -98,7 +99,7 @@ def genarch_step(vocab: int) -> tuple[Callable[[torch.Tensor], None], GPT]:
     return step, model
 
 
-def peer_step(vocab: int) -> Callable[[torch.Tensor], None] | None:
+def peer_step(vocab: int, gelu: str = "exact") -> Callable[[torch.Tensor], None] | None:
     try:
         from transformers import GPT2Config, GPT2LMHeadModel
     except ImportError:
@@ -110,7 +111,7 @@ def peer_step(vocab: int) -> Callable[[torch.Tensor], None] | None:
         n_embd=WIDTH,
         n_layer=LAYERS,
         n_head=HEADS,
-        activation_function="gelu",  # nanoGPT's exact GELU, not GPT-2's tanh approximation
+        activation_function="gelu" if gelu == "exact" else "gelu_new",  # gelu_new: tanh
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
@@ -133,13 +134,15 @@ def peer_step(vocab: int) -> Callable[[torch.Tensor], None] | None:
     return step
 
 
-def measure(vocab: int, steps: int, repeats: int, peak: Callable[[], float]) -> dict[str, Any]:
+def measure(
+    vocab: int, steps: int, repeats: int, peak: Callable[[], float], gelu: str = "exact"
+) -> dict[str, Any]:
     """Tokens/s of both implementations and the matmul peak, alternating, after one warm-up
     step each; MFU is each run's rate against the peak measured next to it."""
     data = batches(vocab, steps)
-    ours, model = genarch_step(vocab)
+    ours, model = genarch_step(vocab, gelu)
     runs: dict[str, Callable[[torch.Tensor], None]] = {"genarch": ours}
-    if (theirs := peer_step(vocab)) is not None:
+    if (theirs := peer_step(vocab, gelu)) is not None:
         runs["transformers"] = theirs
     for run in runs.values():
         run(data[0])
@@ -177,6 +180,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps; under a minute")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--gelu",
+        choices=("exact", "tanh"),
+        default="exact",
+        help="the MLP activation of both models: nanoGPT's exact GELU (default) or GPT-2's tanh",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     steps, repeats = (2, 2) if args.quick else (4, 7)
@@ -184,11 +193,12 @@ def main() -> None:
 
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
           f"transformers {version('transformers')}, genarch {version('genarch')}")  # fmt: skip
-    print(f"threads {args.threads}, load average {os.getloadavg()}, steps {steps} x {repeats}")
+    print(f"threads {args.threads}, GELU {args.gelu}, load average {os.getloadavg()}, "
+          f"steps {steps} x {repeats}")  # fmt: skip
     peak = matmul_peak()
     results = []
     for vocab in vocabularies:
-        result = measure(vocab, steps, repeats, peak)
+        result = measure(vocab, steps, repeats, peak, args.gelu)
         results.append(result)
         p = result["matmul_peak_gflops"]
         print(f"vocab {vocab:5d} fp32 matmul peak, measured between the runs: "
@@ -208,6 +218,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "train_baby_gpt",
         "threads": args.threads,
+        "gelu": args.gelu,
         "quick": args.quick,
         "versions": {"torch": torch.__version__, "transformers": version("transformers")},
         "load_average": os.getloadavg(),
