@@ -4,7 +4,9 @@ The nanoGPT "baby GPT" configuration — 6 layers, 6 heads, width 384, context
 256, batch 8, no dropout, exact GELU — at vocabularies 65 (characters) and
 8,192 (a small BPE). ``--gelu tanh`` gives both models GPT-2's tanh
 approximation instead (PyTorch's CPU kernel for it is ~4x slower than the
-exact one, and transformers computes it in several Python-level ops). Both sides do the same work per step: forward, next-token cross-entropy,
+exact one, and transformers computes it in several Python-level ops).
+
+Both sides do the same work per step: forward, next-token cross-entropy,
 backward, gradient clipping at 1.0 and an AdamW step with weight decay 0.1.
 
 * genarch: ``Trainer(LanguageModeling(GPT(...)))``, one ``Trainer.step`` per
