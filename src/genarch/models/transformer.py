@@ -242,10 +242,11 @@ def _one_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -
     ``q`` is ``(B, nh, 1, hs)``, ``k`` and ``v`` are ``(B, nkv, S, hs)`` and
     ``mask`` is None or ``(B, 1, 1, S)``; returns ``(B, nh, hs)``. The query
     heads that share a key/value head are stacked as that head's rows, so
-    grouped-query attention needs no copies of the keys. Three batched matrix
-    products cost a fraction of :func:`~torch.nn.functional.scaled_dot_product_attention`'s
-    set-up for a single query, which dominates at this size (measured in
-    ``benchmarks/bench_generate.py``).
+    grouped-query attention needs no copies of the keys. Two batched matrix
+    products and a softmax cost less than
+    :func:`~torch.nn.functional.scaled_dot_product_attention`'s kernel set-up,
+    which dominates for a single query at this size (about a tenth of a decoding
+    step at batch 1 in ``benchmarks/bench_generate.py``).
     """
     B, nh, _, hs = q.shape  # noqa: N806
     nkv, S = k.shape[1], k.shape[2]  # noqa: N806

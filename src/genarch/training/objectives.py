@@ -40,7 +40,10 @@ class LanguageModeling:
 
     A batch is an integer tensor of shape ``(B, T + 1)``: the model reads the
     first ``T`` tokens of each row and is scored on predicting the last ``T``.
-    The model must map ``(B, T)`` token ids to ``(B, T, V)`` logits.
+    The model must map ``(B, T)`` token ids to ``(B, T, V)`` logits. A
+    :class:`~genarch.models.GPT` computes the loss itself (:meth:`GPT.loss
+    <genarch.models.GPT.loss>`), with its output layer and the cross-entropy
+    fused a chunk of rows at a time: the same value, far less memory traffic.
 
     Args:
         model: the language model, the only player (named ``"model"``).
