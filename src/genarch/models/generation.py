@@ -47,6 +47,7 @@ from genarch.errors import (
     NotFoundError,
     RegistryError,
 )
+from genarch.models.decode_step import step_function
 from genarch.models.transformer import GPT
 from genarch.protocols import PathLike, Tokenizer
 from genarch.registry import Registry, builtin_registry
@@ -515,6 +516,7 @@ class TextGenerator:
             for i, prompt in enumerate(prompts):
                 seen[i, prompt] = True
         cache = model.new_cache(batch, width + steps)
+        one_token = step_function(model)  # module-free when the model is a stock GPT
         hidden = model.hidden_states(
             idx, positions=positions, cache=cache, key_mask=key_mask if padded else None
         )
@@ -532,14 +534,8 @@ class TextGenerator:
                 seen.scatter_(1, tokens[:, None], True)
             step_positions = None
             if padded:
-                step_positions = (lengths + step).clamp(max=context - 1)[:, None]
-            hidden = model.hidden_states(
-                tokens[:, None],
-                positions=step_positions,
-                cache=cache,
-                key_mask=key_mask if padded else None,
-            )
-            logits = model.lm_head(hidden[:, -1]).float()
+                step_positions = (lengths + step).clamp(max=context - 1)
+            logits = one_token(tokens, cache, step_positions, key_mask if padded else None).float()
 
     # ----------------------------------------------------------------- scoring
 

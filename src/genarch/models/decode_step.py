@@ -1,0 +1,211 @@
+"""One decoding step of a :class:`~genarch.models.GPT` without module dispatch.
+
+Decoding a small model one token per step is bound by per-operation overhead
+as much as by arithmetic: at batch 1 every step runs ~100 small kernels, and
+calling them through ``nn.Module.__call__``, with the views the general
+``forward`` makes to serve whole sequences, costs a quarter of the step on a
+CPU (``benchmarks/bench_generate.py``). :func:`step_function` returns a
+function that runs the same arithmetic as ``GPT.hidden_states`` +
+``lm_head`` for one new token per row, calling ``torch.nn.functional``
+directly with the modules' own parameters. It reads the parameters at every
+call, so a model trained between calls decodes with its new weights.
+
+It is only used for a stock model: a :class:`~genarch.models.GPT` (not a
+subclass) whose sub-modules are all the standard ones, with no forward hooks.
+A model with LoRA adapters, replaced layers or hooks gets the general path,
+which calls every module.
+
+Examples:
+    >>> import torch
+    >>> from genarch.models import GPT
+    >>> torch.manual_seed(0) and None
+    >>> model = GPT(vocab_size=50, context_length=16, n_layer=2, n_head=2, n_embd=16).eval()
+    >>> step, cache = step_function(model), model.new_cache(1, 16)
+    >>> with torch.no_grad():
+    ...     prompt = model.lm_head(model.hidden_states(torch.tensor([[1, 2, 3]]), cache=cache))
+    ...     logits = step(torch.tensor([4]), cache)  # the 4th token
+    >>> logits.shape, cache.length
+    (torch.Size([1, 50]), 4)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
+from torch import Tensor, nn
+
+from genarch.errors import InvalidInputError
+from genarch.models.transformer import (
+    GPT,
+    MLP,
+    Block,
+    CausalSelfAttention,
+    KVCache,
+    _attention_mask,
+    _one_query_attention,
+    _rotate,
+)
+
+__all__ = ["StepFunction", "step_function"]
+
+#: ``step(tokens (B,), cache, positions (B,) | None, key_mask (B, S) | None) -> logits (B, V)``:
+#: run the model on one new token per row, appending it to ``cache``.
+StepFunction = Callable[[Tensor, KVCache, Tensor | None, Tensor | None], Tensor]
+
+_STOCK_MODULES = (
+    GPT,
+    Block,
+    CausalSelfAttention,
+    MLP,
+    nn.ModuleList,
+    nn.Linear,
+    nn.Embedding,
+    nn.LayerNorm,
+    nn.RMSNorm,
+)
+
+
+def step_function(model: GPT) -> StepFunction:
+    """The fastest exact way to run ``model`` on one new token per row.
+
+    Returns ``step(tokens, cache, positions=None, key_mask=None)``: the
+    logits ``(B, vocab_size)`` of ``tokens (B,)`` appended to ``cache``, where
+    ``positions (B,)`` and ``key_mask (B, S)`` are as in
+    :meth:`GPT.hidden_states <genarch.models.GPT.hidden_states>`. Call it once
+    per generation call, not per step: it walks the modules and collects every
+    layer's parameters (the tensors themselves, so in-place updates show).
+    """
+    if _is_stock(model):
+        return functools.partial(_fast_step, model, [_Layer.of(block) for block in model.blocks])
+    return functools.partial(_module_step, model)
+
+
+class _Layer(NamedTuple):
+    """One block's parameters, collected once so a step reads no module attributes."""
+
+    norm1: Callable[[Tensor], Tensor]
+    qkv: tuple[Tensor, Tensor | None]
+    proj: tuple[Tensor, Tensor | None]
+    norm2: Callable[[Tensor], Tensor]
+    up: tuple[Tensor, Tensor | None]
+    down: tuple[Tensor, Tensor | None]
+    activation: Callable[[Tensor], Tensor]
+
+    @classmethod
+    def of(cls, block: nn.Module) -> _Layer:
+        assert isinstance(block, Block)
+        attn, mlp = block.attn, block.mlp
+
+        def linear(layer: nn.Linear) -> tuple[Tensor, Tensor | None]:
+            return layer.weight, layer.bias
+
+        if mlp.gated:
+            activation = _swiglu
+        else:
+            activation = functools.partial(F.gelu, approximate=mlp.approximate)
+        return cls(
+            _normaliser(block.norm1),
+            linear(attn.qkv),
+            linear(attn.proj),
+            _normaliser(block.norm2),
+            linear(mlp.up),
+            linear(mlp.down),
+            activation,
+        )
+
+
+def _swiglu(h: Tensor) -> Tensor:
+    gate, value = h.chunk(2, dim=-1)
+    return F.silu(gate) * value
+
+
+def _normaliser(norm: nn.Module) -> Callable[[Tensor], Tensor]:
+    if isinstance(norm, nn.LayerNorm):
+        return functools.partial(
+            F.layer_norm,
+            normalized_shape=norm.normalized_shape,
+            weight=norm.weight,
+            bias=norm.bias,
+            eps=norm.eps,
+        )
+    assert isinstance(norm, nn.RMSNorm)
+    return functools.partial(
+        F.rms_norm, normalized_shape=norm.normalized_shape, weight=norm.weight, eps=norm.eps
+    )
+
+
+def _is_stock(model: nn.Module) -> bool:
+    global_hooks = (
+        getattr(nn.modules.module, "_global_forward_hooks", None),
+        getattr(nn.modules.module, "_global_forward_pre_hooks", None),
+    )
+    return (
+        type(model) is GPT
+        and not model.training
+        and not any(global_hooks)
+        and all(
+            type(m) in _STOCK_MODULES and not (m._forward_hooks or m._forward_pre_hooks)
+            for m in model.modules()
+        )
+    )
+
+
+def _module_step(
+    model: GPT,
+    tokens: Tensor,
+    cache: KVCache,
+    positions: Tensor | None = None,
+    key_mask: Tensor | None = None,
+) -> Tensor:
+    hidden = model.hidden_states(
+        tokens[:, None],
+        positions=None if positions is None else positions[:, None],
+        cache=cache,
+        key_mask=key_mask,
+    )
+    return model.lm_head(hidden[:, -1])  # type: ignore[no-any-return]
+
+
+def _fast_step(
+    model: GPT,
+    layers: list[_Layer],
+    tokens: Tensor,
+    cache: KVCache,
+    positions: Tensor | None = None,
+    key_mask: Tensor | None = None,
+) -> Tensor:
+    config = model.config
+    start = cache.length
+    if start >= cache.max_length:
+        raise InvalidInputError(
+            f"the sequence would have {start + 1} positions, but at most {cache.max_length} fit"
+        )
+    rows, width, size = tokens.shape[0], config.n_embd, config.head_dim
+    heads = [config.n_head, config.kv_heads, config.kv_heads]
+    at = start if positions is None else positions  # a position for all rows, or one per row
+    x = model.wte.weight[tokens]  # (B, C)
+    if model.wpe is not None:
+        x = x + model.wpe.weight[at]
+    rotary = None
+    if config.positions == "rotary":
+        cos, sin = model.get_buffer("rope_cos")[at], model.get_buffer("rope_sin")[at]
+        rotary = (cos.view(-1, 1, size // 2), sin.view(-1, 1, size // 2))  # (B or 1, 1, hs/2)
+    mask = _attention_mask(start, 1, key_mask, x.device)
+    for keys, values, layer in zip(cache.keys, cache.values, layers, strict=True):
+        qkv = F.linear(layer.norm1(x), *layer.qkv)
+        q, k, v = torch.split(qkv.view(rows, -1, size), heads, dim=1)  # (B, heads, hs)
+        if rotary is not None:
+            q, k = _rotate(q, *rotary), _rotate(k, *rotary)
+        keys.select(2, start).copy_(k)  # keys, values: (B, nkv, S, hs)
+        values.select(2, start).copy_(v)
+        y = _one_query_attention(
+            q.unsqueeze(2), keys.narrow(2, 0, start + 1), values.narrow(2, 0, start + 1), mask
+        )
+        x = x + F.linear(y.view(rows, width), *layer.proj)
+        x = x + F.linear(layer.activation(F.linear(layer.norm2(x), *layer.up)), *layer.down)
+    cache.length = start + 1
+    return F.linear(model.norm_f(x), model.lm_head.weight)

@@ -1,0 +1,86 @@
+"""The module-free decoding step equals the general path, and is only used for stock models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+
+import pytest
+import torch
+
+from genarch.errors import InvalidInputError
+from genarch.models import GPT
+from genarch.models.decode_step import _fast_step, _module_step, step_function
+from genarch.training import apply_lora
+from models.gpt_testing import VARIANTS, one_torch_thread, tiny_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+def decode(step: object, model: GPT, padded: bool) -> torch.Tensor:
+    """Prefill a left-padded batch of two prompts, then decode 6 tokens; the logits of each step."""
+    short, long = torch.tensor([[5, 6, 7]]), torch.tensor([[9, 8, 7, 6, 5]])
+    if padded:
+        idx = torch.cat([torch.cat([torch.zeros(1, 2, dtype=torch.long), short], 1), long])
+        key_mask = torch.ones(2, 11, dtype=torch.bool)
+        key_mask[0, :2] = False
+        lengths = torch.tensor([3, 5])
+        positions = (torch.arange(5) - (5 - lengths)[:, None]).clamp(min=0)
+    else:
+        idx, key_mask, positions, lengths = long.repeat(2, 1), None, None, None
+    cache = model.new_cache(2, 11)
+    outputs = []
+    with torch.no_grad():
+        hidden = model.hidden_states(idx, positions=positions, cache=cache, key_mask=key_mask)
+        tokens = model.lm_head(hidden[:, -1]).argmax(-1)
+        for i in range(6):
+            at = None if lengths is None else lengths + i
+            logits = step(tokens, cache, at, key_mask)  # type: ignore[operator]
+            outputs.append(logits)
+            tokens = logits.argmax(-1)
+    assert cache.length == 11
+    return torch.stack(outputs)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_fast_step_equals_the_module_path(name: str, padded: bool) -> None:
+    model = tiny_model(**VARIANTS[name])
+    assert step_function(model).func is _fast_step  # type: ignore[attr-defined]
+    fast = decode(step_function(model), model, padded)
+    general = decode(partial(_module_step, model), model, padded)
+    torch.testing.assert_close(fast, general, rtol=0, atol=1e-5)
+
+
+def test_lora_hooks_subclasses_and_training_mode_take_the_module_path() -> None:
+    def path(model: GPT) -> object:
+        return step_function(model).func  # type: ignore[attr-defined]
+
+    adapted = tiny_model()
+    apply_lora(adapted, ["*.attn.qkv"])
+    assert path(adapted) is _module_step
+
+    hooked, calls = tiny_model(), []
+    hooked.blocks[0].mlp.register_forward_hook(lambda *args: calls.append(1))
+    assert path(hooked) is _module_step
+    decode(step_function(hooked), hooked, padded=False)
+    assert calls  # the hook saw every step
+
+    class Custom(GPT):
+        pass
+
+    assert path(Custom(tiny_model().config).eval()) is _module_step
+    assert path(tiny_model().train()) is _module_step
+
+
+def test_a_full_cache_is_refused() -> None:
+    model = tiny_model()
+    cache = model.new_cache(1, 3)
+    with torch.no_grad():
+        model.hidden_states(torch.tensor([[1, 2, 3]]), cache=cache)
+        with pytest.raises(InvalidInputError, match="at most 3 fit"):
+            step_function(model)(torch.tensor([4]), cache, None, None)
