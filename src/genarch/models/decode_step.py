@@ -34,7 +34,6 @@ import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
-import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 from torch import Tensor, nn
 
@@ -197,7 +196,7 @@ def _fast_step(
     mask = _attention_mask(start, 1, key_mask, x.device)
     for keys, values, layer in zip(cache.keys, cache.values, layers, strict=True):
         qkv = F.linear(layer.norm1(x), *layer.qkv)
-        q, k, v = torch.split(qkv.view(rows, -1, size), heads, dim=1)  # (B, heads, hs)
+        q, k, v = qkv.view(rows, -1, size).split_with_sizes(heads, dim=1)  # (B, heads, hs)
         if rotary is not None:
             q, k = _rotate(q, *rotary), _rotate(k, *rotary)
         keys.select(2, start).copy_(k)  # keys, values: (B, nkv, S, hs)
