@@ -1,14 +1,16 @@
 """One decoding step of a :class:`~genarch.models.GPT` without module dispatch.
 
-Decoding a small model one token per step is bound by per-operation overhead
-as much as by arithmetic: at batch 1 every step runs ~100 small kernels, and
-calling them through ``nn.Module.__call__``, with the views the general
-``forward`` makes to serve whole sequences, costs a quarter of the step on a
-CPU (``benchmarks/bench_generate.py``). :func:`step_function` returns a
-function that runs the same arithmetic as ``GPT.hidden_states`` +
-``lm_head`` for one new token per row, calling ``torch.nn.functional``
-directly with the modules' own parameters. It reads the parameters at every
-call, so a model trained between calls decodes with its new weights.
+Decoding a small model one token per step costs, besides reading every weight
+once, ~100 small kernels per step at batch 1; calling them through
+``nn.Module.__call__``, with the views a whole-sequence ``forward`` makes,
+made a step about a fifth slower on the CPU we benchmark on (2.97 against
+2.46 ms per token, ``benchmarks/bench_generate.py``'s model).
+:func:`step_function` returns a function that runs the same arithmetic as
+``GPT.hidden_states`` + ``lm_head`` for one new token per row, calling
+``torch.nn.functional`` directly on the modules' parameters. It collects the
+parameter tensors once, when it is made (the generation engine makes one per
+call), so in-place updates such as an optimizer's show, but a replaced
+module or parameter needs a new step function.
 
 It is only used for a stock model: a :class:`~genarch.models.GPT` (not a
 subclass) whose sub-modules are all the standard ones, with no forward hooks.
@@ -47,6 +49,7 @@ from genarch.models.transformer import (
     _attention_mask,
     _one_query_attention,
     _rotate,
+    _swiglu,
 )
 
 __all__ = ["StepFunction", "step_function"]
@@ -115,11 +118,6 @@ class _Layer(NamedTuple):
             linear(mlp.down),
             activation,
         )
-
-
-def _swiglu(h: Tensor) -> Tensor:
-    gate, value = h.chunk(2, dim=-1)
-    return F.silu(gate) * value
 
 
 def _normaliser(norm: nn.Module) -> Callable[[Tensor], Tensor]:

@@ -273,12 +273,14 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.up(x)
-        if self.gated:
-            gate, value = h.chunk(2, dim=-1)
-            h = F.silu(gate) * value
-        else:
-            h = F.gelu(h, approximate=self.approximate)
+        h = _swiglu(h) if self.gated else F.gelu(h, approximate=self.approximate)
         return _dropout(self.down(h), self.dropout, self.training)
+
+
+def _swiglu(h: Tensor) -> Tensor:
+    """SwiGLU's activation of the fused up-projection ``[gate | value]``: ``silu(gate) * value``."""
+    gate, value = h.chunk(2, dim=-1)
+    return F.silu(gate) * value
 
 
 class Block(nn.Module):
