@@ -14,7 +14,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
 from genarch.errors import InvalidInputError
@@ -96,3 +96,22 @@ def require_instance(value: object, expected: type[T], where: str) -> T:
     if not isinstance(value, expected):
         raise InvalidInputError(f"{where} expected a {expected.__name__}, got {describe(value)}")
     return value
+
+
+def checked_texts(items: object, where: str) -> list[str]:
+    """``items`` as a list of strings, checked at once (the texts a feature extractor reads).
+
+    Raises:
+        InvalidInputError: ``items`` is a single string or not a sequence, or an
+            item is not a string (the message gives its position and value).
+    """
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        raise InvalidInputError(
+            f"{where} expected a sequence of str (wrap one text in a list), got {describe(items)}"
+        )
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidInputError(
+                f"{where} expected str items, but item {index} is {describe(item)}"
+            )
+    return list(items)

@@ -44,7 +44,7 @@ from genarch.features.lexical import lexical_tokens, stable_hash
 from genarch.protocols import PathLike
 from genarch.schemas import Config, Document
 from genarch.training.optimizer import ObjectiveOptimizer, adamw
-from genarch.validation import describe
+from genarch.validation import checked_texts, describe
 
 __all__ = [
     "ContrastiveEncoderConfig",
@@ -170,7 +170,7 @@ class ContrastiveSentenceEncoder:
         Raises:
             InvalidInputError: ``texts`` is not a sequence of strings.
         """
-        checked = _checked_texts(texts, "ContrastiveSentenceEncoder.featurize")
+        checked = checked_texts(texts, "ContrastiveSentenceEncoder.featurize")
         return _padded([_features(text, self._config) for text in checked])
 
     def extract(self, items: Sequence[str]) -> Tensor:
@@ -179,7 +179,7 @@ class ContrastiveSentenceEncoder:
         Raises:
             InvalidInputError: ``items`` is not a sequence of strings.
         """
-        texts = _checked_texts(items, "ContrastiveSentenceEncoder.extract")
+        texts = checked_texts(items, "ContrastiveSentenceEncoder.extract")
         if not texts:
             return torch.zeros((0, self.dim), dtype=torch.float32)
         was_training = self.module.training
@@ -231,17 +231,6 @@ class ContrastiveSentenceEncoder:
 
     def __repr__(self) -> str:
         return f"ContrastiveSentenceEncoder({self._config!r})"
-
-
-def _checked_texts(items: object, where: str) -> list[str]:
-    if isinstance(items, str) or not isinstance(items, Sequence):
-        raise InvalidInputError(f"{where} expected a sequence of str, got {describe(items)}")
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise InvalidInputError(
-                f"{where} expected str items, but item {index} is {describe(item)}"
-            )
-    return list(items)
 
 
 # ------------------------------------------------------------------ pairs

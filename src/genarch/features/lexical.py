@@ -40,7 +40,7 @@ from genarch._io import atomic_directory
 from genarch.errors import IntegrityError, InvalidInputError, NotFoundError
 from genarch.protocols import PathLike
 from genarch.schemas import Config
-from genarch.validation import describe
+from genarch.validation import checked_texts
 
 __all__ = [
     "HashingVectorizer",
@@ -99,19 +99,6 @@ def _weight(count: int, weighting: TermWeighting) -> float:
     if weighting == "sublinear":
         return 1.0 + math.log(count)
     return float(count)
-
-
-def _checked_texts(items: object, where: str) -> list[str]:
-    if isinstance(items, str) or not isinstance(items, Sequence):
-        raise InvalidInputError(
-            f"{where} expected a sequence of str (wrap one text in a list), got {describe(items)}"
-        )
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise InvalidInputError(
-                f"{where} expected str items, but item {index} is {describe(item)}"
-            )
-    return list(items)
 
 
 def _dense(
@@ -208,7 +195,7 @@ class HashingVectorizer:
         Raises:
             InvalidInputError: ``items`` is not a sequence of strings.
         """
-        _checked_texts(items, "HashingVectorizer.fit")
+        checked_texts(items, "HashingVectorizer.fit")
         return self
 
     def extract(self, items: Sequence[str]) -> torch.Tensor:
@@ -217,7 +204,7 @@ class HashingVectorizer:
         Raises:
             InvalidInputError: ``items`` is not a sequence of strings.
         """
-        texts = _checked_texts(items, "HashingVectorizer.extract")
+        texts = checked_texts(items, "HashingVectorizer.extract")
         config = self._config
         rows: list[int] = []
         cols: list[int] = []
@@ -354,7 +341,7 @@ class TfidfVectorizer:
             InvalidInputError: ``items`` is not a non-empty sequence of strings, or
                 no term survives ``min_df``/``max_df``.
         """
-        texts = _checked_texts(items, "TfidfVectorizer.fit")
+        texts = checked_texts(items, "TfidfVectorizer.fit")
         if not texts:
             raise InvalidInputError("TfidfVectorizer.fit needs at least one text")
         config = self._config
@@ -388,7 +375,7 @@ class TfidfVectorizer:
             InvalidInputError: the vectorizer is not fitted, or ``items`` is not a
                 sequence of strings.
         """
-        texts = _checked_texts(items, "TfidfVectorizer.extract")
+        texts = checked_texts(items, "TfidfVectorizer.extract")
         vocabulary = self._fitted("extract")
         config = self._config
         rows: list[int] = []

@@ -45,13 +45,12 @@ from torch import Tensor, nn
 from genarch.errors import (
     ConfigError,
     IntegrityError,
-    InvalidInputError,
     MissingDependencyError,
     NotFoundError,
 )
 from genarch.features.wordpiece import WordPieceTokenizer
 from genarch.schemas import Config
-from genarch.validation import describe
+from genarch.validation import checked_texts
 
 __all__ = [
     "ALL_MINILM_L6_V2_REVISION",
@@ -557,7 +556,7 @@ class MiniLMEncoder:
         Raises:
             InvalidInputError: ``items`` is not a sequence of strings.
         """
-        texts = _checked_texts(items, "MiniLMEncoder.extract")
+        texts = checked_texts(items, "MiniLMEncoder.extract")
         out = torch.empty((len(texts), self.dim), dtype=torch.float32, device=self.device)
         if not texts:
             return out
@@ -589,17 +588,6 @@ def _pool(hidden: Tensor, mask: Tensor, pooling: Literal["mean", "cls"]) -> Tens
         return hidden[:, 0]
     weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-
-
-def _checked_texts(items: object, where: str) -> list[str]:
-    if isinstance(items, str) or not isinstance(items, Sequence):
-        raise InvalidInputError(f"{where} expected a sequence of str, got {describe(items)}")
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise InvalidInputError(
-                f"{where} expected str items, but item {index} is {describe(item)}"
-            )
-    return list(items)
 
 
 def load_minilm(

@@ -41,7 +41,7 @@ from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFo
 from genarch.models.transformer import GPT, GPTConfig
 from genarch.protocols import PathLike, Tokenizer
 from genarch.schemas import Config
-from genarch.validation import describe
+from genarch.validation import checked_texts, describe
 
 __all__ = ["GPTMeanPooledEncoder", "GPTMeanPooledEncoderConfig", "MeanPooledEncoder"]
 
@@ -122,7 +122,7 @@ class MeanPooledEncoder:
             InvalidInputError: ``items`` is not a sequence of strings, or the model
                 returns states of the wrong shape.
         """
-        texts = _checked_texts(items, f"{type(self).__name__}.extract")
+        texts = checked_texts(items, f"{type(self).__name__}.extract")
         out = torch.zeros((len(texts), self._dim), dtype=torch.float32)
         groups: dict[int, list[tuple[int, list[int]]]] = {}
         for row, text in enumerate(texts):
@@ -171,17 +171,6 @@ def _device_of(model: object) -> torch.device:
         for parameter in module.parameters():
             return parameter.device
     return torch.device("cpu")
-
-
-def _checked_texts(items: object, where: str) -> list[str]:
-    if isinstance(items, str) or not isinstance(items, Sequence):
-        raise InvalidInputError(f"{where} expected a sequence of str, got {describe(items)}")
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise InvalidInputError(
-                f"{where} expected str items, but item {index} is {describe(item)}"
-            )
-    return list(items)
 
 
 # ------------------------------------------------------------------ GPT adapter
