@@ -42,6 +42,7 @@ import torch
 import genarch
 from genarch import Document
 from genarch.data.dedup import NearDeduplicator, normalize_for_matching
+from genarch.testing import edit_words
 
 logger = logging.getLogger("bench_dedup")
 NUM_PERM = 128
@@ -64,19 +65,9 @@ def corpus(fraction: float) -> tuple[list[Document], dict[str, str]]:
     rates = [0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3]
     copies, source = [], {}
     for j, original in enumerate(rng.sample(base, len(base) // 2)):
-        rate = rng.choice(rates)
-        out: list[str] = []
-        for word in original.text.split(" "):
-            roll = rng.random()
-            if roll < rate / 3:
-                continue
-            if roll < 2 * rate / 3:
-                out.append(rng.choice(words))
-            elif roll < rate:
-                out.extend((word, rng.choice(words)))
-            else:
-                out.append(word)
-        copy = Document(id=f"copy{j}", text=" ".join(out))
+        copy = Document(
+            id=f"copy{j}", text=edit_words(original.text, rng.choice(rates), rng, words)
+        )
         copies.append(copy)
         source[copy.id] = original.id
     documents = base + copies

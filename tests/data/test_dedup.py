@@ -22,7 +22,7 @@ from genarch.data.dedup import (
     normalize_for_matching,
 )
 from genarch.errors import ConfigError, GenarchError, InvalidInputError
-from genarch.testing import check_data_processor
+from genarch.testing import check_data_processor, edit_words
 
 # ------------------------------------------------------------------ corpus helpers
 
@@ -36,22 +36,6 @@ def vocabulary() -> list[str]:
 
 def generated_text(rng: random.Random, words: list[str], length: int) -> str:
     return " ".join(rng.choice(words) for _ in range(length))
-
-
-def edit_words(text: str, rate: float, rng: random.Random, words: list[str]) -> str:
-    """Delete, substitute or insert a word at each position with total probability ``rate``."""
-    out: list[str] = []
-    for word in text.split(" "):
-        roll = rng.random()
-        if roll < rate / 3:
-            continue
-        if roll < 2 * rate / 3:
-            out.append(rng.choice(words))
-        elif roll < rate:
-            out.extend((word, rng.choice(words)))
-        else:
-            out.append(word)
-    return " ".join(out)
 
 
 def shingle_set(text: str, n: int, unit: str) -> set[object]:
@@ -352,3 +336,11 @@ def test_wrong_inputs_raise_clear_errors(dedup: ExactDeduplicator | NearDeduplic
         dedup.find_duplicates("text")  # type: ignore[arg-type]
     with pytest.raises(GenarchError, match="item 1 is str"):
         list(dedup.process([Document(id="a", text="x"), "not a document"]))  # type: ignore[list-item]
+
+
+def test_edit_words_refuses_a_bad_rate_or_no_vocabulary() -> None:
+    with pytest.raises(InvalidInputError, match=r"rate must be in \[0, 1\]"):
+        edit_words("a b", 1.5, random.Random(0), ["x"])
+    with pytest.raises(InvalidInputError, match="non-empty vocabulary"):
+        edit_words("a b", 0.5, random.Random(0), [])
+    assert edit_words("a b", 0.0, random.Random(0), []) == "a b"

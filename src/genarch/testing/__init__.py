@@ -6,6 +6,7 @@ Run it on your own components exactly as genarch runs it on its own::
     check_generator(MyModel(), [request_a, request_b], invalid_requests=[bad_request])
 
 or get one pytest test per check with :func:`parametrize_with_checks`.
+:func:`edit_words` makes noisy copies of text for measuring deduplication.
 Hypothesis strategies for genarch records live in
 :mod:`genarch.testing.strategies` (imported separately: it needs hypothesis).
 """
@@ -34,6 +35,7 @@ from genarch.testing.checks import (
     run_checks,
     vector_store_checks,
 )
+from genarch.testing.corpora import edit_words
 
 __all__ = [
     "Check",
@@ -49,6 +51,7 @@ __all__ = [
     "check_vector_store",
     "data_processor_checks",
     "deployer_checks",
+    "edit_words",
     "feature_extractor_checks",
     "feedback_loop_checks",
     "generator_checks",
