@@ -43,7 +43,7 @@ from genarch.errors import (
 )
 from genarch.protocols import DataProcessor
 from genarch.registry import Registry, builtin_registry
-from genarch.schemas import Record
+from genarch.schemas import PipelineTrace, StageTrace
 from genarch.validation import describe, ensure_iterable
 
 __all__ = ["Pipeline", "PipelineRun", "PipelineTrace", "ReportingProcessor", "StageTrace"]
@@ -71,47 +71,6 @@ class ReportingProcessor(Protocol[In_contra, Out_co]):
     def process_counting(
         self, items: Iterable[In_contra], counts: collections.Counter[str]
     ) -> Iterator[Out_co]: ...
-
-
-class StageTrace(Record):
-    """What one stage did during a run.
-
-    Attributes:
-        seconds: time spent inside this stage alone (upstream stages excluded).
-        counters: whatever the stage reported (see :class:`ReportingProcessor`).
-    """
-
-    name: str
-    component: str
-    items_in: int
-    items_out: int
-    seconds: float
-    counters: dict[str, int]
-
-
-class PipelineTrace(Record):
-    """Per-stage counts and timing of one run; ``finished`` once the input is exhausted."""
-
-    stages: tuple[StageTrace, ...]
-    finished: bool
-    seconds: float
-
-    def stage(self, name: str) -> StageTrace:
-        """The trace of the stage called ``name``."""
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise NotFoundError(f"no stage named {name!r}; stages: {[s.name for s in self.stages]}")
-
-    def summary(self) -> str:
-        """A small table, one line per stage."""
-        lines = [f"{'stage':<16} {'in':>8} {'out':>8} {'seconds':>9}  counters"]
-        for s in self.stages:
-            counters = ", ".join(f"{k}={v}" for k, v in sorted(s.counters.items()))
-            lines.append(
-                f"{s.name:<16} {s.items_in:>8} {s.items_out:>8} {s.seconds:>9.3f}  {counters}"
-            )
-        return "\n".join(lines)
 
 
 class _Meter:

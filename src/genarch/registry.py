@@ -17,12 +17,14 @@ Examples:
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Self
 
 from genarch.errors import RegistryError
 
-__all__ = ["Registry", "builtin_registry"]
+__all__ = ["BUILTIN_COMPONENTS", "Registry", "builtin_registry"]
 
 
 class Registry:
@@ -35,6 +37,7 @@ class Registry:
     def __init__(self, components: Mapping[str, type[Any]] | None = None) -> None:
         self._by_name: dict[str, type[Any]] = {}
         self._by_type: dict[type[Any], str] = {}
+        self._lazy: dict[str, str] = {}  # name -> "package:attribute", imported on first use
         for name, component in (components or {}).items():
             self.register(name, component)
 
@@ -50,12 +53,17 @@ class Registry:
         if not isinstance(component, type):
             raise RegistryError(f"register classes, not instances: got {component!r} for {name!r}")
         existing = self._by_name.get(name)
+        if existing is None and name in self._lazy:
+            existing = self.resolve(name)
         if existing is not None and existing is not component:
             raise RegistryError(
                 f"{name!r} is already registered for {existing.__qualname__}; "
                 f"choose another name for {component.__qualname__}"
             )
         other_name = self._by_type.get(component)
+        if other_name is None and self._lazy:
+            self._resolve_all()
+            other_name = self._by_type.get(component)
         if other_name is not None and other_name != name:
             raise RegistryError(f"{component.__qualname__} is already registered as {other_name!r}")
         self._by_name[name] = component
@@ -68,10 +76,15 @@ class Registry:
         Raises:
             RegistryError: unknown name; the message suggests close matches.
         """
+        if isinstance(name, str) and name in self._lazy:
+            module_name, _, attribute = self._lazy.pop(name).partition(":")
+            component = getattr(importlib.import_module(module_name), attribute)
+            self._by_name[name] = component
+            self._by_type[component] = name
         try:
             return self._by_name[name]
         except (KeyError, TypeError):
-            close = difflib.get_close_matches(str(name), list(self._by_name), n=3)
+            close = difflib.get_close_matches(str(name), list(self), n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise RegistryError(
                 f"no component is registered as {name!r}.{hint} "
@@ -84,6 +97,8 @@ class Registry:
         Raises:
             RegistryError: the class is not registered.
         """
+        if component not in self._by_type:
+            self._resolve_all()
         try:
             return self._by_type[component]
         except KeyError:
@@ -92,74 +107,66 @@ class Registry:
                 f"call registry.register('your.{component.__name__}', {component.__name__})"
             ) from None
 
+    def _resolve_all(self) -> None:
+        for name in list(self._lazy):
+            self.resolve(name)
+
     def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        return name in self._by_name or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._by_name))
+        return iter(sorted([*self._by_name, *self._lazy]))
 
     def __len__(self) -> int:
-        return len(self._by_name)
+        return len(self._by_name) + len(self._lazy)
 
     def copy(self) -> Registry:
         """An independent copy, to extend without touching this one."""
-        return Registry(self._by_name)
+        copy = Registry(self._by_name)
+        copy._lazy.update(self._lazy)
+        return copy
 
 
 def builtin_registry() -> Registry:
-    """A fresh registry holding every configurable component genarch ships."""
-    from genarch.data.chunking import Chunker
-    from genarch.data.dedup import ExactDeduplicator, NearDeduplicator
-    from genarch.data.html import HtmlToText
-    from genarch.data.images import ImageNormalizer
-    from genarch.data.pii import PiiRedactor
-    from genarch.data.quality import QualityFilter
-    from genarch.data.text import TextCleaner
-    from genarch.data.tokenize import Tokenize
-    from genarch.data.tokenizers import ByteTokenizer, TiktokenTokenizer
-    from genarch.features import (
-        ContrastiveSentenceEncoder,
-        GPTMeanPooledEncoder,
-        HashingVectorizer,
-        MiniLMEncoder,
-        TfidfVectorizer,
-    )
-    from genarch.models.diffusion import Diffusion
-    from genarch.models.gan import GAN
-    from genarch.models.transformer import GPT
-    from genarch.models.vae import VAE
-    from genarch.orchestration.bm25 import BM25Retriever
-    from genarch.orchestration.extractive import ExtractiveGenerator
-    from genarch.orchestration.faiss_store import FaissVectorStore
-    from genarch.orchestration.vectorstore import ExactVectorStore
-    from genarch.pipeline import Pipeline
+    """A fresh registry holding every configurable component genarch ships.
 
-    return Registry(
-        {
-            "genarch.BM25Retriever": BM25Retriever,
-            "genarch.ByteTokenizer": ByteTokenizer,
-            "genarch.Chunker": Chunker,
-            "genarch.ContrastiveSentenceEncoder": ContrastiveSentenceEncoder,
-            "genarch.Diffusion": Diffusion,
-            "genarch.ExtractiveGenerator": ExtractiveGenerator,
-            "genarch.FaissVectorStore": FaissVectorStore,
-            "genarch.GAN": GAN,
-            "genarch.GPT": GPT,
-            "genarch.GPTMeanPooledEncoder": GPTMeanPooledEncoder,
-            "genarch.HashingVectorizer": HashingVectorizer,
-            "genarch.MiniLMEncoder": MiniLMEncoder,
-            "genarch.TfidfVectorizer": TfidfVectorizer,
-            "genarch.ExactDeduplicator": ExactDeduplicator,
-            "genarch.ExactVectorStore": ExactVectorStore,
-            "genarch.HtmlToText": HtmlToText,
-            "genarch.ImageNormalizer": ImageNormalizer,
-            "genarch.NearDeduplicator": NearDeduplicator,
-            "genarch.PiiRedactor": PiiRedactor,
-            "genarch.Pipeline": Pipeline,
-            "genarch.QualityFilter": QualityFilter,
-            "genarch.TextCleaner": TextCleaner,
-            "genarch.TiktokenTokenizer": TiktokenTokenizer,
-            "genarch.Tokenize": Tokenize,
-            "genarch.VAE": VAE,
-        }
-    )
+    The registry is a leaf of the package: it names genarch's components by
+    dotted path in :data:`BUILTIN_COMPONENTS` (a table written here, never read
+    from a file) and imports each one the first time it is resolved, so
+    importing the registry imports no component.
+    """
+    registry = Registry()
+    registry._lazy.update(BUILTIN_COMPONENTS)
+    return registry
+
+
+BUILTIN_COMPONENTS: Mapping[str, str] = MappingProxyType(
+    {
+        "genarch.BM25Retriever": "genarch.orchestration:BM25Retriever",
+        "genarch.ByteTokenizer": "genarch.data:ByteTokenizer",
+        "genarch.Chunker": "genarch.data:Chunker",
+        "genarch.ContrastiveSentenceEncoder": "genarch.features:ContrastiveSentenceEncoder",
+        "genarch.Diffusion": "genarch.models:Diffusion",
+        "genarch.ExactDeduplicator": "genarch.data:ExactDeduplicator",
+        "genarch.ExactVectorStore": "genarch.orchestration:ExactVectorStore",
+        "genarch.ExtractiveGenerator": "genarch.orchestration:ExtractiveGenerator",
+        "genarch.FaissVectorStore": "genarch.orchestration:FaissVectorStore",
+        "genarch.GAN": "genarch.models:GAN",
+        "genarch.GPT": "genarch.models:GPT",
+        "genarch.GPTMeanPooledEncoder": "genarch.features:GPTMeanPooledEncoder",
+        "genarch.HashingVectorizer": "genarch.features:HashingVectorizer",
+        "genarch.HtmlToText": "genarch.data:HtmlToText",
+        "genarch.ImageNormalizer": "genarch.data:ImageNormalizer",
+        "genarch.MiniLMEncoder": "genarch.features:MiniLMEncoder",
+        "genarch.NearDeduplicator": "genarch.data:NearDeduplicator",
+        "genarch.PiiRedactor": "genarch.data:PiiRedactor",
+        "genarch.Pipeline": "genarch.pipeline:Pipeline",
+        "genarch.QualityFilter": "genarch.data:QualityFilter",
+        "genarch.TextCleaner": "genarch.data:TextCleaner",
+        "genarch.TfidfVectorizer": "genarch.features:TfidfVectorizer",
+        "genarch.TiktokenTokenizer": "genarch.data:TiktokenTokenizer",
+        "genarch.Tokenize": "genarch.data:Tokenize",
+        "genarch.VAE": "genarch.models:VAE",
+    }
+)
+"""genarch's own components: registry name → ``"package:attribute"``, resolved on first use."""

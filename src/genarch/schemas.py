@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from genarch.errors import ConfigError, InvalidInputError
+from genarch.errors import ConfigError, InvalidInputError, NotFoundError
 
 __all__ = [
     "ArtifactManifest",
@@ -35,10 +35,12 @@ __all__ = [
     "ImageResult",
     "Metadata",
     "MetadataValue",
+    "PipelineTrace",
     "Preference",
     "Rating",
     "Record",
     "ScoredChunk",
+    "StageTrace",
     "StepReport",
     "StoredFeedback",
     "TabularRequest",
@@ -407,3 +409,47 @@ class ArtifactManifest(Record):
     genarch_version: str
     created_at: _dt.datetime = Field(default_factory=_now)
     metadata: Metadata = Field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------- pipelines
+
+
+class StageTrace(Record):
+    """What one stage did during a run.
+
+    Attributes:
+        seconds: time spent inside this stage alone (upstream stages excluded).
+        counters: whatever the stage reported (see :class:`~genarch.pipeline.ReportingProcessor`).
+    """
+
+    name: str
+    component: str
+    items_in: int
+    items_out: int
+    seconds: float
+    counters: dict[str, int]
+
+
+class PipelineTrace(Record):
+    """Per-stage counts and timing of one run; ``finished`` once the input is exhausted."""
+
+    stages: tuple[StageTrace, ...]
+    finished: bool
+    seconds: float
+
+    def stage(self, name: str) -> StageTrace:
+        """The trace of the stage called ``name``."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise NotFoundError(f"no stage named {name!r}; stages: {[s.name for s in self.stages]}")
+
+    def summary(self) -> str:
+        """A small table, one line per stage."""
+        lines = [f"{'stage':<16} {'in':>8} {'out':>8} {'seconds':>9}  counters"]
+        for s in self.stages:
+            counters = ", ".join(f"{k}={v}" for k, v in sorted(s.counters.items()))
+            lines.append(
+                f"{s.name:<16} {s.items_in:>8} {s.items_out:>8} {s.seconds:>9.3f}  {counters}"
+            )
+        return "\n".join(lines)

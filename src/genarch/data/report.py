@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import collections
 
-from genarch.pipeline import PipelineTrace, StageTrace
-from genarch.schemas import Record
+from genarch.schemas import PipelineTrace, Record, StageTrace
 
 __all__ = ["DataReport"]
 
