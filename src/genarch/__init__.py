@@ -8,6 +8,7 @@ its protocol. Reference implementations live in the layer packages:
 """
 
 from genarch._version import __version__
+from genarch.configured import Configured
 from genarch.errors import (
     ConfigError,
     ConformanceError,
@@ -21,7 +22,7 @@ from genarch.errors import (
     RegistryError,
     TrainingError,
 )
-from genarch.pipeline import Pipeline, PipelineRun, PipelineTrace, ReportingProcessor, StageTrace
+from genarch.pipeline import Pipeline, PipelineRun, ReportingProcessor
 from genarch.protocols import (
     ConditionalGenerator,
     Configurable,
@@ -43,6 +44,7 @@ from genarch.protocols import (
     Tokenizer,
     TrainingObjective,
     VectorStore,
+    is_conditional,
 )
 from genarch.registry import Registry, builtin_registry
 from genarch.schemas import (
@@ -58,10 +60,12 @@ from genarch.schemas import (
     ImageRequest,
     ImageResult,
     Metadata,
+    PipelineTrace,
     Preference,
     Rating,
     Record,
     ScoredChunk,
+    StageTrace,
     StepReport,
     StoredFeedback,
     TabularRequest,
@@ -79,6 +83,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Configurable",
+    "Configured",
     "ConformanceError",
     "Correction",
     "DataProcessor",
@@ -136,4 +141,5 @@ __all__ = [
     "VectorStore",
     "__version__",
     "builtin_registry",
+    "is_conditional",
 ]

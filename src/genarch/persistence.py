@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from safetensors import SafetensorError
 from torch import Tensor, nn
 
 from genarch._io import atomic_directory, readable_directory
@@ -179,7 +180,15 @@ def reading(kind: str, root: PathLike) -> Iterator[None]:
         raise
     except NotFoundError as error:
         raise IntegrityError(f"the saved {kind} in {str(root)!r} is incomplete: {error}") from None
-    except (GenarchError, OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+    except (
+        GenarchError,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+        SafetensorError,
+    ) as error:
         raise IntegrityError(f"the saved {kind} in {str(root)!r} is corrupt: {error}") from None
 
 

@@ -27,20 +27,20 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar, overload, runtime_checkable
 
 from pydantic import BaseModel
 
-from genarch._io import atomic_write_text
 from genarch._typefit import fits, stage_types, substitute, type_name
 from genarch.errors import (
     ConfigError,
+    IntegrityError,
     InvalidInputError,
     NotFoundError,
     PipelineError,
     PipelineTypeError,
 )
+from genarch.persistence import open_saved, save_component
 from genarch.protocols import DataProcessor
 from genarch.registry import Registry, builtin_registry
 from genarch.schemas import PipelineTrace, StageTrace
@@ -355,12 +355,14 @@ class Pipeline:
     def save(self, directory: str | os.PathLike[str], registry: Registry | None = None) -> None:
         """Write the configuration to ``directory/pipeline.json``, atomically.
 
-        The directory form matches :class:`~genarch.protocols.Persistable`, and
-        leaves room for stages that bring files of their own.
+        Like every genarch component, the save replaces ``directory`` as a
+        whole (see :mod:`genarch.persistence`): a crash leaves the previous
+        save or the new one, never a mixture.
         """
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / PIPELINE_FILE, self.to_json(registry) + "\n")
+        data = self.to_dict(registry)
+        save_component(
+            directory, FORMAT, header={"steps": data["steps"]}, header_file=PIPELINE_FILE
+        )
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], registry: Registry | None = None) -> Pipeline:
@@ -368,11 +370,16 @@ class Pipeline:
 
         Raises:
             NotFoundError: no ``pipeline.json`` in ``directory``.
+            IntegrityError: the file is not a valid saved pipeline.
+            RegistryError: it names a component the registry does not know.
         """
-        file = Path(directory) / PIPELINE_FILE
-        if not file.is_file():
-            raise NotFoundError(f"no saved pipeline at {file}")
-        return cls.from_json(file.read_text(encoding="utf-8"), registry)
+        saved = open_saved(directory, FORMAT, header_file=PIPELINE_FILE)
+        try:
+            return cls.from_dict(saved.header, registry)
+        except ConfigError as error:
+            raise IntegrityError(
+                f"the saved pipeline in {str(saved.root)!r} is invalid: {error}"
+            ) from None
 
     def __eq__(self, other: object) -> bool:
         """Equal when the stage names, classes and configs are equal."""

@@ -36,6 +36,7 @@ from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 import torch
 from pydantic import BaseModel
 
+from genarch._deprecated import renamed_names
 from genarch.schemas import (
     ArtifactManifest,
     Evaluation,
@@ -50,7 +51,6 @@ from genarch.schemas import (
 )
 
 __all__ = [
-    "Conditional",
     "ConditionalGenerator",
     "Configurable",
     "DataProcessor",
@@ -71,6 +71,7 @@ __all__ = [
     "Tokenizer",
     "TrainingObjective",
     "VectorStore",
+    "is_conditional",
 ]
 
 In_contra = TypeVar("In_contra", contravariant=True)
@@ -211,10 +212,12 @@ class Fittable(Protocol[In_contra]):
 class Generator(Protocol[Req_contra, Res_co]):
     """A generative model behind one request/result interface.
 
-    The same protocol serves every family: a text LM (``TextRequest`` ->
-    ``TextResult``), an image VAE, GAN or diffusion model (``ImageRequest`` ->
-    ``ImageResult``) and a tabular Bayesian network (``TabularRequest`` ->
-    ``TabularResult``).
+    The same protocol serves every family: genarch's text generator
+    (``TextRequest`` -> ``TextResult``) and its image VAE, GAN and diffusion
+    models (``ImageRequest`` -> ``ImageResult``) implement it, and the
+    ``TabularRequest`` -> ``TabularResult`` records are there for tabular
+    models (genarch ships none yet; the test suite checks the protocol with a
+    tabular fake).
 
     Contract:
         * Determinism: a request that carries a seed gives the same result every
@@ -246,12 +249,15 @@ class StreamingGenerator(Generator[Req_contra, Res_co], Protocol[Req_contra, Res
 
 @runtime_checkable
 class LatentGenerator(Protocol):
-    """A generator with an explicit latent space (VAEs, GANs, diffusion via DDIM).
+    """A generator with an explicit, invertible latent space: genarch's VAE.
 
     ``encode`` maps data ``(N, ...)`` to latents ``(N, latent_dim...)``
     (deterministically: the posterior mean for a VAE); ``decode`` maps latents
     back to data; ``interpolate`` returns ``steps`` latents from ``start`` to
     ``end`` inclusive, linearly or spherically.
+
+    A GAN decodes latents and interpolates but has no encoder, so it is not a
+    ``LatentGenerator``; genarch's diffusion model has no latent methods.
     """
 
     @property
@@ -270,8 +276,9 @@ class LatentGenerator(Protocol):
 class ScoringGenerator(Protocol[Sample_contra]):
     """A generator that scores samples: log-probabilities (or a documented bound).
 
-    Returns a float64 tensor of shape ``(len(samples),)``: exact log-likelihood
-    for an LM (sum over tokens) or a Bayesian network, the ELBO for a VAE.
+    Returns a float64 tensor of shape ``(len(samples),)``: the exact
+    log-likelihood for genarch's text generator (sum over tokens), the ELBO
+    (a seeded lower bound of it) for the VAE.
     """
 
     def log_prob(self, samples: Sequence[Sample_contra]) -> torch.Tensor: ...
@@ -279,20 +286,39 @@ class ScoringGenerator(Protocol[Sample_contra]):
 
 @runtime_checkable
 class ConditionalGenerator(Protocol):
-    """A generator whose requests may be conditioned on named values.
+    """A generator that says which named values its requests may be conditioned on.
 
     ``conditions`` maps each condition a request may set (``"label"``, a
     column name) to the values it accepts, so callers can build valid requests
     and show users their choices. Requests outside these values raise
     :class:`~genarch.errors.InvalidInputError`.
+
+    Conditioning is explicit: the property is always present, and an empty
+    mapping means the model (for example a VAE trained without labels) is
+    unconditional. Ask :func:`is_conditional`, not ``isinstance`` — since
+    Python 3.12 ``isinstance`` on a runtime-checkable protocol only looks
+    for the attribute, it cannot tell a model with no conditions apart.
     """
 
     @property
     def conditions(self) -> Mapping[str, Sequence[str]]: ...
 
 
-Conditional = ConditionalGenerator
-"""Short alias of :class:`ConditionalGenerator`."""
+def is_conditional(generator: object) -> bool:
+    """Whether ``generator`` accepts at least one condition in its requests.
+
+    Examples:
+        >>> class Unconditional:
+        ...     conditions = {}
+        >>> class Labelled:
+        ...     conditions = {"label": ["cat", "dog"]}
+        >>> is_conditional(Unconditional()), is_conditional(Labelled()), is_conditional(object())
+        (False, True, False)
+    """
+    return bool(getattr(generator, "conditions", None))
+
+
+__getattr__ = renamed_names(__name__, {"Conditional": (__name__, "ConditionalGenerator")})
 
 
 # ------------------------------------------------------------ training & optimisation
@@ -303,8 +329,9 @@ class Optimizer(Protocol[Batch_contra]):
     """Improves a model one batch at a time: the training & optimisation layer.
 
     One ``step`` may update several players in turn — a GAN's discriminator
-    then its generator — or one policy against a frozen reference model
-    (DPO); the :class:`~genarch.schemas.StepReport` has one loss per player.
+    then its generator — or one model beside a frozen one that gets no update
+    (a reference model, as preference optimisation needs); the
+    :class:`~genarch.schemas.StepReport` has one loss per player.
 
     Contract:
         * ``state_dict()`` captures *everything* the next steps depend on: the
@@ -327,7 +354,7 @@ class TrainingObjective(Protocol[Batch_contra]):
     """What to optimise, separated from how (the :class:`Optimizer`).
 
     ``players()`` returns the modules that are updated, in update order — one
-    for LM, VAE, diffusion and DPO training, two for a GAN. Anything else the
+    for LM, VAE and diffusion training, two for a GAN. Anything else the
     objective holds (a frozen reference model, an EMA copy) is not a player and
     gets no gradient step. ``loss(player, batch)`` computes that player's
     scalar loss on the batch; it is called after the previous player's update,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, overload
 
 from genarch.errors import InvalidInputError
 
-__all__ = ["checked_items", "describe", "ensure_iterable", "require_instance"]
+__all__ = ["checked_items", "checked_texts", "describe", "ensure_iterable", "require_instance"]
 
 T = TypeVar("T")
 

@@ -67,7 +67,7 @@ def test_decoding_with_the_cache_equals_recomputing_the_whole_context(name: str)
 
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])
 def test_single_query_attention_equals_sdpa_with_masks_and_grouped_heads(kv_heads: int) -> None:
-    from genarch.models.transformer import _one_query_attention
+    from genarch.models.transformer_layers import one_query_attention
 
     gen = torch.Generator().manual_seed(kv_heads)
     q = torch.randn(3, 4, 1, 8, generator=gen)
@@ -76,7 +76,7 @@ def test_single_query_attention_equals_sdpa_with_masks_and_grouped_heads(kv_head
     mask[..., -1] = True  # every query sees at least its own slot
     for m in (None, mask):
         expected = F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=kv_heads != 4)
-        actual = _one_query_attention(q, k, v, m)
+        actual = one_query_attention(q, k, v, m)
         torch.testing.assert_close(actual, expected[:, :, 0], rtol=0, atol=1e-6)
 
 

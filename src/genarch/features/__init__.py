@@ -12,9 +12,10 @@ of shape ``(len(texts), dim)``, row ``i`` depending only on ``texts[i]``.
   by :func:`train_on_corpus`);
 * pretrained, offline: :class:`MiniLMEncoder` via :func:`load_minilm`
   (all-MiniLM-L6-v2, verified against pinned hashes; extra ``genarch[embeddings]``),
-  with BERT's :class:`WordPieceTokenizer`.
+  a BERT network (:class:`BertModel`) with BERT's :class:`WordPieceTokenizer`.
 """
 
+from genarch.features.bert import BertConfig, BertModel
 from genarch.features.contrastive import (
     ContrastiveEncoderConfig,
     ContrastiveSentenceEncoder,
@@ -34,8 +35,6 @@ from genarch.features.lexical import (
 from genarch.features.minilm import (
     ALL_MINILM_L6_V2_REVISION,
     ALL_MINILM_L6_V2_SHA256,
-    BertConfig,
-    BertModel,
     MiniLMEncoder,
     MiniLMEncoderConfig,
     find_minilm_directory,

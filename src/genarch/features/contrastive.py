@@ -24,23 +24,22 @@ whole recipe in one call.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Self
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
-from pydantic import BaseModel, Field
+from pydantic import Field
 from torch import Tensor, nn
 
-from genarch._io import atomic_directory
+from genarch.configured import Configured
 from genarch.data.chunking import Chunker
-from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.errors import ConfigError, InvalidInputError
 from genarch.features.lexical import lexical_tokens, stable_hash
+from genarch.persistence import load_state, open_saved, save_component
 from genarch.protocols import PathLike
 from genarch.schemas import Config, Document
 from genarch.training.optimizer import ObjectiveOptimizer, adamw
@@ -57,9 +56,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = "genarch.ContrastiveSentenceEncoder"
-_CONFIG_FILE = "config.json"
-_WEIGHTS_FILE = "model.safetensors"
+_FORMAT = "genarch.ContrastiveSentenceEncoder"  # saved as config.json + model.safetensors
 _PAD = 0  # bucket 0 is padding; hashed features use buckets 1..buckets-1
 
 
@@ -125,7 +122,7 @@ class _BagEncoder(nn.Module):
         return F.normalize(self.projection(pooled), p=2.0, dim=-1)  # (B, dim)
 
 
-class ContrastiveSentenceEncoder:
+class ContrastiveSentenceEncoder(Configured[ContrastiveEncoderConfig]):
     """Unit-length sentence vectors from a small hashed-feature encoder.
 
     ``extract(texts)`` gives float32 ``(len(texts), dim)``, each row of length 1
@@ -134,7 +131,8 @@ class ContrastiveSentenceEncoder:
 
     Args:
         config: a :class:`ContrastiveEncoderConfig`; keyword fields are shorthand.
-            The weights are initialised from ``config.seed``.
+            The weights are initialised from ``config.seed`` (so
+            :meth:`from_config` gives a fresh, untrained encoder).
 
     Examples:
         >>> encoder = ContrastiveSentenceEncoder(dim=32, width=32, buckets=4096)
@@ -143,26 +141,18 @@ class ContrastiveSentenceEncoder:
         (torch.Size([2, 32]), [1.0, 1.0])
     """
 
-    def __init__(self, config: ContrastiveEncoderConfig | None = None, **fields: Any) -> None:
-        self._config = ContrastiveEncoderConfig.resolve(config, fields)
+    def __init__(
+        self, config: ContrastiveEncoderConfig | Mapping[str, Any] | None = None, **fields: Any
+    ) -> None:
+        Configured.__init__(self, config, **fields)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._config.seed)
-            self.module = _BagEncoder(self._config)
-
-    @property
-    def config(self) -> ContrastiveEncoderConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """A fresh (untrained) encoder, its weights seeded by ``config.seed``."""
-        return cls(ContrastiveEncoderConfig.coerce(config))
+            torch.manual_seed(self.config.seed)
+            self.module = _BagEncoder(self.config)
 
     @property
     def dim(self) -> int:
         """Width of the vectors."""
-        return self._config.dim
+        return self.config.dim
 
     def featurize(self, texts: Sequence[str]) -> Tensor:
         """The padded hashed-feature ids ``(len(texts), L)`` the module reads.
@@ -171,7 +161,7 @@ class ContrastiveSentenceEncoder:
             InvalidInputError: ``texts`` is not a sequence of strings.
         """
         checked = checked_texts(texts, "ContrastiveSentenceEncoder.featurize")
-        return _padded([_features(text, self._config) for text in checked])
+        return _padded([_features(text, self.config) for text in checked])
 
     def extract(self, items: Sequence[str]) -> Tensor:
         """Unit vectors of ``items``: float32, ``(len(items), dim)``, on the CPU.
@@ -192,13 +182,7 @@ class ContrastiveSentenceEncoder:
 
     def save(self, directory: PathLike) -> None:
         """Write ``config.json`` and ``model.safetensors`` atomically."""
-        from safetensors.torch import save_file
-
-        state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
-        document = {"format": _FORMAT, "config": self._config.model_dump(mode="json")}
-        with atomic_directory(directory) as staging:
-            (staging / _CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
-            save_file(state, str(staging / _WEIGHTS_FILE))
+        save_component(directory, _FORMAT, config=self.config, tensors=self.module.state_dict())
 
     @classmethod
     def load(cls, directory: PathLike) -> Self:
@@ -208,29 +192,10 @@ class ContrastiveSentenceEncoder:
             NotFoundError: ``directory`` holds no saved encoder.
             IntegrityError: the files are corrupt or were written by another component.
         """
-        from safetensors.torch import load_file
-
-        root = Path(directory)
-        if not (root / _CONFIG_FILE).is_file() or not (root / _WEIGHTS_FILE).is_file():
-            raise NotFoundError(
-                f"no saved ContrastiveSentenceEncoder in {root} "
-                f"(expected {_CONFIG_FILE} and {_WEIGHTS_FILE})"
-            )
-        try:
-            document = json.loads((root / _CONFIG_FILE).read_text())
-            if not isinstance(document, dict) or document.get("format") != _FORMAT:
-                raise IntegrityError(f"{root / _CONFIG_FILE} was not written by {cls.__name__}")
-            encoder = cls(ContrastiveEncoderConfig.parse(document["config"]))
-            state = load_file(str(root / _WEIGHTS_FILE))
-            encoder.module.load_state_dict(state, strict=True)
-        except IntegrityError:
-            raise
-        except Exception as error:
-            raise IntegrityError(f"cannot read the encoder in {root}: {error}") from None
+        saved = open_saved(directory, _FORMAT)
+        encoder = cls(saved.config(ContrastiveEncoderConfig))
+        load_state(encoder.module, saved.tensors(), f"the saved {_FORMAT} in {str(saved.root)!r}")
         return encoder
-
-    def __repr__(self) -> str:
-        return f"ContrastiveSentenceEncoder({self._config!r})"
 
 
 # ------------------------------------------------------------------ pairs

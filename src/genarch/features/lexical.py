@@ -23,21 +23,20 @@ Vectors are computed sparsely and returned dense, float32, ``(N, dim)`` as the
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import torch
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from genarch._io import atomic_directory
-from genarch.errors import IntegrityError, InvalidInputError, NotFoundError
+from genarch.configured import Configured
+from genarch.errors import IntegrityError, InvalidInputError
+from genarch.persistence import open_saved, reading, save_component
 from genarch.protocols import PathLike
 from genarch.schemas import Config
 from genarch.validation import checked_texts
@@ -52,7 +51,7 @@ __all__ = [
 ]
 
 _TERM = re.compile(r"\w+")
-_STATE_FILE = "tfidf.json"
+_STATE_FILE = "tfidf.json"  # config, vocabulary and IDF weights, all JSON
 _FORMAT = "genarch.TfidfVectorizer"
 
 TermWeighting = Literal["count", "binary", "sublinear"]
@@ -151,7 +150,7 @@ class HashingVectorizerConfig(Config):
         return self
 
 
-class HashingVectorizer:
+class HashingVectorizer(Configured[HashingVectorizerConfig]):
     """Bag-of-terms vectors by the hashing trick: no vocabulary, nothing to fit.
 
     Term ``t`` adds its weight to column ``stable_hash(t) % dim``, with the sign
@@ -171,23 +170,10 @@ class HashingVectorizer:
         True
     """
 
-    def __init__(self, config: HashingVectorizerConfig | None = None, **fields: Any) -> None:
-        self._config = HashingVectorizerConfig.resolve(config, fields)
-
-    @property
-    def config(self) -> HashingVectorizerConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build from a config object or mapping."""
-        return cls(HashingVectorizerConfig.coerce(config))
-
     @property
     def dim(self) -> int:
         """Width of the vectors (the number of buckets)."""
-        return self._config.dim
+        return self.config.dim
 
     def fit(self, items: Sequence[str]) -> Self:
         """Nothing to learn: checks the items and returns the vectorizer itself.
@@ -205,7 +191,7 @@ class HashingVectorizer:
             InvalidInputError: ``items`` is not a sequence of strings.
         """
         texts = checked_texts(items, "HashingVectorizer.extract")
-        config = self._config
+        config = self.config
         rows: list[int] = []
         cols: list[int] = []
         values: list[float] = []
@@ -220,9 +206,6 @@ class HashingVectorizer:
                 cols.append(code % config.dim)
                 values.append(sign * _weight(count, config.weighting))
         return _dense(rows, cols, values, (len(texts), config.dim), config.normalize)
-
-    def __repr__(self) -> str:
-        return f"HashingVectorizer({self._config!r})"
 
 
 # ------------------------------------------------------------------ TF-IDF
@@ -258,7 +241,7 @@ class TfidfVectorizerConfig(Config):
         return self
 
 
-class TfidfVectorizer:
+class TfidfVectorizer(Configured[TfidfVectorizerConfig]):
     """TF-IDF vectors over a vocabulary learned by :meth:`fit`.
 
     Column ``j`` belongs to the ``j``-th term of :attr:`vocabulary` (sorted
@@ -278,21 +261,13 @@ class TfidfVectorizer:
         0
     """
 
-    def __init__(self, config: TfidfVectorizerConfig | None = None, **fields: Any) -> None:
-        self._config = TfidfVectorizerConfig.resolve(config, fields)
+    def __init__(
+        self, config: TfidfVectorizerConfig | Mapping[str, Any] | None = None, **fields: Any
+    ) -> None:
+        Configured.__init__(self, config, **fields)
         self._vocabulary: list[str] | None = None
         self._index: dict[str, int] = {}
         self._idf = torch.zeros(0)
-
-    @property
-    def config(self) -> TfidfVectorizerConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build an unfitted vectorizer from a config object or mapping."""
-        return cls(TfidfVectorizerConfig.coerce(config))
 
     @property
     def is_fitted(self) -> bool:
@@ -331,7 +306,7 @@ class TfidfVectorizer:
         return self._vocabulary
 
     def _terms(self, text: str) -> list[str]:
-        config = self._config
+        config = self.config
         return lexical_tokens(text, lowercase=config.lowercase, ngram_range=config.ngram_range)
 
     def fit(self, items: Sequence[str]) -> Self:
@@ -344,7 +319,7 @@ class TfidfVectorizer:
         texts = checked_texts(items, "TfidfVectorizer.fit")
         if not texts:
             raise InvalidInputError("TfidfVectorizer.fit needs at least one text")
-        config = self._config
+        config = self.config
         document_frequency: Counter[str] = Counter()
         for text in texts:
             document_frequency.update(set(self._terms(text)))
@@ -377,7 +352,7 @@ class TfidfVectorizer:
         """
         texts = checked_texts(items, "TfidfVectorizer.extract")
         vocabulary = self._fitted("extract")
-        config = self._config
+        config = self.config
         rows: list[int] = []
         cols: list[int] = []
         values: list[float] = []
@@ -394,21 +369,20 @@ class TfidfVectorizer:
     # ------------------------------------------------------------ persistence
 
     def save(self, directory: PathLike) -> None:
-        """Write the config, vocabulary and IDF weights as JSON, atomically.
+        """Write the config, vocabulary and IDF weights into ``tfidf.json``, atomically.
 
         Raises:
             InvalidInputError: the vectorizer is not fitted.
         """
         vocabulary = self._fitted("save")
-        document = {
-            "format": _FORMAT,
-            "config": self._config.model_dump(mode="json"),
-            "vocabulary": vocabulary,
+        save_component(
+            directory,
+            _FORMAT,
+            config=self.config,
             # float32 values are exact in JSON's doubles, so the round trip is lossless
-            "idf": self._idf.tolist(),
-        }
-        with atomic_directory(directory) as staging:
-            (staging / _STATE_FILE).write_text(json.dumps(document) + "\n", encoding="utf-8")
+            header={"vocabulary": vocabulary, "idf": self._idf.tolist()},
+            header_file=_STATE_FILE,
+        )
 
     @classmethod
     def load(cls, directory: PathLike) -> Self:
@@ -418,30 +392,24 @@ class TfidfVectorizer:
             NotFoundError: ``directory`` holds no saved vectorizer.
             IntegrityError: the file is corrupt or was written by another component.
         """
-        path = Path(directory) / _STATE_FILE
-        if not path.is_file():
-            raise NotFoundError(f"no saved TfidfVectorizer in {directory} (expected {_STATE_FILE})")
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(document, dict) or document.get("format") != _FORMAT:
-                raise IntegrityError(f"{path} was not written by TfidfVectorizer.save")
-            vectorizer = cls(TfidfVectorizerConfig.parse(document["config"]))
-            vocabulary = document["vocabulary"]
-            idf = torch.tensor(document["idf"], dtype=torch.float32)
-        except IntegrityError:
-            raise
-        except (ValueError, KeyError, TypeError) as error:
-            raise IntegrityError(f"cannot read the TfidfVectorizer in {path}: {error}") from None
+        saved = open_saved(directory, _FORMAT, header_file=_STATE_FILE)
+        vectorizer = cls(saved.config(TfidfVectorizerConfig))
+        vocabulary = saved.field("vocabulary")
+        with reading(_FORMAT, saved.root):
+            idf = torch.tensor(saved.field("idf"), dtype=torch.float32)
         if (
             not isinstance(vocabulary, list)
             or not all(isinstance(t, str) for t in vocabulary)
             or len(set(vocabulary)) != len(vocabulary)
             or idf.shape != (len(vocabulary),)
         ):
-            raise IntegrityError(f"{path}: the vocabulary and IDF weights do not match")
+            raise IntegrityError(
+                f"the saved {_FORMAT} in {str(saved.root)!r}: "
+                "the vocabulary and IDF weights do not match"
+            )
         vectorizer._set_state(vocabulary, idf)
         return vectorizer
 
     def __repr__(self) -> str:
         fitted = f"{len(self._vocabulary)} terms" if self._vocabulary is not None else "not fitted"
-        return f"TfidfVectorizer({self._config!r}, {fitted})"
+        return f"TfidfVectorizer({self.config!r}, {fitted})"

@@ -3,9 +3,10 @@
 :func:`load_minilm` loads ``sentence-transformers/all-MiniLM-L6-v2`` (Wang et al.,
 2020, "MiniLM"; Reimers & Gurevych, 2019, "Sentence-BERT"): a 6-layer, 384-wide
 BERT (Devlin et al., 2019) whose mean-pooled, L2-normalised token states are
-sentence embeddings. Everything it needs is written here — the encoder
-(:class:`BertModel`), the tokenizer (:class:`~genarch.features.wordpiece.WordPieceTokenizer`)
-and the pooling — so neither ``transformers`` nor ``sentence-transformers`` is
+sentence embeddings. Everything it needs is written in genarch — the encoder
+(:class:`~genarch.features.bert.BertModel`), the tokenizer
+(:class:`~genarch.features.wordpiece.WordPieceTokenizer`), the checkpoint reader
+and the pooling, here — so neither ``transformers`` nor ``sentence-transformers`` is
 imported at run time; they only serve as the reference in the test suite, which
 checks the embeddings agree to 1e-5.
 
@@ -33,21 +34,25 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
-from pydantic import BaseModel, Field
-from torch import Tensor, nn
+from pydantic import Field
+from torch import Tensor
 
+from genarch._deprecated import renamed_names
+from genarch.configured import Configured
 from genarch.errors import (
     ConfigError,
     IntegrityError,
     MissingDependencyError,
     NotFoundError,
 )
+from genarch.features import bert
 from genarch.features.wordpiece import WordPieceTokenizer
 from genarch.schemas import Config
 from genarch.validation import checked_texts
@@ -55,13 +60,17 @@ from genarch.validation import checked_texts
 __all__ = [
     "ALL_MINILM_L6_V2_REVISION",
     "ALL_MINILM_L6_V2_SHA256",
-    "BertConfig",
-    "BertModel",
     "MiniLMEncoder",
     "MiniLMEncoderConfig",
     "find_minilm_directory",
     "load_minilm",
 ]
+
+# BertConfig and BertModel moved to genarch.features.bert (one file per model family).
+__getattr__ = renamed_names(
+    __name__,
+    {name: ("genarch.features.bert", name) for name in ("BertConfig", "BertModel")},
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,175 +110,6 @@ _KNOWN_MODULES = {
     "sentence_transformers.models.Pooling",
     _NORMALIZE_MODULE,
 }
-
-
-# ------------------------------------------------------------------ the encoder
-
-
-class BertConfig(Config):
-    """The shape of a BERT encoder (the fields of a Hugging Face ``config.json`` that matter).
-
-    Attributes:
-        vocab_size: rows of the token embedding table.
-        hidden_size: width of the hidden states.
-        num_hidden_layers: number of encoder layers.
-        num_attention_heads: heads per layer; must divide ``hidden_size``.
-        intermediate_size: hidden width of each layer's feed-forward network.
-        max_position_embeddings: the longest sequence the model reads.
-        type_vocab_size: number of segment (token type) embeddings.
-        layer_norm_eps: epsilon of every LayerNorm.
-    """
-
-    vocab_size: Annotated[int, Field(ge=1)] = 30522
-    hidden_size: Annotated[int, Field(ge=1)] = 384
-    num_hidden_layers: Annotated[int, Field(ge=1)] = 6
-    num_attention_heads: Annotated[int, Field(ge=1)] = 12
-    intermediate_size: Annotated[int, Field(ge=1)] = 1536
-    max_position_embeddings: Annotated[int, Field(ge=2)] = 512
-    type_vocab_size: Annotated[int, Field(ge=1)] = 2
-    layer_norm_eps: Annotated[float, Field(gt=0)] = 1e-12
-
-
-class _Embeddings(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.words = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_types = nn.Embedding(config.type_vocab_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(self, input_ids: Tensor) -> Tensor:
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        # One segment only, so every token has token type 0.
-        x = self.words(input_ids) + self.token_types.weight[0] + self.positions(positions)
-        return self.norm(x)  # type: ignore[no-any-return]
-
-
-class _Layer(nn.Module):
-    """One post-LN encoder layer: ``x = LN(x + attention(x)); x = LN(x + FFN(x))``."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        width = config.hidden_size
-        self.heads = config.num_attention_heads
-        self.qkv = nn.Linear(width, 3 * width)  # query, key and value in one matmul
-        self.attention_out = nn.Linear(width, width)
-        self.attention_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.ffn_in = nn.Linear(width, config.intermediate_size)
-        self.ffn_out = nn.Linear(config.intermediate_size, width)
-        self.ffn_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        B, T, C = x.shape  # noqa: N806
-        qkv = self.qkv(x).view(B, T, 3, self.heads, C // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, hs)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
-        attended = attended.transpose(1, 2).reshape(B, T, C)
-        x = self.attention_norm(x + self.attention_out(attended))
-        return self.ffn_norm(x + self.ffn_out(F.gelu(self.ffn_in(x))))  # type: ignore[no-any-return]
-
-
-class BertModel(nn.Module):
-    """A BERT encoder: token ids and an attention mask to contextual hidden states.
-
-    Inference only (no dropout); GELU is the exact (erf) form, as in BERT.
-
-    Args:
-        config: the shape of the model.
-
-    Examples:
-        >>> torch.manual_seed(0) and None
-        >>> model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
-        ...                              num_attention_heads=2, intermediate_size=32))
-        >>> ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
-        >>> model(ids, torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])).shape
-        torch.Size([2, 4, 16])
-    """
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        if config.hidden_size % config.num_attention_heads:
-            raise ConfigError(
-                f"hidden_size ({config.hidden_size}) must be divisible by "
-                f"num_attention_heads ({config.num_attention_heads})"
-            )
-        self.config = config
-        self.embeddings = _Embeddings(config)
-        self.layers = nn.ModuleList(_Layer(config) for _ in range(config.num_hidden_layers))
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Hidden states ``(B, T, hidden_size)``; padding (mask 0) is never attended to."""
-        x: Tensor = self.embeddings(input_ids)  # (B, T, C)
-        # (B, 1, 1, T): which keys each query may see; None (faster) when nothing is padding
-        mask = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, None, :]
-        for layer in self.layers:
-            x = layer(x, mask)
-        return x
-
-    def load_hf_state(self, state: Mapping[str, Tensor], *, where: str) -> None:
-        """Copy a Hugging Face ``BertModel`` state dict into this model, checking every tensor.
-
-        The pooler and the ``position_ids`` buffer are not needed and are ignored.
-
-        Raises:
-            IntegrityError: a tensor is missing, unexpected or of the wrong shape or dtype.
-        """
-        names = {
-            "embeddings.words.weight": "embeddings.word_embeddings.weight",
-            "embeddings.positions.weight": "embeddings.position_embeddings.weight",
-            "embeddings.token_types.weight": "embeddings.token_type_embeddings.weight",
-            "embeddings.norm.weight": "embeddings.LayerNorm.weight",
-            "embeddings.norm.bias": "embeddings.LayerNorm.bias",
-        }
-        parts = {
-            "attention_out": "attention.output.dense",
-            "attention_norm": "attention.output.LayerNorm",
-            "ffn_in": "intermediate.dense",
-            "ffn_out": "output.dense",
-            "ffn_norm": "output.LayerNorm",
-        }
-        for index in range(len(self.layers)):
-            for ours, theirs in parts.items():
-                for kind in ("weight", "bias"):
-                    names[f"layers.{index}.{ours}.{kind}"] = (
-                        f"encoder.layer.{index}.{theirs}.{kind}"
-                    )
-        fused = {  # our qkv = their query, key and value stacked
-            f"layers.{i}.qkv.{kind}": [
-                f"encoder.layer.{i}.attention.self.{p}.{kind}" for p in ("query", "key", "value")
-            ]
-            for i in range(len(self.layers))
-            for kind in ("weight", "bias")
-        }
-        ignored = {"embeddings.position_ids"}
-        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
-        expected = self.state_dict()
-        sources = {ours: [theirs] for ours, theirs in names.items()} | fused
-        wanted = [t for group in sources.values() for t in group]
-        if missing := sorted(t for t in wanted if prefix + t not in state):
-            raise IntegrityError(f"{where} lacks tensors {missing[:5]} for this BertConfig")
-        used = {prefix + t for t in wanted}
-        extra = sorted(
-            k
-            for k in state
-            if k not in used
-            and not k.startswith(f"{prefix}pooler.")
-            and k.removeprefix(prefix) not in ignored
-        )
-        if extra:
-            raise IntegrityError(f"{where} has tensors a BERT encoder does not: {extra[:5]}")
-        with torch.no_grad():
-            for ours, group in sources.items():
-                parts_ = [state[prefix + t] for t in group]
-                if not all(p.is_floating_point() for p in parts_):
-                    raise IntegrityError(f"{where}: {group[0]} is not a float tensor")
-                tensor = torch.cat(parts_) if len(parts_) > 1 else parts_[0]
-                if tensor.shape != expected[ours].shape:
-                    raise IntegrityError(
-                        f"{where}: {', '.join(group)} have shape {tuple(tensor.shape)} together, "
-                        f"the config needs {tuple(expected[ours].shape)}"
-                    )
-                expected[ours].copy_(tensor)
 
 
 # ------------------------------------------------------------------ checkpoint files
@@ -343,10 +183,27 @@ class _VerifiedFiles:
         return value
 
 
-def _read_checkpoint(
-    files: _VerifiedFiles,
-) -> tuple[BertModel, WordPieceTokenizer, Literal["mean", "cls"], bool, int]:
-    """Encoder, tokenizer, pooling, whether to normalise, and max length from a checkpoint."""
+@dataclass(frozen=True)
+class _Checkpoint:
+    """What a sentence-transformers checkpoint holds, read and checked by :func:`_read_checkpoint`.
+
+    Attributes:
+        model: the BERT encoder, weights loaded, in eval mode.
+        tokenizer: its WordPiece tokenizer.
+        pooling: how token states become one vector: their mean, or the ``[CLS]`` state.
+        normalize: whether the checkpoint L2-normalises the vectors (a ``Normalize`` module).
+        max_length: the most tokens the checkpoint reads per text.
+    """
+
+    model: bert.BertModel
+    tokenizer: WordPieceTokenizer
+    pooling: Literal["mean", "cls"]
+    normalize: bool
+    max_length: int
+
+
+def _read_checkpoint(files: _VerifiedFiles) -> _Checkpoint:
+    """Read and check every file of a sentence-transformers BERT checkpoint."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
@@ -361,7 +218,7 @@ def _read_checkpoint(
             f"{files.directory}: only GELU activations and absolute positions are supported"
         )
     try:
-        config = BertConfig(**{k: raw[k] for k in BertConfig.model_fields if k in raw})
+        config = bert.BertConfig(**{k: raw[k] for k in bert.BertConfig.model_fields if k in raw})
     except ConfigError as error:
         raise IntegrityError(f"{files.directory / 'config.json'}: {error}") from None
 
@@ -444,10 +301,16 @@ def _read_checkpoint(
         raise IntegrityError(
             f"{files.directory / 'model.safetensors'} is unreadable: {error}"
         ) from None
-    model = BertModel(config)
+    model = bert.BertModel(config)
     model.load_hf_state(state, where=str(files.directory / "model.safetensors"))
     model.eval()
-    return model, tokenizer, pooling, normalize, max_length
+    return _Checkpoint(
+        model=model,
+        tokenizer=tokenizer,
+        pooling=pooling,
+        normalize=normalize,
+        max_length=max_length,
+    )
 
 
 # ------------------------------------------------------------------ the extractor
@@ -479,14 +342,24 @@ class MiniLMEncoderConfig(Config):
     device: str = "cpu"
 
 
-class MiniLMEncoder:
+class MiniLMEncoder(Configured[MiniLMEncoderConfig]):
     """Sentence embeddings from a pretrained BERT-style sentence-transformers checkpoint.
 
     A :class:`~genarch.protocols.FeatureExtractor` of ``str``:
     ``extract(texts)`` returns a float32 tensor ``(len(texts), dim)`` — 384
     columns for all-MiniLM-L6-v2, each row of unit length when normalising.
-    Build one with :func:`load_minilm` or :meth:`from_config`; loading verifies
-    every file first (see the module docstring).
+    Build one with :func:`load_minilm`, from a config or with :meth:`from_config`;
+    the constructor loads the checkpoint, verifying every file first (see the
+    module docstring).
+
+    Args:
+        config: a :class:`MiniLMEncoderConfig`; keyword fields are shorthand.
+
+    Raises:
+        MissingDependencyError: no ``directory`` and the package is not installed.
+        NotFoundError: the directory or a file in it does not exist.
+        IntegrityError: a file fails verification or is not a supported checkpoint.
+        ConfigError: ``device`` is not a torch device, or both a config and fields were given.
 
     Texts longer than ``max_length`` tokens are truncated (the model reads only
     their start). The embeddings depend only on each text, not on its batch
@@ -498,31 +371,31 @@ class MiniLMEncoder:
         torch.Size([2, 384])
     """
 
-    def __init__(self, config: MiniLMEncoderConfig | None = None, **fields: Any) -> None:
-        self._config = MiniLMEncoderConfig.resolve(config, fields)
+    def __init__(
+        self, config: MiniLMEncoderConfig | Mapping[str, Any] | None = None, **fields: Any
+    ) -> None:
+        Configured.__init__(self, config, **fields)
+        settings = self.config
         directory = (
-            Path(self._config.directory)
-            if self._config.directory is not None
-            else find_minilm_directory()
+            Path(settings.directory) if settings.directory is not None else find_minilm_directory()
         )
         if not directory.is_dir():
             raise NotFoundError(f"no checkpoint directory at {directory}")
         try:
-            device = torch.device(self._config.device)
+            device = torch.device(settings.device)
         except RuntimeError as error:
             raise ConfigError(
-                f"device {self._config.device!r} is not a torch device: {error}"
+                f"device {settings.device!r} is not a torch device: {error}"
             ) from None
-        model, tokenizer, pooling, normalize, max_length = _read_checkpoint(
-            _VerifiedFiles(directory, self._config.sha256)
-        )
+        checkpoint = _read_checkpoint(_VerifiedFiles(directory, settings.sha256))
+        model = checkpoint.model
         self.directory = directory
         self.model = model.to(device)
-        self.tokenizer = tokenizer
-        self.pooling = pooling
-        self.normalize = normalize if self._config.normalize is None else self._config.normalize
+        self.tokenizer = checkpoint.tokenizer
+        self.pooling = checkpoint.pooling
+        self.normalize = checkpoint.normalize if settings.normalize is None else settings.normalize
         self.max_length = min(
-            self._config.max_length or max_length, model.config.max_position_embeddings
+            settings.max_length or checkpoint.max_length, model.config.max_position_embeddings
         )
         self.device = device
         logger.info(
@@ -530,20 +403,10 @@ class MiniLMEncoder:
             type(self).__name__,
             model.config.num_hidden_layers,
             model.config.hidden_size,
-            pooling,
+            self.pooling,
             self.normalize,
             directory,
         )
-
-    @property
-    def config(self) -> MiniLMEncoderConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Load the checkpoint a config describes (verifying its files)."""
-        return cls(MiniLMEncoderConfig.coerce(config))
 
     @property
     def dim(self) -> int:
@@ -563,7 +426,7 @@ class MiniLMEncoder:
         # Longest first, so each batch holds texts of similar length (little padding).
         lengths = [len(t) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-        size = self._config.batch_size
+        size = self.config.batch_size
         with torch.inference_mode():
             for start in range(0, len(order), size):
                 rows = order[start : start + size]

@@ -21,7 +21,6 @@ tokens are truncated; an empty text (no tokens) gives a zero vector.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -30,15 +29,16 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 from pydantic import BaseModel, Field
 
-from genarch._io import atomic_directory
+from genarch.configured import Configured
 from genarch.data.tokenizers import (
     ByteTokenizerConfig,
     SavedTokenizerReference,
     StandardEncodingReference,
     load_tokenizer,
 )
-from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.errors import ConfigError, InvalidInputError
 from genarch.models.transformer import GPT, GPTConfig
+from genarch.persistence import open_saved, reading, save_component
 from genarch.protocols import PathLike, Tokenizer
 from genarch.schemas import Config
 from genarch.validation import checked_texts, describe
@@ -49,7 +49,9 @@ HiddenStates = Callable[[torch.Tensor], torch.Tensor]
 """Maps token ids ``(B, T)`` (int64) to hidden states ``(B, T, D)``."""
 
 _FORMAT = "genarch.GPTMeanPooledEncoder"
-_STATE_FILE = "encoder.json"
+_STATE_FILE = (
+    "encoder.json"  # the settings; the model and the tokenizer are in model/ and tokenizer/
+)
 
 
 class MeanPooledEncoder:
@@ -194,7 +196,7 @@ class GPTMeanPooledEncoderConfig(Config):
     batch_size: Annotated[int, Field(ge=1)] = 32
 
 
-class GPTMeanPooledEncoder:
+class GPTMeanPooledEncoder(Configured[GPTMeanPooledEncoderConfig]):
     """Mean-pooled final hidden states of a genarch :class:`~genarch.models.transformer.GPT`.
 
     The GPT attends causally, so a token's state summarises the text up to it;
@@ -247,12 +249,15 @@ class GPTMeanPooledEncoder:
                 f"the tokenizer has {tokenizer.vocab_size} ids but the model reads only "
                 f"{model.config.vocab_size}"
             )
-        self._config = GPTMeanPooledEncoderConfig(
-            model=model.config,
-            tokenizer=reference,
-            max_length=max_length,
-            normalize=normalize,
-            batch_size=batch_size,
+        Configured.__init__(
+            self,
+            GPTMeanPooledEncoderConfig(
+                model=model.config,
+                tokenizer=reference,
+                max_length=max_length,
+                normalize=normalize,
+                batch_size=batch_size,
+            ),
         )
         context = model.config.context_length
         if max_length is not None and max_length > context:
@@ -267,11 +272,6 @@ class GPTMeanPooledEncoder:
             normalize=normalize,
             batch_size=batch_size,
         )
-
-    @property
-    def config(self) -> GPTMeanPooledEncoderConfig:
-        """The frozen configuration (the model's config and the tokenizer's reference)."""
-        return self._config
 
     @classmethod
     def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
@@ -308,16 +308,23 @@ class GPTMeanPooledEncoder:
 
     def save(self, directory: PathLike) -> None:
         """Write the model (``model/``), the tokenizer (``tokenizer/``) and the settings, atomically."""
-        settings = {
-            "format": _FORMAT,
-            "max_length": self._config.max_length,
-            "normalize": self._config.normalize,
-            "batch_size": self._config.batch_size,
-        }
-        with atomic_directory(directory) as staging:
+        settings = self.config
+
+        def write_parts(staging: Path) -> None:
             self.model.save(staging / "model")
             self.tokenizer.save(staging / "tokenizer")  # type: ignore[attr-defined]
-            (staging / _STATE_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+        save_component(
+            directory,
+            _FORMAT,
+            header={
+                "max_length": settings.max_length,
+                "normalize": settings.normalize,
+                "batch_size": settings.batch_size,
+            },
+            write_files=write_parts,
+            header_file=_STATE_FILE,
+        )
 
     @classmethod
     def load(cls, directory: PathLike) -> Self:
@@ -325,32 +332,18 @@ class GPTMeanPooledEncoder:
 
         Raises:
             NotFoundError: ``directory`` holds no saved encoder.
-            IntegrityError: the files are corrupt or were written by another component.
+            IntegrityError: the files are corrupt, incomplete or were written by
+                another component.
         """
-        root = Path(directory)
-        if not (root / _STATE_FILE).is_file():
-            raise NotFoundError(f"no saved GPTMeanPooledEncoder in {root} (expected {_STATE_FILE})")
-        try:
-            settings = json.loads((root / _STATE_FILE).read_text())
-        except (ValueError, UnicodeDecodeError) as error:
-            raise IntegrityError(f"{root / _STATE_FILE} is corrupt: {error}") from None
-        if not isinstance(settings, dict) or settings.get("format") != _FORMAT:
-            raise IntegrityError(f"{root / _STATE_FILE} was not written by GPTMeanPooledEncoder")
-        model = GPT.load(root / "model")
-        try:
-            tokenizer = load_tokenizer(root / "tokenizer")
-        except NotFoundError as error:
-            raise IntegrityError(f"{root}: the tokenizer is missing: {error}") from None
-        try:
+        saved = open_saved(directory, _FORMAT, header_file=_STATE_FILE)
+        with reading(_FORMAT, saved.root):
             return cls(
-                model,
-                tokenizer,
-                max_length=settings.get("max_length"),
-                normalize=bool(settings.get("normalize", False)),
-                batch_size=int(settings.get("batch_size", 32)),
+                GPT.load(saved.root / "model"),
+                load_tokenizer(saved.root / "tokenizer"),
+                max_length=saved.header.get("max_length"),
+                normalize=bool(saved.header.get("normalize", False)),
+                batch_size=int(saved.header.get("batch_size", 32)),
             )
-        except (ConfigError, TypeError, ValueError) as error:
-            raise IntegrityError(f"{root}: inconsistent saved settings: {error}") from None
 
     def __repr__(self) -> str:
         return f"GPTMeanPooledEncoder(dim={self.dim}, max_length={self._pooled.max_length})"

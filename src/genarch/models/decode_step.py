@@ -40,16 +40,15 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 from torch import Tensor, nn
 
 from genarch.errors import InvalidInputError
-from genarch.models.transformer import (
-    GPT,
+from genarch.models.transformer import GPT, KVCache
+from genarch.models.transformer_layers import (
     MLP,
     Block,
     CausalSelfAttention,
-    KVCache,
-    _attention_mask,
-    _one_query_attention,
-    _rotate,
-    _swiglu,
+    attention_mask,
+    one_query_attention,
+    rotate,
+    swiglu,
 )
 
 __all__ = ["StepFunction", "step_function"]
@@ -105,10 +104,7 @@ class _Layer(NamedTuple):
         def linear(layer: nn.Linear) -> tuple[Tensor, Tensor | None]:
             return layer.weight, layer.bias
 
-        if mlp.gated:
-            activation = _swiglu
-        else:
-            activation = functools.partial(F.gelu, approximate=mlp.approximate)
+        activation = swiglu if mlp.gated else functools.partial(F.gelu, approximate=mlp.approximate)
         return cls(
             _normaliser(block.norm1),
             linear(attn.qkv),
@@ -191,15 +187,15 @@ def _fast_step(
     if config.positions == "rotary":
         cos, sin = model.get_buffer("rope_cos")[at], model.get_buffer("rope_sin")[at]
         rotary = (cos.view(-1, 1, size // 2), sin.view(-1, 1, size // 2))  # (B or 1, 1, hs/2)
-    mask = _attention_mask(start, 1, key_mask, x.device)
+    mask = attention_mask(start, 1, key_mask, x.device)
     for keys, values, layer in zip(cache.keys, cache.values, layers, strict=True):
         qkv = F.linear(layer.norm1(x), *layer.qkv)
         q, k, v = qkv.view(rows, -1, size).split_with_sizes(heads, dim=1)  # (B, heads, hs)
         if rotary is not None:
-            q, k = _rotate(q, *rotary), _rotate(k, *rotary)
+            q, k = rotate(q, *rotary), rotate(k, *rotary)
         keys.select(2, start).copy_(k)  # keys, values: (B, nkv, S, hs)
         values.select(2, start).copy_(v)
-        y = _one_query_attention(
+        y = one_query_attention(
             q.unsqueeze(2), keys.narrow(2, 0, start + 1), values.narrow(2, 0, start + 1), mask
         )
         x = x + F.linear(y.view(rows, width), *layer.proj)

@@ -1,4 +1,4 @@
-"""A GPT-style decoder-only transformer language model, in one readable file.
+"""A GPT-style decoder-only transformer language model: its config, KV cache and model.
 
 The model follows GPT-2 (Radford et al., 2019, "Language Models are
 Unsupervised Multitask Learners") as distilled by Karpathy's nanoGPT, with the
@@ -15,6 +15,12 @@ picks a fused kernel where one exists. The same forward pass serves training
 (whole sequences, causal) and generation (a :class:`KVCache`, positions per
 row and a padding mask, see :mod:`genarch.models.generation`).
 
+Read it as nanoGPT's ``model.py``, top to bottom: :class:`GPTConfig` (a
+comment per field), :class:`KVCache`, then :class:`GPT`. The layers a
+:class:`GPT` stacks (attention, MLP, block, masks) are in
+:mod:`genarch.models.transformer_layers`, because the module-free decoding step
+(:mod:`genarch.models.decode_step`) reuses their functions too.
+
 Examples:
     >>> import torch
     >>> config = GPTConfig(vocab_size=256, context_length=32, n_layer=2, n_head=2, n_embd=32)
@@ -29,22 +35,28 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from genarch._io import atomic_directory
-from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.configured import Configured
+from genarch.errors import InvalidInputError
 from genarch.models.output_loss import linear_cross_entropy
+from genarch.models.transformer_layers import (
+    Block,
+    attention_mask,
+    dropout,
+    norm_layer,
+    rotary_tables,
+)
+from genarch.persistence import load_state, open_saved, save_component
 from genarch.protocols import PathLike
 from genarch.schemas import Config
 
@@ -52,9 +64,7 @@ __all__ = ["GPT", "GPTConfig", "KVCache"]
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT = "genarch.GPT"
+FORMAT = "genarch.GPT"  # the kind in config.json (kept from the first release: old saves load)
 
 
 class GPTConfig(Config):
@@ -161,158 +171,18 @@ class KVCache:
         return int(self.data.shape[4])
 
 
-# ------------------------------------------------------------------ building blocks
-
-
-def _norm(config: GPTConfig) -> nn.Module:
-    if config.norm == "rmsnorm":
-        return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
-    return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
-
-
-def _rotary_tables(config: GPTConfig) -> tuple[Tensor, Tensor]:
-    """cos and sin of every (position, frequency) pair: two ``(context_length, head_dim/2)`` tables."""
-    half = config.head_dim // 2
-    frequencies = config.rope_base ** (-torch.arange(half, dtype=torch.float64) / half)
-    angles = torch.outer(torch.arange(config.context_length, dtype=torch.float64), frequencies)
-    return angles.cos().float(), angles.sin().float()
-
-
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate pairs ``(x[i], x[i + hs/2])`` of ``x (B, nh, T, hs)`` by the angles in cos/sin ``(B, 1, T, hs/2)``."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head (or grouped-query) causal self-attention with an optional KV cache."""
-
-    def __init__(self, config: GPTConfig) -> None:
-        super().__init__()
-        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.kv_heads, config.head_dim
-        # Queries, keys and values in one matmul: [q (nh*hs) | k (nkv*hs) | v (nkv*hs)].
-        self.qkv = nn.Linear(
-            config.n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_dim, bias=config.bias
-        )
-        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = config.dropout
-
-    def forward(
-        self,
-        x: Tensor,
-        rotary: tuple[Tensor, Tensor] | None,
-        cache: tuple[Tensor, Tensor] | None,
-        start: int,
-        mask: Tensor | None,
-    ) -> Tensor:
-        B, T, C = x.shape  # noqa: N806 - batch, time, channels as in the papers
-        nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
-        # split, not three slices: its backward joins the gradients in one copy, where each
-        # slice's backward would fill a zero tensor of the full width and add them up.
-        q, k, v = (
-            part.view(B, T, -1, hs).transpose(1, 2)  # (B, heads, T, hs)
-            for part in self.qkv(x).split((nh * hs, nkv * hs, nkv * hs), dim=-1)
-        )
-        if rotary is not None:
-            q, k = _rotate(q, *rotary), _rotate(k, *rotary)
-        if cache is not None:  # write this step's keys and values, then attend to all so far
-            keys, values = cache  # each (B, nkv, S, hs)
-            keys.narrow(2, start, T).copy_(k)
-            values.narrow(2, start, T).copy_(v)
-            k, v = keys.narrow(2, 0, start + T), values.narrow(2, 0, start + T)
-        if T == 1 and cache is not None and not self.training:
-            y = _one_query_attention(q, k, v, mask).view(B, T, C)
-        else:
-            y = F.scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                attn_mask=mask,
-                dropout_p=self.dropout if self.training else 0.0,
-                is_causal=mask is None and T > 1,
-                enable_gqa=self.n_kv_head != self.n_head,
-            )  # (B, nh, T, hs)
-            y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
-        return _dropout(self.proj(y), self.dropout, self.training)
-
-
-def _one_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-    """Attention of a single query per row, as when decoding: ``softmax(q kᵀ / √hs) v``.
-
-    ``q`` is ``(B, nh, 1, hs)``, ``k`` and ``v`` are ``(B, nkv, S, hs)`` and
-    ``mask`` is None or ``(B, 1, 1, S)``; returns ``(B, nh, hs)``. The query
-    heads that share a key/value head are stacked as that head's rows, so
-    grouped-query attention needs no copies of the keys. Two batched matrix
-    products and a softmax cost less than
-    :func:`~torch.nn.functional.scaled_dot_product_attention`'s kernel set-up,
-    which dominates for a single query at this size (about a tenth of a decoding
-    step at batch 1 in ``benchmarks/bench_generate.py``).
-    """
-    B, nh, _, hs = q.shape  # noqa: N806
-    nkv, S = k.shape[1], k.shape[2]  # noqa: N806
-    q = q.reshape(B * nkv, nh // nkv, hs)
-    scores = torch.bmm(q, k.reshape(B * nkv, S, hs).transpose(1, 2)).mul_(hs**-0.5)
-    if mask is not None:  # (B, 1, 1, S): the same keys are hidden from every head of a row
-        hidden = ~mask.expand(B, nkv, 1, S).reshape(B * nkv, 1, S)
-        scores = scores.masked_fill_(hidden, -torch.inf)
-    return torch.bmm(scores.softmax(dim=-1), v.reshape(B * nkv, S, hs)).view(B, nh, hs)
-
-
-class MLP(nn.Module):
-    """The position-wise feed-forward network: GELU or SwiGLU."""
-
-    def __init__(self, config: GPTConfig) -> None:
-        super().__init__()
-        hidden = config.hidden_width
-        self.gated = config.mlp == "swiglu"
-        # SwiGLU needs two projections up (gate and value); fuse them into one matmul.
-        self.up = nn.Linear(config.n_embd, hidden * (2 if self.gated else 1), bias=config.bias)
-        self.down = nn.Linear(hidden, config.n_embd, bias=config.bias)
-        self.approximate = "tanh" if config.mlp == "gelu_tanh" else "none"
-        self.dropout = config.dropout
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.up(x)
-        h = _swiglu(h) if self.gated else F.gelu(h, approximate=self.approximate)
-        return _dropout(self.down(h), self.dropout, self.training)
-
-
-def _swiglu(h: Tensor) -> Tensor:
-    """SwiGLU's activation of the fused up-projection ``[gate | value]``: ``silu(gate) * value``."""
-    gate, value = h.chunk(2, dim=-1)
-    return F.silu(gate) * value
-
-
-class Block(nn.Module):
-    """One transformer block: pre-norm attention, then pre-norm MLP, each added to the residual."""
-
-    def __init__(self, config: GPTConfig) -> None:
-        super().__init__()
-        self.norm1 = _norm(config)
-        self.attn = CausalSelfAttention(config)
-        self.norm2 = _norm(config)
-        self.mlp = MLP(config)
-
-    def forward(
-        self,
-        x: Tensor,
-        rotary: tuple[Tensor, Tensor] | None,
-        cache: tuple[Tensor, Tensor] | None,
-        start: int,
-        mask: Tensor | None,
-    ) -> Tensor:
-        x = x + self.attn(self.norm1(x), rotary, cache, start, mask)
-        return x + self.mlp(self.norm2(x))  # type: ignore[no-any-return]
-
-
 # ---------------------------------------------------------------------- the model
 
 
-class GPT(nn.Module):
+class GPT(nn.Module, Configured[GPTConfig]):
     """A decoder-only transformer language model.
 
     Args:
-        config: a :class:`GPTConfig`, or its fields as keyword arguments.
+        config: a :class:`GPTConfig` (or a mapping of its fields).
+        **fields: the config's fields as keyword arguments, instead of ``config``.
+
+    Raises:
+        ConfigError: both a config and fields, or an invalid or inconsistent config.
 
     The weights are initialised as GPT-2's: normal with standard deviation
     0.02, biases zero, and the projections back into the residual stream
@@ -329,15 +199,10 @@ class GPT(nn.Module):
         torch.Size([1, 3, 100])
     """
 
-    def __init__(self, config: GPTConfig | None = None, **fields: Any) -> None:
-        super().__init__()
-        if config is not None and fields:
-            raise ConfigError("pass either a GPTConfig or keyword fields, not both")
-        if config is None:
-            config = GPTConfig(**fields)
-        elif not isinstance(config, GPTConfig):
-            raise ConfigError(f"GPT expected a GPTConfig, got {type(config).__name__}")
-        self._config = config
+    def __init__(self, config: GPTConfig | Mapping[str, Any] | None = None, **fields: Any) -> None:
+        nn.Module.__init__(self)
+        Configured.__init__(self, config, **fields)
+        config = self.config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = (
             nn.Embedding(config.context_length, config.n_embd)
@@ -345,12 +210,12 @@ class GPT(nn.Module):
             else None
         )
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.norm_f = _norm(config)
+        self.norm_f = norm_layer(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
         if config.positions == "rotary":
-            cos, sin = _rotary_tables(config)
+            cos, sin = rotary_tables(config)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(self._init_weights)
@@ -367,27 +232,7 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    # ------------------------------------------------------------ configuration
-
-    @property
-    def config(self) -> GPTConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build a fresh (untrained) model from a config object or mapping.
-
-        Raises:
-            ConfigError: unknown or out-of-range fields.
-        """
-        if isinstance(config, GPTConfig):
-            return cls(config)
-        if isinstance(config, BaseModel):
-            config = config.model_dump()
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"GPT.from_config expected a GPTConfig or a mapping, got {config!r}")
-        return cls(GPTConfig.parse(config))
+    # ------------------------------------------------------------------- sizes
 
     def num_parameters(self, *, exclude_embeddings: bool = False) -> int:
         """Number of parameters (shared tensors counted once).
@@ -479,13 +324,13 @@ class GPT(nn.Module):
         x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None:
             x = x + at_positions(self.wpe.weight)
-        x = _dropout(x, self.config.dropout, self.training)
+        x = dropout(x, self.config.dropout, self.training)
         rotary = None
         if self.config.positions == "rotary":
             cos = at_positions(self.get_buffer("rope_cos")).unsqueeze(1)  # (B, 1, T, hs/2)
             sin = at_positions(self.get_buffer("rope_sin")).unsqueeze(1)
             rotary = (cos, sin)
-        mask = _attention_mask(start, T, key_mask, idx.device)
+        mask = attention_mask(start, T, key_mask, idx.device)
         for layer, block in enumerate(self.blocks):
             kv = (cache.keys[layer], cache.values[layer]) if cache is not None else None
             x = block(x, rotary, kv, start, mask)
@@ -560,95 +405,38 @@ class GPT(nn.Module):
     # -------------------------------------------------------------- persistence
 
     def save(self, directory: PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
-        from safetensors.torch import save_file
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically.
 
-        state = {
-            name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()
-        }
+        A tied output layer is not written twice: it is the token-embedding table.
+        """
+        state = dict(self.state_dict())
         if self.config.tie_embeddings:
             state.pop("lm_head.weight")  # the same tensor as wte.weight
-        document = {"format": FORMAT, "config": self.config.model_dump(mode="json")}
-        with atomic_directory(directory) as staging:
-            (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
-            save_file(state, str(staging / WEIGHTS_FILE))
+        save_component(directory, FORMAT, config=self.config, tensors=state)
 
     @classmethod
     def load(cls, directory: PathLike, *, device: str | torch.device = "cpu") -> Self:
-        """Load a model written by :meth:`save`.
+        """Load a model written by :meth:`save` (also after a save interrupted by a crash).
 
         Raises:
             NotFoundError: ``directory`` holds no saved model.
             IntegrityError: the files are corrupt or belong to another kind of model.
         """
-        from safetensors.torch import load_file
-
-        root = Path(directory)
-        if not (root / CONFIG_FILE).is_file() or not (root / WEIGHTS_FILE).is_file():
-            raise NotFoundError(f"no saved GPT in {root} (expected {CONFIG_FILE}, {WEIGHTS_FILE})")
-        try:
-            document = json.loads((root / CONFIG_FILE).read_text())
-            if not isinstance(document, dict) or document.get("format") != FORMAT:
-                raise IntegrityError(f"{root / CONFIG_FILE} was not written by GPT.save")
-            config = GPTConfig.parse(document["config"])
-            state = load_file(str(root / WEIGHTS_FILE))
-        except IntegrityError:
-            raise
-        except Exception as error:
-            raise IntegrityError(f"cannot read the model in {root}: {error}") from error
-        model = cls(config)
-        model.load_weights(state, where=str(root))
+        saved = open_saved(directory, FORMAT)
+        model = cls(saved.config(GPTConfig))
+        model.load_weights(saved.tensors(), where=f"the saved {FORMAT} in {str(saved.root)!r}")
         return model.to(device)
 
     def load_weights(self, state: Mapping[str, Tensor], *, where: str = "state") -> None:
         """Copy ``state`` (names as in :meth:`state_dict`) into the model, checking every name and shape.
 
-        A tied output layer may be absent from ``state``.
+        A tied output layer may be absent from ``state``: it is the token-embedding table.
+        A failed load leaves the model untouched.
 
         Raises:
             IntegrityError: missing, unexpected or mis-shaped tensors.
         """
-        expected = self.state_dict()
-        names = set(state)
-        required = set(expected) - ({"lm_head.weight"} if self.config.tie_embeddings else set())
-        if missing := sorted(required - names):
-            raise IntegrityError(f"{where} lacks tensors {missing[:5]} for this GPTConfig")
-        if unexpected := sorted(names - set(expected)):
-            raise IntegrityError(f"{where} has tensors this GPTConfig lacks: {unexpected[:5]}")
-        for name in names:
-            if tuple(state[name].shape) != tuple(expected[name].shape):
-                raise IntegrityError(
-                    f"{where}: {name} has shape {tuple(state[name].shape)}, "
-                    f"the config needs {tuple(expected[name].shape)}"
-                )
-        with torch.no_grad():
-            for name in names:
-                expected[name].copy_(state[name])
-
-
-def _dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """Dropout that costs nothing when off (the common case, and always in generation)."""
-    return F.dropout(x, p, training=True) if p and training else x
-
-
-def _attention_mask(
-    start: int, steps: int, key_mask: Tensor | None, device: torch.device
-) -> Tensor | None:
-    """The boolean attention mask ``(B or 1, 1, T, S)``, or None when ``is_causal`` says it all.
-
-    Query ``i`` (at slot ``start + i``) may attend to slots ``<= start + i`` that
-    hold real tokens. A padding query would then attend to nothing, which makes
-    attention NaN, so every slot may always attend to itself; the outputs at
-    padding slots are never used.
-    """
-    if key_mask is None and (start == 0 or steps == 1):
-        return None  # plain causal prefill, or one new token that may see everything
-    total = start + steps
-    slots = torch.arange(total, device=device)
-    queries = torch.arange(start, total, device=device).unsqueeze(1)  # (T, 1)
-    causal = slots.unsqueeze(0) <= queries  # (T, S)
-    if key_mask is None:
-        return causal.view(1, 1, steps, total)
-    allowed = causal & key_mask[:, None, :total]  # (B, T, S)
-    allowed |= slots.unsqueeze(0) == queries  # each slot sees itself
-    return allowed.unsqueeze(1)  # (B, 1, T, S)
+        state = dict(state)
+        if self.config.tie_embeddings and "wte.weight" in state:
+            state.setdefault("lm_head.weight", state["wte.weight"])
+        load_state(self, state, where)

@@ -8,21 +8,21 @@ inverse frequency among the candidate sentences, so rare words count more —
 and answers with the best ``max_sentences`` sentences whose support reaches
 ``min_support``. With none, there is no answer, and
 :class:`~genarch.orchestration.rag.RAG` returns
-:class:`~genarch.orchestration.rag.NotFound`.
+:class:`~genarch.orchestration.citations.NotFound`.
 
 It serves RAG both ways:
 
-* as a :class:`~genarch.orchestration.rag.GroundedGenerator`:
+* as a :class:`~genarch.orchestration.citations.GroundedGenerator`:
   ``compose(question, sources)`` returns statements whose citations are exact
   spans of the source documents;
 * as a ``Generator[TextRequest, TextResult]``: ``generate(request)`` reads the
-  question and sources from a :func:`~genarch.orchestration.rag.build_prompt`
+  question and sources from a :func:`~genarch.orchestration.grounded_prompt.build_prompt`
   prompt and answers in text with ``[n]`` markers (or ``NOT_FOUND``), like an
   LLM would — so it can stand in for one anywhere.
 
 Examples:
     >>> from genarch.schemas import Chunk
-    >>> from genarch.orchestration.rag import Source
+    >>> from genarch.orchestration.citations import Source
     >>> text = "Lists are mutable. Tuples are immutable sequences. Both can be indexed."
     >>> source = Source(number=1, score=1.0, chunk=Chunk(
     ...     id="seq#0", document_id="seq", text=text, start=0, end=len(text)))
@@ -37,21 +37,16 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Self
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from genarch.errors import InvalidInputError
-from genarch.orchestration.rag import (
-    NOT_FOUND_MARKER,
-    Citation,
-    Source,
-    Statement,
-    content_terms,
-    parse_prompt,
-)
+from genarch.configured import Configured
+from genarch.orchestration.citations import Citation, Source, Statement, content_terms
+from genarch.orchestration.grounded_prompt import NOT_FOUND_MARKER, parse_prompt
 from genarch.schemas import Config, TextRequest, TextResult
 from genarch.validation import describe, require_instance
 
@@ -140,32 +135,17 @@ class _Pick:
     rank: float = 0.0
 
 
-class ExtractiveGenerator:
+class ExtractiveGenerator(Configured[ExtractiveConfig]):
     """Answers with the sentences of the sources that best support the question.
 
     Deterministic and stateless: the same question and sources always give the
     same answer. Requests are :class:`~genarch.schemas.TextRequest`\\ s whose
-    prompt was built by :func:`~genarch.orchestration.rag.build_prompt`;
+    prompt was built by :func:`~genarch.orchestration.grounded_prompt.build_prompt`;
     sampling settings are ignored (nothing is sampled).
 
     Args:
         config: see :class:`ExtractiveConfig`; keyword fields are shorthand.
     """
-
-    def __init__(self, config: ExtractiveConfig | None = None, **fields: Any) -> None:
-        self._config = (
-            ExtractiveConfig.coerce(config) if config is not None else ExtractiveConfig(**fields)
-        )
-
-    @property
-    def config(self) -> ExtractiveConfig:
-        """The frozen settings."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build from a config object or mapping."""
-        return cls(ExtractiveConfig.coerce(config))
 
     # -- the core ----------------------------------------------------------------
 
@@ -215,7 +195,7 @@ class ExtractiveGenerator:
         return picks
 
     def compose(self, question: str, sources: Sequence[Source]) -> list[Statement]:
-        """Statements with exact citations (see :class:`~genarch.orchestration.rag.GroundedGenerator`).
+        """Statements with exact citations (see :class:`~genarch.orchestration.citations.GroundedGenerator`).
 
         Raises:
             InvalidInputError: ``question`` is not a str or a source is not a Source.
@@ -273,6 +253,3 @@ class ExtractiveGenerator:
                 f"ExtractiveGenerator.generate_batch expected a list of TextRequests, got {describe(requests)}"
             )
         return [self.generate(request) for request in requests]
-
-    def __repr__(self) -> str:
-        return f"ExtractiveGenerator({self._config!r})"

@@ -24,38 +24,49 @@ Design points worth knowing:
   tenants and metadata in an SQLite file (``entries.sqlite``), a ``config.json``
   and a ``manifest.json`` with every file's SHA-256, into a staging directory
   that atomically replaces the old one. A crash at any moment leaves the
-  previous store loadable (see :meth:`ExactVectorStore.load`).
+  previous store loadable (see :meth:`ExactVectorStore.load` and
+  :mod:`genarch.orchestration.store_files`).
 
 Scores are "higher is better": the inner product for ``"inner_product"``, the
 cosine similarity for ``"cosine"`` (vectors are unit-normalised when stored) and
 the negated squared Euclidean distance for ``"l2"``.
+
+The pieces live in their own modules: the settings and input checks in
+:mod:`~genarch.orchestration.vector_validation`, the ids/tenants/metadata in
+:mod:`~genarch.orchestration.entry_table`, the files in
+:mod:`~genarch.orchestration.store_files`; this module holds the ranking, the
+torch backend and the store itself.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import math
 import os
-import sqlite3
 import threading
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self
 
-import numpy as np
 import torch
-from pydantic import BaseModel, Field
 
-from genarch._io import atomic_directory, readable_directory, sha256_file
-from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
-from genarch.schemas import Config, Hit, Metadata, MetadataValue, Record
-from genarch.validation import describe
+from genarch._deprecated import moved_module
+from genarch.configured import Configured
+from genarch.errors import InvalidInputError
+from genarch.orchestration.entry_table import EntryTable
+from genarch.orchestration.store_files import read_store, write_store
+from genarch.orchestration.vector_validation import (
+    Metric,
+    VectorStoreConfig,
+    check_ids,
+    check_k,
+    check_metadata,
+    check_metadata_mapping,
+    check_tenant,
+    check_vectors,
+)
+from genarch.schemas import Hit, Metadata, MetadataValue
 
 __all__ = [
-    "EntryTable",
     "ExactVectorStore",
     "Metric",
     "StoreHandle",
@@ -63,154 +74,23 @@ __all__ = [
     "VectorBackend",
     "VectorStoreConfig",
     "top_k_stable",
-    "trusted_record",
 ]
 
 logger = logging.getLogger(__name__)
 
-RecordT = TypeVar("RecordT", bound=Record)
+# Names that lived here until the module was split: they warn, then forward.
+__getattr__ = moved_module(
+    __name__,
+    {
+        "EntryTable": "genarch.orchestration.entry_table",
+        "trusted_record": "genarch.orchestration.vector_validation",
+        "FORMAT_VERSION": "genarch.orchestration.store_files",
+    },
+)
 
-Metric = Literal["cosine", "inner_product", "l2"]
-"""How similarity is measured; every score is "higher is better"."""
-
-FORMAT_VERSION = 1
 # Scores held at once per block of queries (512 MiB, e.g. 1,300 queries over
 # 100,000 vectors): few, large gemm + topk calls, with bounded memory.
 _SCORE_BLOCK_BYTES = 1 << 29
-_SCALARS = (str, int, float, bool, type(None))
-_HIT_FIELDS = {"id", "score", "metadata"}
-_new = object.__new__
-_set = object.__setattr__
-
-
-def trusted_record(cls: type[RecordT], fields: set[str], values: dict[str, Any]) -> RecordT:
-    """Build a frozen pydantic record from values already validated, without re-validating.
-
-    What ``cls.model_construct`` does, minus its per-call bookkeeping (about 3x
-    faster): search results are built by the thousand per call. ``fields`` must
-    be the set of all field names and ``values`` must hold each of them.
-    """
-    record = _new(cls)
-    _set(record, "__dict__", values)
-    _set(record, "__pydantic_fields_set__", fields)
-    _set(record, "__pydantic_extra__", None)
-    _set(record, "__pydantic_private__", None)
-    return record
-
-
-class VectorStoreConfig(Config):
-    """Settings of a vector store.
-
-    Attributes:
-        dim: length of every vector.
-        metric: ``"cosine"`` (vectors are unit-normalised when stored, so
-            :meth:`ExactVectorStore.get_vectors` returns unit vectors),
-            ``"inner_product"`` or ``"l2"`` (score = minus the squared distance).
-    """
-
-    dim: Annotated[int, Field(ge=1)]
-    metric: Metric = "cosine"
-
-
-# ------------------------------------------------------------------ validation
-
-
-def _check_tenant(tenant: object, where: str) -> str:
-    if not isinstance(tenant, str) or not tenant:
-        raise InvalidInputError(f"{where} expected a non-empty tenant name, got {describe(tenant)}")
-    return tenant
-
-
-def check_ids(ids: object, where: str) -> list[str]:
-    """A list of distinct non-empty string ids (not a lone string)."""
-    if isinstance(ids, str | bytes) or not isinstance(ids, Sequence):
-        raise InvalidInputError(f"{where} expected a sequence of string ids, got {describe(ids)}")
-    checked = list(ids)
-    for index, item in enumerate(checked):
-        if not isinstance(item, str) or not item:
-            raise InvalidInputError(
-                f"{where} expected non-empty string ids, but id {index} is {describe(item)}"
-            )
-    if len(set(checked)) != len(checked):
-        repeated = sorted(i for i, c in Counter(checked).items() if c > 1)
-        raise InvalidInputError(f"{where} got the same id more than once: {repeated[:5]}")
-    return checked
-
-
-def check_vectors(vectors: object, rows: int | None, dim: int, where: str) -> torch.Tensor:
-    """A finite ``(rows, dim)`` float tensor, returned as contiguous CPU float32."""
-    if not isinstance(vectors, torch.Tensor):
-        raise InvalidInputError(f"{where} expected a torch.Tensor, got {describe(vectors)}")
-    if (
-        vectors.dim() != 2
-        or vectors.shape[1] != dim
-        or (rows is not None and vectors.shape[0] != rows)
-    ):
-        want = f"({rows if rows is not None else 'N'}, {dim})"
-        hint = " (add a batch dimension: vector[None])" if vectors.dim() == 1 else ""
-        raise InvalidInputError(f"{where} expected shape {want}, got {tuple(vectors.shape)}{hint}")
-    if not (vectors.is_floating_point() or vectors.dtype in (torch.int32, torch.int64)):
-        raise InvalidInputError(f"{where} expected a float tensor, got dtype {vectors.dtype}")
-    out = vectors.detach().to(device="cpu", dtype=torch.float32).contiguous()
-    # numpy's check: torch's threaded reductions cost milliseconds on a busy machine
-    finite = np.isfinite(out.numpy())
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite.all(axis=1))[0])
-        raise InvalidInputError(f"{where} expected finite vectors, but row {bad} holds NaN or inf")
-    return out
-
-
-def check_k(k: object, where: str) -> int:
-    """A positive int ``k``."""
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise InvalidInputError(f"{where} expected k to be a positive int, got {describe(k)}")
-    return k
-
-
-def _check_value(value: object, where: str) -> MetadataValue:
-    if not isinstance(value, _SCALARS):
-        raise InvalidInputError(
-            f"{where}: metadata values must be str, int, float, bool or None, got {describe(value)}"
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInputError(f"{where}: metadata values must be finite, got {value}")
-    return value
-
-
-def _check_mapping(mapping: object, where: str) -> Metadata:
-    if not isinstance(mapping, Mapping):
-        raise InvalidInputError(f"{where} expected a mapping, got {describe(mapping)}")
-    out: Metadata = {}
-    for key, value in mapping.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidInputError(f"{where}: metadata keys must be non-empty str, got {key!r}")
-        out[key] = _check_value(value, f"{where}[{key!r}]")
-    return out
-
-
-def check_metadata(metadata: object, rows: int, where: str) -> list[Metadata]:
-    """``rows`` flat metadata mappings (``None`` means empty metadata for every row)."""
-    if metadata is None:
-        return [{} for _ in range(rows)]
-    if isinstance(metadata, str | bytes | Mapping) or not isinstance(metadata, Sequence):
-        raise InvalidInputError(
-            f"{where} expected a sequence of metadata mappings, got {describe(metadata)}"
-        )
-    if len(metadata) != rows:
-        raise InvalidInputError(f"{where} got {len(metadata)} metadata mappings for {rows} ids")
-    return [_check_mapping(m, f"{where} metadata[{i}]") for i, m in enumerate(metadata)]
-
-
-def _value_key(value: MetadataValue) -> tuple[str, MetadataValue]:
-    # bool is an int in Python (True == 1); keep them apart. int and float share
-    # a kind so that 1 == 1.0 matches, as in JSON and SQLite.
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, int | float):
-        return ("n", value)
-    if value is None:
-        return ("z", None)
-    return ("s", value)
 
 
 # --------------------------------------------------------------------- ranking
@@ -264,290 +144,6 @@ def top_k_stable(scores: torch.Tensor, k: int) -> tuple[list[list[float]], list[
 
 def _best_then_index(pair: tuple[float, int]) -> tuple[float, int]:
     return (-pair[0], pair[1])
-
-
-# ----------------------------------------------------------------- entry table
-
-
-class EntryTable:
-    """Ids, tenants and metadata of the rows of a vector store, in row order.
-
-    Shared by every backend: the backend keeps vectors in the same row order.
-    Metadata is also kept column-wise, each value interned to an int code, so a
-    ``where`` clause becomes a few vectorised comparisons.
-    """
-
-    def __init__(self) -> None:
-        self.keys: list[tuple[str, str]] = []  # row -> (tenant, id)
-        self.rows: dict[tuple[str, str], int] = {}
-        self.metadata: list[Metadata] = []
-        self.tenant_codes: dict[str, int] = {}
-        self.tenant_column = torch.empty(0, dtype=torch.int32)
-        self.tenant_sizes: Counter[str] = Counter()
-        self.columns: dict[
-            str, torch.Tensor
-        ] = {}  # key -> (capacity,) int64 value codes, -1 = absent
-        self.value_codes: dict[str, dict[tuple[str, MetadataValue], int]] = {}
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def _grow(self, needed: int) -> None:
-        capacity = self.tenant_column.shape[0]
-        if needed <= capacity:
-            return
-        new = max(needed, 2 * capacity, 1024)
-        column = torch.empty(new, dtype=torch.int32)
-        column[:capacity] = self.tenant_column
-        self.tenant_column = column
-        for key, old in self.columns.items():
-            grown = torch.full((new,), -1, dtype=torch.int64)
-            grown[:capacity] = old
-            self.columns[key] = grown
-
-    def assign(self, tenant: str, ids: list[str], metadata: list[Metadata]) -> torch.Tensor:
-        """Give each id a row (its existing one, or a new one at the end); set its metadata.
-
-        Returns the ``(len(ids),)`` int64 rows, for the backend to write the vectors to.
-        """
-        before = len(self.keys)
-        self._grow(before + len(ids))
-        code = self.tenant_codes.setdefault(tenant, len(self.tenant_codes))
-        rows: list[int] = []
-        cleared: dict[str, list[int]] = {}  # key -> rows whose old value goes
-        written: dict[str, tuple[list[int], list[int]]] = {}  # key -> (rows, value codes)
-        for id_, meta in zip(ids, metadata, strict=True):
-            key = (tenant, id_)
-            row = self.rows.get(key)
-            if row is None:
-                row = len(self.keys)
-                self.keys.append(key)
-                self.rows[key] = row
-                self.metadata.append(meta)
-            else:
-                for old in self.metadata[row]:
-                    cleared.setdefault(old, []).append(row)
-                self.metadata[row] = meta
-            for name, value in meta.items():
-                codes = self.value_codes.setdefault(name, {})
-                targets, values = written.setdefault(name, ([], []))
-                targets.append(row)
-                values.append(codes.setdefault(_value_key(value), len(codes)))
-            rows.append(row)
-        self.tenant_sizes[tenant] += len(self.keys) - before
-        self.tenant_column[before : len(self.keys)] = code  # new rows are all at the end
-        for name, targets in cleared.items():
-            self.columns[name][torch.tensor(targets, dtype=torch.int64)] = -1
-        for name, (targets, values) in written.items():
-            column = self.columns.get(name)
-            if column is None:
-                column = self.columns[name] = torch.full(
-                    (self.tenant_column.shape[0],), -1, dtype=torch.int64
-                )
-            column[torch.tensor(targets, dtype=torch.int64)] = torch.tensor(
-                values, dtype=torch.int64
-            )
-        return torch.tensor(rows, dtype=torch.int64)
-
-    def rows_of(self, tenant: str, ids: list[str], where: str) -> list[int]:
-        """Rows of ``ids`` in ``tenant``; raises NotFoundError naming unknown ids."""
-        missing = [i for i in ids if (tenant, i) not in self.rows]
-        if missing:
-            raise NotFoundError(
-                f"{where}: no entry with id(s) {missing[:5]} in tenant {tenant!r} "
-                f"({self.tenant_sizes[tenant]} entries there)"
-            )
-        return [self.rows[(tenant, i)] for i in ids]
-
-    def remove(self, rows: list[int]) -> torch.Tensor:
-        """Drop ``rows``, keeping the order of the rest; returns the boolean keep mask."""
-        n = len(self.keys)
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[torch.tensor(rows, dtype=torch.int64)] = False
-        survivors = keep.nonzero().flatten()
-        m = survivors.shape[0]
-        for row in rows:
-            self.tenant_sizes[self.keys[row][0]] -= 1
-        kept = set(survivors.tolist()) if m < n else None
-        if kept is not None:
-            self.keys = [key for r, key in enumerate(self.keys) if r in kept]
-            self.metadata = [meta for r, meta in enumerate(self.metadata) if r in kept]
-        self.rows = {key: r for r, key in enumerate(self.keys)}
-        self.tenant_column[:m] = self.tenant_column[:n][survivors]
-        for column in self.columns.values():
-            column[:m] = column[:n][survivors]
-            column[m:n] = -1
-        return keep
-
-    def candidates(
-        self, tenant: str, where: Mapping[str, MetadataValue] | None
-    ) -> torch.Tensor | None:
-        """Rows a search through ``tenant``'s handle may rank, ascending; ``None`` means all rows.
-
-        The tenant restriction comes from the handle, never from ``where``.
-        """
-        n = len(self.keys)
-        only_tenant = self.tenant_sizes[tenant] == n
-        if not where and only_tenant:
-            return None
-        code = self.tenant_codes.get(tenant)
-        if code is None or self.tenant_sizes[tenant] == 0:
-            return torch.empty(0, dtype=torch.int64)
-        mask = None if only_tenant else self.tenant_column[:n] == code
-        for key, value in (where or {}).items():
-            column = self.columns.get(key)
-            value_code = None if column is None else self.value_codes[key].get(_value_key(value))
-            if column is None or value_code is None:
-                return torch.empty(0, dtype=torch.int64)
-            match = column[:n] == value_code
-            mask = match if mask is None else mask & match
-        assert mask is not None
-        return mask.nonzero().flatten()
-
-    def hits(self, rows: list[int], scores: list[float]) -> list[Hit]:
-        """Hit records for ``rows`` (metadata copied, so callers cannot edit the store)."""
-        keys, metadata, fields = self.keys, self.metadata, _HIT_FIELDS
-        return [  # values are validated on the way in; skip pydantic's per-hit validation
-            trusted_record(
-                Hit, fields, {"id": keys[r][1], "score": s, "metadata": dict(metadata[r])}
-            )
-            for r, s in zip(rows, scores, strict=True)
-        ]
-
-    # ------------------------------------------------------------- persistence
-
-    def write_sqlite(self, path: Path) -> None:
-        """Write every row (tenant, id, metadata JSON) to a new SQLite file."""
-        connection = sqlite3.connect(path)
-        try:
-            connection.execute(
-                "CREATE TABLE entries (row INTEGER PRIMARY KEY, tenant TEXT NOT NULL, "
-                "id TEXT NOT NULL, metadata TEXT NOT NULL, UNIQUE (tenant, id))"
-            )
-            connection.executemany(
-                "INSERT INTO entries VALUES (?, ?, ?, ?)",
-                (
-                    (row, tenant, id_, json.dumps(meta, sort_keys=True, allow_nan=False))
-                    for row, ((tenant, id_), meta) in enumerate(
-                        zip(self.keys, self.metadata, strict=True)
-                    )
-                ),
-            )
-            connection.commit()
-        finally:
-            connection.close()
-
-    @classmethod
-    def read_sqlite(cls, path: Path) -> EntryTable:
-        """Rebuild a table from :meth:`write_sqlite`'s file."""
-        table = cls()
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            rows = connection.execute(
-                "SELECT row, tenant, id, metadata FROM entries ORDER BY row"
-            ).fetchall()
-        except sqlite3.DatabaseError as error:
-            raise IntegrityError(
-                f"{path} is not a readable vector-store entry table: {error}"
-            ) from None
-        finally:
-            connection.close()
-        run_tenant: str | None = None
-        run_ids: list[str] = []
-        run_metas: list[Metadata] = []
-        for expected, (row, tenant, id_, meta) in enumerate(rows):
-            if row != expected:
-                raise IntegrityError(f"{path}: rows are not contiguous (row {row} at {expected})")
-            if tenant != run_tenant and run_tenant is not None:
-                table.assign(run_tenant, run_ids, run_metas)  # rows keep their saved order
-                run_ids, run_metas = [], []
-            run_tenant = tenant
-            run_ids.append(id_)
-            run_metas.append(_check_mapping(json.loads(meta), f"{path} row {row}"))
-        if run_tenant is not None:
-            table.assign(run_tenant, run_ids, run_metas)
-        return table
-
-
-# ------------------------------------------------------------------ persistence
-
-
-def write_store(
-    directory: str | os.PathLike[str],
-    config: VectorStoreConfig,
-    backend: str,
-    vectors: torch.Tensor,
-    table: EntryTable,
-) -> None:
-    """Atomically replace ``directory`` with the vectors, entries, config and manifest."""
-    from safetensors.torch import save_file
-
-    with atomic_directory(directory) as staging:
-        save_file({"vectors": vectors.contiguous()}, str(staging / "vectors.safetensors"))
-        table.write_sqlite(staging / "entries.sqlite")
-        (staging / "config.json").write_text(
-            json.dumps(
-                {"format": FORMAT_VERSION, "backend": backend, "config": config.model_dump()},
-                indent=2,
-            )
-        )
-        files = {
-            name: sha256_file(staging / name)
-            for name in ("vectors.safetensors", "entries.sqlite", "config.json")
-        }
-        (staging / "manifest.json").write_text(json.dumps({"sha256": files}, indent=2))
-    logger.info("saved %d vectors to %s", vectors.shape[0], directory)
-
-
-def _recover(target: Path) -> Path:
-    """The directory to load: ``target``, or the copy a crash mid-replace left aside.
-
-    :func:`genarch._io.atomic_directory` moves the old directory aside before it
-    moves the new one in; a crash between those two renames leaves only
-    ``.<name>.old-*``, which is still a complete store.
-    """
-    found = readable_directory(target)
-    if found is None:
-        raise NotFoundError(f"no vector store at {target}")
-    if found != target:
-        logger.warning("%s is missing; loading %s, left by an interrupted save", target, found)
-    return found
-
-
-def read_store(
-    directory: str | os.PathLike[str],
-) -> tuple[VectorStoreConfig, torch.Tensor, EntryTable]:
-    """Load and verify what :func:`write_store` wrote.
-
-    Raises:
-        NotFoundError: nothing was saved there.
-        IntegrityError: a file is missing, altered or inconsistent with the others.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    source = _recover(Path(directory))
-    try:
-        manifest = json.loads((source / "manifest.json").read_text())
-        for name, digest in manifest["sha256"].items():
-            if sha256_file(source / name) != digest:
-                raise IntegrityError(f"{source / name} does not match its SHA-256 in manifest.json")
-        saved = json.loads((source / "config.json").read_text())
-        if saved.get("format") != FORMAT_VERSION:
-            raise IntegrityError(f"{source} holds vector-store format {saved.get('format')!r}")
-        config = VectorStoreConfig.coerce(saved["config"])
-        vectors = load_file(str(source / "vectors.safetensors"))["vectors"]
-    except (OSError, KeyError, ValueError, SafetensorError) as error:
-        if isinstance(error, IntegrityError | ConfigError):
-            raise
-        raise IntegrityError(f"{source} is not a complete vector store: {error}") from None
-    table = EntryTable.read_sqlite(source / "entries.sqlite")
-    if vectors.dtype != torch.float32 or vectors.shape != (len(table), config.dim):
-        raise IntegrityError(
-            f"{source}: vectors have shape {tuple(vectors.shape)}, expected ({len(table)}, {config.dim})"
-        )
-    return config, vectors, table
-
 
 # ------------------------------------------------------------------ the store
 
@@ -620,44 +216,45 @@ class TorchVectors:
         return values, indices
 
 
-class StoreHandle:
+class StoreHandle(Configured[VectorStoreConfig]):
     """Tenants, validation, filters and persistence around a :class:`VectorBackend`.
 
     The shared half of :class:`ExactVectorStore` and
     :class:`~genarch.orchestration.faiss_store.FaissVectorStore`; subclasses
     only say which backend holds the vectors.
+
+    Args:
+        config: a :class:`VectorStoreConfig`; keyword fields are shorthand (``dim=``, ``metric=``).
+        tenant: the tenant this handle reads and writes.
+
+    Raises:
+        ConfigError: invalid settings, or both a config and keyword fields.
+        InvalidInputError: an empty tenant name.
     """
 
     _backend_name: ClassVar[str] = "exact"
 
     def __init__(
-        self, config: VectorStoreConfig | None = None, *, tenant: str = "default", **fields: Any
+        self,
+        config: VectorStoreConfig | Mapping[str, Any] | None = None,
+        *,
+        tenant: str = "default",
+        **fields: Any,
     ) -> None:
-        config = VectorStoreConfig.resolve(config, fields)
-        self._config = config
+        Configured.__init__(self, config, **fields)
         self._lock = threading.RLock()
         self._table = EntryTable()
-        self._backend = self._make_backend(config)
-        self._tenant = _check_tenant(tenant, type(self).__name__)
+        self._backend = self._make_backend(self._config)
+        self._tenant = check_tenant(tenant, type(self).__name__)
 
     def _make_backend(self, config: VectorStoreConfig) -> VectorBackend:
         return TorchVectors(config.dim, config.metric)
 
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build an empty store from a config object or mapping."""
-        return cls(VectorStoreConfig.coerce(config))
-
     def for_tenant(self, tenant: str) -> Self:
         """A handle on the same storage that sees only ``tenant``'s entries."""
         handle = copy.copy(self)  # shares config, lock, table and backend
-        handle._tenant = _check_tenant(tenant, f"{type(self).__name__}.for_tenant")
+        handle._tenant = check_tenant(tenant, f"{type(self).__name__}.for_tenant")
         return handle
-
-    @property
-    def config(self) -> VectorStoreConfig:
-        """The frozen configuration."""
-        return self._config
 
     @property
     def dim(self) -> int:
@@ -779,7 +376,7 @@ class StoreHandle:
         name = f"{type(self).__name__}.search"
         check_k(k, name)
         q = check_vectors(queries, None, self.dim, name)
-        conditions = None if where is None else _check_mapping(where, f"{name} where")
+        conditions = None if where is None else check_metadata_mapping(where, f"{name} where")
         if self.metric == "cosine":
             q = torch.nn.functional.normalize(q, dim=1)
         with self._lock:

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from genarch._io import atomic_directory
-from genarch.errors import ConfigError, IntegrityError, NotFoundError
+from genarch.errors import ConfigError, IntegrityError
+from genarch.persistence import open_saved, reading, save_component
 
 __all__ = ["CheckpointManager", "load_checkpoint", "save_checkpoint"]
 
@@ -115,11 +114,14 @@ def save_checkpoint(
     prefix = "".join(f"/{key}" for key in weights_at) + "/"
     weights = {k: t for k, t in tensors.items() if k.startswith(prefix)}
     others = {k: t for k, t in tensors.items() if not k.startswith(prefix)}
-    document = {"format": FORMAT, "state": tree}
-    with atomic_directory(target) as staging:
+
+    def write_tensors(staging: Path) -> None:
         save_file(weights, str(staging / WEIGHTS_FILE))
         save_file(others, str(staging / TENSORS_FILE))
-        (staging / STATE_FILE).write_text(json.dumps(document), encoding="utf-8")
+
+    save_component(
+        target, FORMAT, header={"state": tree}, write_files=write_tensors, header_file=STATE_FILE
+    )
     return target
 
 
@@ -130,19 +132,12 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> dict[str, Any]:
         NotFoundError: ``directory`` holds no checkpoint.
         IntegrityError: the checkpoint is corrupt or not a genarch checkpoint.
     """
-    source = Path(directory)
-    if not (source / STATE_FILE).is_file():
-        raise NotFoundError(f"no checkpoint at {source} (expected {STATE_FILE} there)")
-    try:
-        document = json.loads((source / STATE_FILE).read_text(encoding="utf-8"))
-        tensors = {**load_file(str(source / WEIGHTS_FILE)), **load_file(str(source / TENSORS_FILE))}
-    except (json.JSONDecodeError, UnicodeDecodeError, SafetensorError, OSError) as error:
-        raise IntegrityError(f"the checkpoint at {source} is unreadable: {error}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise IntegrityError(f"{source} is not a {FORMAT} checkpoint")
-    state = _decode(document["state"], tensors)
+    saved = open_saved(directory, FORMAT, header_file=STATE_FILE)
+    tensors = {**saved.tensors(WEIGHTS_FILE), **saved.tensors(TENSORS_FILE)}
+    with reading(FORMAT, saved.root):
+        state = _decode(saved.field("state"), tensors)
     if not isinstance(state, dict):
-        raise IntegrityError(f"the checkpoint at {source} holds no state mapping")
+        raise IntegrityError(f"the checkpoint at {saved.root} holds no state mapping")
     return state
 
 

@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -37,11 +36,10 @@ from typing import Annotated, NamedTuple
 
 import torch
 from pydantic import Field
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from genarch._io import atomic_directory
-from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.errors import ConfigError, IntegrityError, InvalidInputError
+from genarch.persistence import open_saved, reading, save_component
 from genarch.schemas import Config
 from genarch.validation import describe
 
@@ -59,6 +57,10 @@ __all__ = [
     "unfreeze",
     "unmerge_lora",
 ]
+
+ADAPTERS_FORMAT = "genarch.lora/1"
+ADAPTERS_HEADER = "adapters.json"
+ADAPTERS_WEIGHTS = "adapters.safetensors"
 
 
 class ParameterCount(NamedTuple):
@@ -255,11 +257,15 @@ def save_adapters(model: torch.nn.Module, directory: str | os.PathLike[str]) -> 
     """Write only the adapters: ``adapters.safetensors`` + ``adapters.json``, atomically."""
     adapters = _adapters(model)
     configs = {name: a.config.model_dump() for name, a in adapters.items()}
-    with atomic_directory(directory) as staging:
-        save_file(lora_state_dict(model), str(staging / "adapters.safetensors"))
-        (staging / "adapters.json").write_text(
-            json.dumps({"format": "genarch.lora/1", "adapters": configs}), encoding="utf-8"
-        )
+    save_component(
+        directory,
+        ADAPTERS_FORMAT,
+        header={"adapters": configs},
+        write_files=lambda staging: save_file(
+            lora_state_dict(model), str(staging / ADAPTERS_WEIGHTS)
+        ),
+        header_file=ADAPTERS_HEADER,
+    )
     return Path(directory)
 
 
@@ -276,15 +282,10 @@ def load_adapters(model: torch.nn.Module, directory: str | os.PathLike[str]) -> 
         NotFoundError: nothing saved at ``directory``.
         IntegrityError: the adapters do not fit this model.
     """
-    source = Path(directory)
-    if not (source / "adapters.json").is_file():
-        raise NotFoundError(f"no LoRA adapters at {source} (expected adapters.json)")
-    try:
-        document = json.loads((source / "adapters.json").read_text(encoding="utf-8"))
-        tensors = load_file(str(source / "adapters.safetensors"))
-        configs = {n: LoRAConfig.parse(c) for n, c in document["adapters"].items()}
-    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as error:
-        raise IntegrityError(f"the adapters at {source} are unreadable: {error}") from None
+    saved = open_saved(directory, ADAPTERS_FORMAT, header_file=ADAPTERS_HEADER)
+    tensors = saved.tensors(ADAPTERS_WEIGHTS)
+    with reading(ADAPTERS_FORMAT, saved.root):
+        configs = {n: LoRAConfig.parse(c) for n, c in saved.field("adapters").items()}
     modules = dict(model.named_modules())
     for name, config in configs.items():
         module = modules.get(name)

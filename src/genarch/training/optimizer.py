@@ -2,8 +2,8 @@
 
 :class:`ObjectiveOptimizer` steps a :class:`~genarch.protocols.TrainingObjective`
 — the *what* (players and their losses) — with ordinary torch optimizers — the
-*how*. One player (a language model, a VAE, a diffusion denoiser, a DPO policy
-beside its frozen reference) or several in turn (a GAN's discriminator, then its
+*how*. One player (a language model, a VAE, a diffusion denoiser, a model
+beside a frozen copy that gets no update) or several in turn (a GAN's discriminator, then its
 generator) use the same loop. One call of :meth:`ObjectiveOptimizer.step` is one
 update of every player on the whole batch; gradient accumulation only splits
 the batch into micro-batches to save memory, it does not change the result

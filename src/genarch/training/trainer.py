@@ -16,6 +16,11 @@ plus :meth:`Trainer.fit`, the loop most runs need, readable top to bottom::
 
 Everything configurable lives in a frozen :class:`TrainerConfig`; callbacks are
 plain typed callables passed to ``fit`` (no hook base class to inherit).
+
+Why one module past the ~500-line guide: it is one recipe, the config, the
+step and the loop it drives, and a reader follows the loop above from start to
+end without switching files; the pieces that stand alone (checkpoints,
+schedules, the optimizer engine, data order) already live in their own modules.
 """
 
 from __future__ import annotations

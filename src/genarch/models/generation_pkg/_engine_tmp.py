@@ -1,0 +1,467 @@
+@dataclass
+class _Row:
+    """What one request has produced so far, and whether it is finished."""
+
+    request: TextRequest
+    prompt_ids: list[int]
+    context_length: int
+    detokenizer: IncrementalDetokenizer
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: Literal["length", "stop", "end"] | None = None
+
+    def add(self, token: int, logprob: float | None, alternatives: dict[int, float] | None) -> None:
+        request = self.request
+        self.token_ids.append(token)
+        if logprob is not None:
+            self.logprobs.append(
+                TokenLogprob(token_id=token, logprob=logprob, alternatives=alternatives or {})
+            )
+        if token in request.stop_token_ids or self.detokenizer.push(token):
+            self.finish_reason = "stop"
+        elif len(self.token_ids) >= request.max_new_tokens:
+            self.finish_reason = "length"
+        elif len(self.prompt_ids) + len(self.token_ids) >= self.context_length:
+            self.finish_reason = "end"
+
+    def result(self) -> TextResult:
+        return TextResult(
+            text=self.detokenizer.text,
+            token_ids=tuple(self.token_ids),
+            finish_reason=self.finish_reason or "length",
+            logprobs=tuple(self.logprobs) if self.request.logprobs is not None else None,
+        )
+
+
+class TextGenerator:
+    """A GPT language model and its tokenizer behind genarch's text-generation protocols.
+
+    Implements :class:`~genarch.protocols.Generator` ``[TextRequest, TextResult]``,
+    :class:`~genarch.protocols.StreamingGenerator` (``stream`` yields text
+    pieces) and :class:`~genarch.protocols.ScoringGenerator` ``[str]``
+    (``log_prob``); it is :class:`~genarch.protocols.Persistable` when its
+    tokenizer is (see :meth:`save`).
+
+    Args:
+        model: the language model; generation uses its device and dtype.
+        tokenizer: any :class:`~genarch.protocols.Tokenizer` whose ids fit the
+            model's vocabulary.
+        max_batch_size: the most rows decoded together by :meth:`generate_batch`
+            and :meth:`log_prob`.
+
+    Raises:
+        ConfigError: the tokenizer has more ids than the model's vocabulary.
+
+    Examples:
+        >>> import torch
+        >>> from genarch.models import GPT, GPTConfig
+        >>> class Bytes:
+        ...     vocab_size = 256
+        ...     def encode(self, text): return list(text.encode())
+        ...     def decode(self, ids): return bytes(ids).decode(errors="replace")
+        >>> _ = torch.manual_seed(0)
+        >>> model = GPT(GPTConfig(vocab_size=256, context_length=64, n_layer=1, n_head=2, n_embd=32))
+        >>> generator = TextGenerator(model, Bytes())
+        >>> result = generator.generate(TextRequest(prompt="Hi", max_new_tokens=5, seed=1))
+        >>> len(result.token_ids), result.finish_reason
+        (5, 'length')
+        >>> result == generator.generate(TextRequest(prompt="Hi", max_new_tokens=5, seed=1))
+        True
+    """
+
+    def __init__(self, model: GPT, tokenizer: Tokenizer, *, max_batch_size: int = 32) -> None:
+        if not isinstance(model, GPT):
+            raise InvalidInputError(f"TextGenerator expected a GPT model, got {describe(model)}")
+        for name in ("vocab_size", "encode", "decode"):
+            if not hasattr(tokenizer, name):
+                raise InvalidInputError(
+                    f"TextGenerator expected a Tokenizer (vocab_size, encode, decode); "
+                    f"{type(tokenizer).__name__} has no {name!r}"
+                )
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise ConfigError(
+                f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocabulary has "
+                f"only {model.config.vocab_size}; build the model with "
+                f"vocab_size >= {tokenizer.vocab_size}"
+            )
+        if not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be a positive int, got {max_batch_size!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+
+    def __repr__(self) -> str:
+        return f"TextGenerator({self.model.config!r}, tokenizer={type(self.tokenizer).__name__})"
+
+    # ---------------------------------------------------------------- requests
+
+    def _prepare(self, request: object) -> tuple[TextRequest, list[int]]:
+        """Validate a request and encode its prompt, before any model work."""
+        if not isinstance(request, TextRequest):
+            raise InvalidInputError(f"expected a TextRequest, got {describe(request)}")
+        # Requests built with model_construct/model_copy skip pydantic; check what decoding needs.
+        if request.max_new_tokens < 0:
+            raise InvalidInputError(f"max_new_tokens must be >= 0, got {request.max_new_tokens}")
+        if not 0.0 < request.top_p <= 1.0:
+            raise InvalidInputError(f"top_p must be in (0, 1], got {request.top_p}")
+        if request.temperature < 0 or (request.top_k is not None and request.top_k < 1):
+            raise InvalidInputError(
+                f"temperature must be >= 0 and top_k >= 1, got {request.temperature}, {request.top_k}"
+            )
+        if request.seed is not None and not _SEED_RANGE[0] <= request.seed <= _SEED_RANGE[1]:
+            raise InvalidInputError(f"seed must fit in 64 bits, got {request.seed}")
+        vocab = self.model.config.vocab_size
+        if bad := [t for t in request.stop_token_ids if not 0 <= t < vocab]:
+            raise InvalidInputError(f"stop_token_ids {bad} are outside range({vocab})")
+        if request.logprobs is not None and request.logprobs > vocab:
+            raise InvalidInputError(f"logprobs asks for {request.logprobs} alternatives of {vocab}")
+        if not request.prompt:
+            raise InvalidInputError(
+                "the prompt is empty; the model needs at least one token to continue"
+            )
+        ids = self.tokenizer.encode(request.prompt)
+        context = self.model.config.context_length
+        room = 1 if request.max_new_tokens > 0 else 0
+        if len(ids) + room > context:
+            raise InvalidInputError(
+                f"the prompt is {len(ids)} tokens long, but the model's context holds {context} "
+                f"and {room} must be left to generate; shorten the prompt"
+            )
+        return request, ids
+
+    def _generators(
+        self, requests: Sequence[TextRequest], generator: torch.Generator | None
+    ) -> list[torch.Generator]:
+        device = self.model.wte.weight.device
+        generators = []
+        for request in requests:
+            if generator is not None:
+                generators.append(generator)
+                continue
+            fresh = torch.Generator(device=device)
+            if request.seed is None:
+                fresh.seed()  # fresh entropy, without touching the global generator
+            else:
+                fresh.manual_seed(request.seed)
+            generators.append(fresh)
+        return generators
+
+    # -------------------------------------------------------------- generation
+
+    def generate(
+        self, request: TextRequest, *, generator: torch.Generator | None = None
+    ) -> TextResult:
+        """Continue ``request.prompt``.
+
+        Args:
+            request: the prompt and sampling settings.
+            generator: draw samples from this ``torch.Generator`` instead of one
+                seeded from ``request.seed``.
+
+        Raises:
+            InvalidInputError: not a TextRequest, an empty prompt, a prompt that
+                leaves no room in the context, an unknown stop token id, ...
+        """
+        prepared = self._prepare(request)
+        rows = self._rows([prepared])
+        with _decoding(self.model):
+            for _ in self._decode(rows, self._generators([prepared[0]], generator)):
+                pass
+        return rows[0].result()
+
+    def generate_batch(self, requests: Sequence[TextRequest]) -> list[TextResult]:
+        """Generate for many requests, decoded together; equal to ``[generate(r) for r in requests]``.
+
+        Every request is validated before any is decoded.
+
+        Raises:
+            InvalidInputError: ``requests`` is not a sequence of valid TextRequests.
+        """
+        prepared = [self._prepare(r) for r in ensure_iterable(requests, "generate_batch")]
+        results: list[TextResult] = []
+        for begin in range(0, len(prepared), self.max_batch_size):
+            chunk = prepared[begin : begin + self.max_batch_size]
+            rows = self._rows(chunk)
+            with _decoding(self.model):
+                for _ in self._decode(rows, self._generators([r for r, _ in chunk], None)):
+                    pass
+            results.extend(row.result() for row in rows)
+        return results
+
+    def stream(
+        self, request: TextRequest, *, generator: torch.Generator | None = None
+    ) -> Iterator[str]:
+        """Yield the generated text in pieces as it is decoded.
+
+        Pieces never split a multi-byte character nor show part of a stop
+        string; joined, they equal ``generate(request).text``. The request is
+        validated when ``stream`` is called, not when iteration starts.
+
+        Raises:
+            InvalidInputError: as :meth:`generate`.
+        """
+        prepared = self._prepare(request)
+        generators = self._generators([prepared[0]], generator)
+
+        def pieces() -> Iterator[str]:
+            rows = self._rows([prepared])
+            detokenizer = rows[0].detokenizer
+            # Each step runs in inference mode with dropout off; between steps, while the
+            # caller holds the stream, neither setting leaks into the caller's code.
+            steps = self._decode(rows, generators)
+            while True:
+                with _decoding(self.model):
+                    if next(steps, _DONE) is _DONE:
+                        break
+                if piece := detokenizer.ready():
+                    yield piece
+            if rest := detokenizer.flush():
+                yield rest
+
+        return pieces()
+
+    def _rows(self, prepared: Sequence[tuple[TextRequest, list[int]]]) -> list[_Row]:
+        context = self.model.config.context_length
+        rows = [
+            _Row(request, ids, context, IncrementalDetokenizer(self.tokenizer, request.stop))
+            for request, ids in prepared
+        ]
+        for row in rows:
+            if row.request.max_new_tokens == 0:
+                row.finish_reason = "length"
+        return rows
+
+    def _decode(self, rows: list[_Row], generators: list[torch.Generator]) -> Iterator[None]:
+        """Run the model over the rows' prompts and then one token per step, updating the rows.
+
+        Yields after every step; stops when every row is finished. Call it
+        inside :func:`_decoding` (inference mode, dropout off).
+        """
+        prompts = [row.prompt_ids for row in rows]
+        context = self.model.config.context_length
+        steps = max(
+            min(r.request.max_new_tokens, context - len(p))
+            for r, p in zip(rows, prompts, strict=True)
+        )
+        if steps <= 0:
+            return
+        model = self.model
+        device = model.wte.weight.device
+        batch, width = len(rows), max(len(p) for p in prompts)
+        padded = any(len(p) != width for p in prompts)
+        sampler = _Sampler([r.request for r in rows], generators, device)
+        top = max(  # the most alternatives any row wants, None if no row wants log-probs
+            (r.request.logprobs for r in rows if r.request.logprobs is not None), default=None
+        )
+        usable = self.tokenizer.vocab_size
+        idx = torch.zeros((batch, width), dtype=torch.long, device=device)
+        key_mask = torch.ones((batch, width + steps), dtype=torch.bool, device=device)
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        for i, prompt in enumerate(prompts):
+            idx[i, width - len(prompt) :] = torch.tensor(prompt, device=device)
+            key_mask[i, : width - len(prompt)] = False
+        positions = None
+        if padded:  # real tokens start at position 0 in every row, as if alone
+            positions = (torch.arange(width, device=device) - (width - lengths)[:, None]).clamp(
+                min=0
+            )
+        seen = counts = None
+        if sampler.penalised:
+            vocab = model.config.vocab_size
+            counts = torch.zeros((batch, vocab), device=device)
+            seen = torch.zeros((batch, vocab), dtype=torch.bool, device=device)
+            for i, prompt in enumerate(prompts):
+                seen[i, prompt] = True
+        cache = model.new_cache(batch, width + steps)
+        one_token = step_function(model)  # module-free when the model is a stock GPT
+        hidden = model.hidden_states(
+            idx, positions=positions, cache=cache, key_mask=key_mask if padded else None
+        )
+        logits = model.lm_head(hidden[:, -1]).float()  # (B, V)
+        for step in range(steps):
+            if usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
+                logits[:, usable:] = -torch.inf
+            tokens = sampler(logits, seen, counts)
+            _record(rows, tokens, logits if top is not None else None, top or 0)
+            yield None
+            if all(row.finish_reason is not None for row in rows) or step == steps - 1:
+                break
+            if counts is not None and seen is not None:
+                counts.scatter_add_(1, tokens[:, None], torch.ones_like(counts[:, :1]))
+                seen.scatter_(1, tokens[:, None], True)
+            step_positions = None
+            if padded:
+                step_positions = (lengths + step).clamp(max=context - 1)
+            logits = one_token(tokens, cache, step_positions, key_mask if padded else None).float()
+
+    # ----------------------------------------------------------------- scoring
+
+    def log_prob(self, samples: Sequence[str]) -> Tensor:
+        """The log-likelihood of each text under the model, as float64 ``(len(samples),)``.
+
+        The sum over tokens of ``log p(token | tokens before it)``. The model
+        has no start-of-text token, so a text's first token is the context and
+        is not scored: texts of fewer than two tokens score 0.
+
+        Raises:
+            InvalidInputError: not a sequence of strings, or a text longer than
+                the context.
+        """
+        texts = list(ensure_iterable(samples, "log_prob"))
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInputError(
+                    f"log_prob expected strings, item {index} is {describe(text)}"
+                )
+        encoded = [self.tokenizer.encode(text) for text in texts]
+        context = self.model.config.context_length
+        for index, ids in enumerate(encoded):
+            if len(ids) > context:
+                raise InvalidInputError(
+                    f"text {index} is {len(ids)} tokens long; the context holds {context}"
+                )
+        scores = torch.zeros(len(texts), dtype=torch.float64)
+        model, device = self.model, self.model.wte.weight.device
+        scored = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
+        with _decoding(model):
+            for begin in range(0, len(scored), self.max_batch_size):
+                chunk = scored[begin : begin + self.max_batch_size]
+                width = max(len(encoded[i]) for i in chunk)
+                idx = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, i in enumerate(chunk):  # right padding: causal attention never sees it
+                    idx[row, : len(encoded[i])] = torch.tensor(encoded[i])
+                idx = idx.to(device)
+                logits = model.lm_head(model.hidden_states(idx[:, :-1])).float()
+                token_logprobs = logits.log_softmax(dim=-1).gather(2, idx[:, 1:, None])[..., 0]
+                for row, i in enumerate(chunk):
+                    scores[i] = token_logprobs[row, : len(encoded[i]) - 1].double().sum().cpu()
+        return scores
+
+    # -------------------------------------------------------------- persistence
+
+    def save(self, directory: PathLike, *, registry: Registry | None = None) -> None:
+        """Save the model and the tokenizer into ``directory`` atomically.
+
+        Layout: ``generator.json``, ``model/`` (:meth:`GPT.save`) and
+        ``tokenizer/`` (the tokenizer's own ``save``). The tokenizer must be
+        :class:`~genarch.protocols.Persistable`; its class is recorded by its
+        name in ``registry`` (default: :func:`~genarch.registry.builtin_registry`)
+        or, for classes not registered, as ``module:QualifiedName``.
+
+        Raises:
+            InvalidInputError: the tokenizer cannot save itself.
+        """
+        tokenizer = self.tokenizer
+        if not callable(getattr(tokenizer, "save", None)) or not callable(
+            getattr(type(tokenizer), "load", None)
+        ):
+            raise InvalidInputError(
+                f"cannot save the tokenizer: {type(tokenizer).__name__} has no save()/load(); "
+                "use a Persistable tokenizer"
+            )
+        registry = registry or builtin_registry()
+        kind = type(tokenizer)
+        try:
+            name = registry.name_of(kind)
+        except RegistryError:
+            name = f"{kind.__module__}:{kind.__qualname__}"
+        document = {"format": FORMAT, "tokenizer": name, "max_batch_size": self.max_batch_size}
+        with atomic_directory(directory) as staging:
+            self.model.save(staging / "model")
+            tokenizer.save(staging / "tokenizer")  # type: ignore[attr-defined]
+            (staging / GENERATOR_FILE).write_text(json.dumps(document, indent=2) + "\n")
+
+    @classmethod
+    def load(
+        cls,
+        directory: PathLike,
+        *,
+        registry: Registry | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Self:
+        """Load a generator written by :meth:`save`.
+
+        The tokenizer class is looked up by its recorded name in ``registry``
+        (default: :func:`~genarch.registry.builtin_registry`), or, for a
+        ``module:QualifiedName``, among the modules already imported: loading
+        never imports a module named in a file.
+
+        Raises:
+            NotFoundError: ``directory`` holds no saved generator.
+            IntegrityError: the files are corrupt, or the tokenizer class is unknown.
+        """
+        root = Path(directory)
+        if not (root / GENERATOR_FILE).is_file():
+            raise NotFoundError(f"no saved TextGenerator in {root} (expected {GENERATOR_FILE})")
+        try:
+            document = json.loads((root / GENERATOR_FILE).read_text())
+        except ValueError as error:
+            raise IntegrityError(f"{root / GENERATOR_FILE} is not valid JSON: {error}") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise IntegrityError(f"{root / GENERATOR_FILE} was not written by TextGenerator.save")
+        tokenizer_type = _resolve_class(
+            str(document.get("tokenizer")), registry or builtin_registry()
+        )
+        tokenizer = tokenizer_type.load(root / "tokenizer")
+        model = GPT.load(root / "model", device=device)
+        return cls(model, tokenizer, max_batch_size=int(document.get("max_batch_size", 32)))
+
+
+def _resolve_class(name: str, registry: Registry) -> Any:
+    if ":" not in name:
+        try:
+            return registry.resolve(name)
+        except RegistryError as error:
+            raise IntegrityError(f"the saved tokenizer's class is unknown: {error}") from None
+    module_name, _, qualname = name.partition(":")
+    target: Any = sys.modules.get(module_name)
+    if target is None:
+        raise IntegrityError(
+            f"the saved tokenizer is a {qualname} from {module_name!r}, which is not imported; "
+            f"import it first (loading never imports modules named in files)"
+        )
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if not isinstance(target, type) or not callable(getattr(target, "load", None)):
+        raise IntegrityError(f"{name} is not a tokenizer class with a load() method")
+    return target
+
+
+_DONE = object()
+
+
+def _record(rows: list[_Row], tokens: Tensor, logits: Tensor | None, top: int) -> None:
+    """Add each unfinished row's new token, with its log-probability and ``top`` alternatives
+    when ``logits`` are given."""
+    chosen = tokens.tolist()
+    logprobs: list[float] | None = None
+    alternatives: list[list[tuple[int, float]]] | None = None
+    if logits is not None:
+        log_softmax = logits.log_softmax(dim=-1)
+        logprobs = log_softmax.gather(1, tokens[:, None])[:, 0].tolist()
+        if top:
+            values, ids = log_softmax.topk(top, dim=-1)  # best first
+            alternatives = [
+                list(zip(i, v, strict=True))
+                for i, v in zip(ids.tolist(), values.tolist(), strict=True)
+            ]
+    for i, row in enumerate(rows):
+        if row.finish_reason is not None:
+            continue
+        want = row.request.logprobs
+        if logprobs is None or want is None:
+            row.add(chosen[i], None, None)
+        else:
+            row.add(chosen[i], logprobs[i], dict(alternatives[i][:want]) if alternatives else {})
+
+
+@contextlib.contextmanager
+def _decoding(model: torch.nn.Module) -> Iterator[None]:
+    """Inference mode with dropout off for the block; then the model's training flag is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)

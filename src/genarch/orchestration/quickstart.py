@@ -1,0 +1,62 @@
+"""Answers from your documents in one call, with no model and no download.
+
+:func:`quickstart_answers` chains the pieces a first RAG needs: a
+:class:`~genarch.data.Chunker`, a
+:class:`~genarch.orchestration.bm25.BM25Retriever`, a
+:class:`~genarch.orchestration.rag.RAG` and the
+:class:`~genarch.orchestration.extractive.ExtractiveGenerator`. It is what
+``genarch quickstart`` runs; render its results with
+:func:`~genarch.orchestration.citations.format_result`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from genarch.data import Chunker
+from genarch.errors import InvalidInputError
+from genarch.orchestration.bm25 import BM25Retriever
+from genarch.orchestration.citations import Answer, NotFound
+from genarch.orchestration.extractive import ExtractiveGenerator
+from genarch.orchestration.rag import RAG
+from genarch.schemas import Document
+from genarch.validation import describe
+
+__all__ = ["quickstart_answers"]
+
+
+def quickstart_answers(
+    documents: Sequence[Document],
+    questions: Sequence[str],
+    *,
+    k: int = 4,
+    max_tokens: int = 128,
+) -> list[Answer | NotFound]:
+    """Answer ``questions`` from ``documents`` with BM25 retrieval and extractive answers.
+
+    No model, no download: the documents are chunked
+    (:class:`~genarch.data.Chunker`), indexed with BM25, and each answer is the
+    best-supported sentences of the retrieved chunks, with exact citations.
+
+    Raises:
+        InvalidInputError: bad documents or questions.
+
+    Examples:
+        >>> from genarch.data import python_docs
+        >>> docs = [d for d in python_docs() if d.id in {"break", "continue", "pass"}]
+        >>> [result] = quickstart_answers(docs, ["What does the pass statement do?"])
+        >>> result.kind, result.citations[0].document_id
+        ('answer', 'pass')
+    """
+    if not isinstance(documents, list | tuple):
+        raise InvalidInputError(
+            f"quickstart_answers expected a list of Documents, got {describe(documents)}"
+        )
+    if not isinstance(questions, list | tuple):
+        raise InvalidInputError(
+            f"quickstart_answers expected a list of questions, got {describe(questions)}"
+        )
+    chunks = list(Chunker(max_tokens=max_tokens, overlap_tokens=max_tokens // 8).process(documents))
+    retriever = BM25Retriever(stopwords=()).fit(chunks)  # keywords such as 'with' matter here
+    rag = RAG(retriever, ExtractiveGenerator(), k=k)
+    return [rag.run(question) for question in questions]
