@@ -93,7 +93,10 @@ def run_genarch(documents: list[Document], threshold: float, unit: str, n: int) 
 def run_datasketch(
     documents: list[Document], threshold: float, unit: str, n: int
 ) -> dict[str, list[str]]:
-    from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
+    from datasketch import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        MinHash,
+        MinHashLSH,
+    )
 
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
     found: dict[str, list[str]] = {}

@@ -28,8 +28,8 @@ import torch
 
 from genarch.data.digits import load_digits
 from genarch.models.diffusion import DDIMSampler, DDPMSampler, Diffusion, DiffusionRequest
-from genarch.models.image_common import train_objective
 from genarch.models.image_eval import DigitsEvaluator, classifier_accuracy, train_digit_classifier
+from genarch.models.image_training import train_objective
 from genarch.schemas import ImageResult
 
 

@@ -35,15 +35,15 @@ import torch
 import genarch
 from genarch.data import Chunker, python_docs
 from genarch.orchestration.bm25 import BM25Retriever
-from genarch.orchestration.evaluation import (
+from genarch.orchestration.extractive import ExtractiveGenerator
+from genarch.orchestration.rag import RAG
+from genarch.orchestration.rag_evaluation import (
     evaluate_rag,
     evaluate_retriever,
     format_table,
     load_questions,
     verify_questions,
 )
-from genarch.orchestration.extractive import ExtractiveGenerator
-from genarch.orchestration.rag import RAG
 from genarch.orchestration.retrievers import DenseRetriever, HybridRetriever
 from genarch.orchestration.vectorstore import ExactVectorStore
 from genarch.protocols import Retriever

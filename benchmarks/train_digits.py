@@ -25,8 +25,8 @@ import torch
 from genarch.data.digits import load_digits
 from genarch.models.diffusion import DDIMSampler, Diffusion, DiffusionConfig, DiffusionRequest
 from genarch.models.gan import GAN, GANConfig
-from genarch.models.image_common import train_objective
 from genarch.models.image_eval import DigitsEvaluator, classifier_accuracy, train_digit_classifier
+from genarch.models.image_training import train_objective
 from genarch.models.vae import VAE, VAEConfig
 from genarch.schemas import ImageRequest
 

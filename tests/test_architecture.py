@@ -253,12 +253,12 @@ EDGES = import_graph(MODULE_FILES)
 # ------------------------------------------------------------------ the tests
 
 
-def test_the_graph_sees_the_package():
+def test_the_graph_sees_the_package() -> None:
     assert {"genarch", "genarch.errors", "genarch.data", "genarch.registry"} <= set(MODULE_FILES)
     assert any(e.importer == "genarch" and e.imported == "genarch.errors" for e in EDGES)
 
 
-def test_no_import_cycle():
+def test_no_import_cycle() -> None:
     cycles = find_cycles(EDGES)
     lines: list[str] = []
     for cycle in cycles:
@@ -267,7 +267,7 @@ def test_no_import_cycle():
     _fail_listing(f"{len(cycles)} import cycle(s) (lazy imports count):", lines)
 
 
-def test_layers_import_only_what_they_stand_on():
+def test_layers_import_only_what_they_stand_on() -> None:
     violations = layer_violations(EDGES)
     _fail_listing(
         "imports against the layering (data -> features -> models -> orchestration; "
@@ -276,14 +276,14 @@ def test_layers_import_only_what_they_stand_on():
     )
 
 
-def test_nothing_imports_the_cli():
+def test_nothing_imports_the_cli() -> None:
     importers = [
         e for e in EDGES if e.imported == "genarch.cli" and e.importer != "genarch.__main__"
     ]
     _fail_listing("genarch.cli is imported by:", importers)
 
 
-def test_the_registry_is_a_leaf():
+def test_the_registry_is_a_leaf() -> None:
     imports = [
         e
         for e in EDGES
@@ -294,7 +294,7 @@ def test_the_registry_is_a_leaf():
     _fail_listing("genarch.registry must name components, not import:", imports)
 
 
-def test_library_code_does_not_import_the_testing_kit():
+def test_library_code_does_not_import_the_testing_kit() -> None:
     users = [
         e
         for e in EDGES
@@ -303,7 +303,7 @@ def test_library_code_does_not_import_the_testing_kit():
     _fail_listing("library code importing genarch.testing:", users)
 
 
-def test_the_package_root_does_not_import_the_kit():
+def test_the_package_root_does_not_import_the_kit() -> None:
     # ``import genarch`` must not drag in the kit (and with it pytest helpers)
     users = [e for e in EDGES if e.importer == "genarch" and area(e.imported) == "testing"]
     _fail_listing("genarch/__init__ imports the testing kit:", users)
@@ -324,7 +324,7 @@ def _pairs(edges: Iterable[Edge]) -> set[tuple[str, str]]:
     return {(e.importer, e.imported) for e in edges}
 
 
-def test_lazy_imports_count_and_type_checking_imports_do_not(tmp_path):
+def test_lazy_imports_count_and_type_checking_imports_do_not(tmp_path: Path) -> None:
     edges = _graph_of(
         tmp_path,
         {
@@ -340,7 +340,7 @@ def test_lazy_imports_count_and_type_checking_imports_do_not(tmp_path):
     assert all(e.lazy for e in edges)
 
 
-def test_relative_imports_and_submodules_resolve(tmp_path):
+def test_relative_imports_and_submodules_resolve(tmp_path: Path) -> None:
     edges = _graph_of(
         tmp_path,
         {
@@ -359,7 +359,7 @@ def test_relative_imports_and_submodules_resolve(tmp_path):
     }
 
 
-def test_a_cycle_through_a_lazy_import_is_found_and_printed(tmp_path):
+def test_a_cycle_through_a_lazy_import_is_found_and_printed(tmp_path: Path) -> None:
     edges = _graph_of(
         tmp_path,
         {
@@ -389,5 +389,5 @@ def test_a_cycle_through_a_lazy_import_is_found_and_printed(tmp_path):
         ("genarch.orchestration.rag", "genarch.cli", False),
     ],
 )
-def test_the_layer_rule(importer, imported, allowed):
+def test_the_layer_rule(importer: str, imported: str, allowed: bool) -> None:
     assert (layer_violations([Edge(importer, imported, 1, False)]) == []) is allowed

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 
 from fakes import BigramLM, TinyGAN
-from genarch import ConformanceError, Document, TextRequest, TextResult
+from genarch import ConformanceError, Document, ImageRequest, ImageResult, TextRequest, TextResult
 from genarch.data import TextCleaner
-from genarch.testing import check_data_processor, check_generator, check_optimizer
+from genarch.errors import InvalidInputError
+from genarch.testing import check_data_processor, check_generator, check_optimizer, generator_checks
 from genarch.training import ObjectiveOptimizer
 
 REQUESTS = [TextRequest(prompt="the", max_new_tokens=8, seed=1), TextRequest(prompt="a", seed=2)]
@@ -90,3 +95,126 @@ def test_a_correct_implementation_passes_every_check():
     passed = check_generator(BigramLM(), REQUESTS)
     assert "seeded_determinism" in passed
     assert "save_load_roundtrip" in passed
+
+
+class NoiseImages:
+    """A correct little image generator; subclasses vary only what they say about conditions."""
+
+    def generate(self, request: ImageRequest) -> ImageResult:
+        if not isinstance(request, ImageRequest):
+            raise InvalidInputError(f"expected an ImageRequest, got {type(request).__name__}")
+        noise = torch.Generator().manual_seed(request.seed or 0)
+        return ImageResult(images=torch.rand(request.num_samples, 1, 2, 2, generator=noise))
+
+    def generate_batch(self, requests):
+        return [self.generate(r) for r in requests]
+
+
+IMAGE_REQUESTS = [ImageRequest(num_samples=1, seed=1), ImageRequest(num_samples=2, seed=2)]
+
+
+def conditioned(conditions):
+    return type("Conditioned", (NoiseImages,), {"conditions": conditions})()
+
+
+@pytest.mark.parametrize("conditions", [{"label": ["0", "1"]}, {"label": ["a"], "style": ["b"]}])
+def test_described_conditions_pass(conditions):
+    assert "conditions_are_described" in check_generator(conditioned(conditions), IMAGE_REQUESTS)
+
+
+def test_an_unconditional_generator_with_empty_conditions_passes():
+    passed = check_generator(conditioned({}), IMAGE_REQUESTS)
+    assert "unconditional_has_empty_conditions" in passed
+
+
+@pytest.mark.parametrize(
+    ("conditions", "check"),
+    [
+        (None, "unconditional_has_empty_conditions"),
+        ([], "unconditional_has_empty_conditions"),
+        ("", "unconditional_has_empty_conditions"),
+        ({"label": []}, "conditions_are_described"),
+        ({"label": [0, 1]}, "conditions_are_described"),
+        ({"label": "01"}, "conditions_are_described"),
+        ({1: ["a"]}, "conditions_are_described"),
+        (["label"], "conditions_are_described"),
+    ],
+)
+def test_badly_described_conditions_are_reported(conditions, check):
+    with pytest.raises(ConformanceError) as caught:
+        check_generator(conditioned(conditions), IMAGE_REQUESTS)
+    assert failures(caught.value) == {check}
+    assert "expected" in str(caught.value)
+
+
+def test_a_generator_without_conditions_gets_no_condition_check():
+    names = check_generator(NoiseImages(), IMAGE_REQUESTS)
+    assert not {"conditions_are_described", "unconditional_has_empty_conditions"} & set(names)
+
+
+def test_one_check_called_alone_raises_conformance_error_naming_it():
+    (check,) = [c for c in generator_checks(IgnoresItsSeed(), REQUESTS) if c.name == "empty_batch"]
+    check()  # passes
+    (broken,) = [
+        c
+        for c in generator_checks(conditioned(None), IMAGE_REQUESTS)
+        if c.name.startswith("uncond")
+    ]
+    with pytest.raises(ConformanceError) as caught:
+        broken()
+    assert caught.value.failures[0][0] == "unconditional_has_empty_conditions"
+    assert "Conditioned" in str(caught.value)
+
+
+BROKEN_UNDER_OPTIMISATION = textwrap.dedent(
+    """
+    import json, random, sys
+    from genarch import ConformanceError, Document, TextRequest
+    from genarch.testing import check_data_processor, check_generator
+
+    assert sys.flags.optimize, "run me with python -O"
+
+    class IgnoresSeedAndAnswersEmptyBatches:
+        def generate(self, request):
+            return random.random()
+        def generate_batch(self, requests):
+            return [0.5]  # something for nothing
+
+    class Eager:
+        def process(self, items):
+            return [item for item in items]  # a list, consumed at once: not lazy
+
+    found = {}
+    for name, run in [
+        ("generator", lambda: check_generator(
+            IgnoresSeedAndAnswersEmptyBatches(),
+            [TextRequest(prompt="a", seed=1), TextRequest(prompt="b", seed=2)])),
+        ("processor", lambda: check_data_processor(
+            Eager(), [Document(id="a", text="x"), Document(id="b", text="y")])),
+    ]:
+        try:
+            run()
+        except ConformanceError as error:
+            found[name] = sorted(check for check, _ in error.failures)
+        else:
+            found[name] = []
+    print(json.dumps(found))
+    """
+)
+
+
+def test_the_kit_fails_loudly_under_python_optimisation():
+    # ``python -O`` strips every ``assert``: the kit must raise ConformanceError itself
+    completed = subprocess.run(
+        [sys.executable, "-O", "-c", BROKEN_UNDER_OPTIMISATION],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    found = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert {"seeded_determinism", "empty_batch", "rejects_wrong_request_type"} <= set(
+        found["generator"]
+    )
+    assert {"is_lazy", "rejects_non_iterables"} <= set(found["processor"])

@@ -38,23 +38,23 @@ def moved_module(old: str, new: str | Mapping[str, str]) -> Callable[[str], Any]
         ...     getattr_("dumps")([1])
         '[1]'
         >>> print(caught[0].message)
-        genarch.old_json is deprecated and will be removed in the next release: import dumps from json
+        genarch.old_json.dumps has moved; the old path goes in the next release: import dumps from json
     """
 
-    def __getattr__(name: str) -> Any:
+    def module_getattr(name: str) -> Any:
         target = new if isinstance(new, str) else new.get(name)
         if target is None or name.startswith("__"):
             raise AttributeError(f"module {old!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(target), name)
         warnings.warn(
-            f"{old} is deprecated and will be removed in the next release: "
+            f"{old}.{name} has moved; the old path goes in the next release: "
             f"import {name} from {target}",
             DeprecationWarning,
             stacklevel=2,
         )
         return value
 
-    return __getattr__
+    return module_getattr
 
 
 def renamed_names(module: str, renames: Mapping[str, tuple[str, str]]) -> Callable[[str], Any]:
@@ -71,7 +71,7 @@ def renamed_names(module: str, renames: Mapping[str, tuple[str, str]]) -> Callab
         genarch.example.loads_json is deprecated and will be removed in the next release: use json.loads
     """
 
-    def __getattr__(name: str) -> Any:
+    def module_getattr(name: str) -> Any:
         if name not in renames:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         target, new_name = renames[name]
@@ -83,4 +83,4 @@ def renamed_names(module: str, renames: Mapping[str, tuple[str, str]]) -> Callab
         )
         return getattr(importlib.import_module(target), new_name)
 
-    return __getattr__
+    return module_getattr

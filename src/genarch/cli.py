@@ -90,7 +90,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     _train_and_sample(args, tokenizer, [t.token_ids for t in tokenized])
 
     _heading("answer: retrieval-augmented answers with citations (BM25 + extractive)")
-    from genarch.orchestration.rag import format_result, quickstart_answers
+    from genarch.orchestration import format_result, quickstart_answers
 
     for result in quickstart_answers(cleaned, QUESTIONS):
         print(format_result(result))

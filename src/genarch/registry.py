@@ -153,7 +153,7 @@ BUILTIN_COMPONENTS: Mapping[str, str] = MappingProxyType(
         "genarch.FaissVectorStore": "genarch.orchestration:FaissVectorStore",
         "genarch.GAN": "genarch.models:GAN",
         "genarch.GPT": "genarch.models:GPT",
-        "genarch.GPTMeanPooledEncoder": "genarch.features:GPTMeanPooledEncoder",
+        "genarch.GPTMeanPooledEncoder": "genarch.models.gpt_embeddings:GPTMeanPooledEncoder",
         "genarch.HashingVectorizer": "genarch.features:HashingVectorizer",
         "genarch.HtmlToText": "genarch.data:HtmlToText",
         "genarch.ImageNormalizer": "genarch.data:ImageNormalizer",

@@ -1,4 +1,4 @@
-"""Specification of exact and near-duplicate removal (genarch.data.dedup)."""
+"""Specification of exact and near-duplicate removal (genarch.data.dedup, genarch.data.minhash)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ from genarch.data.dedup import (
     DuplicateReport,
     ExactDeduplicator,
     ExactDeduplicatorConfig,
-    MinHasher,
     NearDeduplicator,
     NearDeduplicatorConfig,
-    lsh_parameters,
     normalize_for_matching,
 )
+from genarch.data.minhash import MinHasher, lsh_parameters
 from genarch.errors import ConfigError, GenarchError, InvalidInputError
 from genarch.testing import check_data_processor, edit_words
 

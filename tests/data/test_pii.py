@@ -1,4 +1,4 @@
-"""Specification of PII detection and redaction (genarch.data.pii).
+"""Specification of PII detection and redaction (genarch.data.pii_detection, genarch.data.pii_redaction).
 
 Run as a script to print the per-type precision/recall table of the docs:
 ``python tests/data/test_pii.py``.
@@ -19,15 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from genarch import Document, Pipeline
-from genarch.data.pii import (
-    PII_TYPES,
-    PiiRedactor,
-    PiiRedactorConfig,
-    deanonymize,
-    find_pii,
-    iban_checksum_ok,
-    redact_pii,
-)
+from genarch.data.pii_detection import PII_TYPES, find_pii, iban_checksum_ok
+from genarch.data.pii_redaction import PiiRedactor, PiiRedactorConfig, deanonymize, redact_pii
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError
 from genarch.testing import check_data_processor
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -173,3 +177,48 @@ def test_load_refuses_missing_and_foreign_files(tmp_path) -> None:
     (tmp_path / "f" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(IntegrityError):
         ContrastiveSentenceEncoder.load(tmp_path / "f")
+
+
+def test_load_after_a_save_interrupted_between_its_renames(
+    tmp_path: Path, interrupt_between_renames: Callable[[Path], None]
+) -> None:
+    encoder = ContrastiveSentenceEncoder(SMALL)
+    encoder.save(tmp_path / "encoder")
+    interrupt_between_renames(tmp_path / "encoder")
+    loaded = ContrastiveSentenceEncoder.load(tmp_path / "encoder")
+    assert torch.equal(loaded.extract(TEXTS), encoder.extract(TEXTS))
+
+
+def test_load_reads_a_save_of_the_previous_release(tmp_path: Path) -> None:
+    # the layout ContrastiveSentenceEncoder.save wrote before genarch.persistence
+    from safetensors.torch import save_file
+
+    encoder = ContrastiveSentenceEncoder(SMALL.model_copy(update={"seed": 7}))
+    document = {
+        "format": "genarch.ContrastiveSentenceEncoder",
+        "config": encoder.config.model_dump(mode="json"),
+    }
+    (tmp_path / "config.json").write_text(json.dumps(document, indent=2) + "\n")
+    state = {k: v.contiguous() for k, v in encoder.module.state_dict().items()}
+    save_file(state, str(tmp_path / "model.safetensors"))
+    loaded = ContrastiveSentenceEncoder.load(tmp_path)
+    assert loaded.config == encoder.config
+    assert torch.equal(loaded.extract(TEXTS), encoder.extract(TEXTS))
+
+
+def test_save_keeps_its_layout_and_format(tmp_path: Path) -> None:
+    ContrastiveSentenceEncoder(SMALL).save(tmp_path / "e")
+    assert {p.name for p in (tmp_path / "e").iterdir()} == {"config.json", "model.safetensors"}
+    document = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert document == {
+        "format": "genarch.ContrastiveSentenceEncoder",
+        "config": SMALL.model_dump(mode="json"),
+    }
+
+
+def test_weights_of_another_shape_are_refused(tmp_path: Path) -> None:
+    ContrastiveSentenceEncoder(SMALL).save(tmp_path / "e")
+    ContrastiveSentenceEncoder(SMALL.model_copy(update={"dim": 16})).save(tmp_path / "other")
+    (tmp_path / "other" / "model.safetensors").replace(tmp_path / "e" / "model.safetensors")
+    with pytest.raises(IntegrityError, match="shape"):
+        ContrastiveSentenceEncoder.load(tmp_path / "e")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -170,10 +173,41 @@ def test_tfidf_load_refuses_missing_and_corrupt_files(tmp_path) -> None:
     with pytest.raises(IntegrityError):
         TfidfVectorizer.load(tmp_path)
     (tmp_path / "tfidf.json").write_text('{"format": "something.else"}')
-    with pytest.raises(IntegrityError, match="not written by TfidfVectorizer"):
+    with pytest.raises(IntegrityError, match="not a 'genarch.TfidfVectorizer'"):
         TfidfVectorizer.load(tmp_path)
     fitted().save(tmp_path / "ok")
     path = tmp_path / "ok" / "tfidf.json"
     path.write_text(path.read_text().replace('"idf": [', '"idf": [1.0, '))
     with pytest.raises(IntegrityError, match="do not match"):
         TfidfVectorizer.load(tmp_path / "ok")
+
+
+def test_tfidf_loads_after_a_save_interrupted_between_its_renames(
+    tmp_path: Path, interrupt_between_renames: Callable[[Path], None]
+) -> None:
+    tfidf = fitted()
+    tfidf.save(tmp_path / "tfidf")
+    interrupt_between_renames(tmp_path / "tfidf")
+    loaded = TfidfVectorizer.load(tmp_path / "tfidf")
+    assert torch.equal(loaded.extract(CORPUS), tfidf.extract(CORPUS))
+
+
+def test_tfidf_loads_a_save_of_the_previous_release(tmp_path: Path) -> None:
+    # what TfidfVectorizer.save wrote before genarch.persistence: one unindented JSON line
+    document = {
+        "format": "genarch.TfidfVectorizer",
+        "config": TfidfVectorizer().config.model_dump(mode="json"),
+        "vocabulary": ["file", "open"],
+        "idf": [1.5, 2.0],
+    }
+    (tmp_path / "tfidf.json").write_text(json.dumps(document) + "\n", encoding="utf-8")
+    loaded = TfidfVectorizer.load(tmp_path)
+    assert loaded.vocabulary == ["file", "open"]
+    assert loaded.idf.tolist() == [1.5, 2.0]
+
+
+def test_tfidf_save_keeps_the_file_name_and_format(tmp_path: Path) -> None:
+    fitted().save(tmp_path)
+    document = json.loads((tmp_path / "tfidf.json").read_text(encoding="utf-8"))
+    assert document["format"] == "genarch.TfidfVectorizer"
+    assert set(document) == {"format", "config", "vocabulary", "idf"}

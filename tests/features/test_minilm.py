@@ -21,7 +21,9 @@ from genarch.errors import (
 from genarch.features import (
     ALL_MINILM_L6_V2_SHA256,
     BertConfig,
+    BertModel,
     MiniLMEncoder,
+    MiniLMEncoderConfig,
     find_minilm_directory,
     load_minilm,
 )
@@ -189,6 +191,32 @@ def test_bad_configs() -> None:
         MiniLMEncoder(batch_size=0)
     with pytest.raises(ConfigError):
         MiniLMEncoder(max_length=1)
+    with pytest.raises(ConfigError, match="not both"):
+        MiniLMEncoder(MiniLMEncoderConfig(), batch_size=4)
+
+
+def test_the_checkpoint_reader_returns_a_named_record(tmp_path: Path) -> None:
+    write_tiny_checkpoint(tmp_path)
+    checkpoint = minilm_module._read_checkpoint(minilm_module._VerifiedFiles(tmp_path, None))
+    assert isinstance(checkpoint.model, BertModel)
+    assert checkpoint.model.config == TINY
+    assert checkpoint.tokenizer.vocab_size == len(TINY_VOCAB)
+    assert (checkpoint.pooling, checkpoint.normalize, checkpoint.max_length) == ("mean", True, 12)
+
+
+def test_the_bert_network_is_configured_like_every_component() -> None:
+    model = BertModel(TINY)
+    assert BertModel.from_config(TINY.model_dump()).config == model.config == TINY
+    with pytest.raises(ConfigError, match="not both"):
+        BertModel(TINY, hidden_size=8)
+    with pytest.raises(ConfigError, match="divisible"):
+        BertModel(hidden_size=10, num_attention_heads=4)
+
+
+def test_the_bert_names_of_the_minilm_module_still_work_with_a_warning() -> None:
+    for name, moved in (("BertModel", BertModel), ("BertConfig", BertConfig)):
+        with pytest.warns(DeprecationWarning, match="genarch.features.bert"):
+            assert getattr(minilm_module, name) is moved
 
 
 # ------------------------------------------------------------------ all-MiniLM-L6-v2

@@ -1,13 +1,22 @@
-"""Mean-pooled hidden states of a transformer as sentence features."""
+"""Mean-pooled hidden states of a transformer as sentence features.
+
+:class:`MeanPooledEncoder` is in the features layer; its GPT adapter
+:class:`GPTMeanPooledEncoder` in the models layer, beside the GPT.
+"""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 
-from genarch.data.tokenizers import ByteTokenizer
+from genarch.data import ByteTokenizer
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
-from genarch.features import GPTMeanPooledEncoder, MeanPooledEncoder
+from genarch.features import MeanPooledEncoder
+from genarch.models.gpt_embeddings import GPTMeanPooledEncoder, GPTMeanPooledEncoderConfig
 from genarch.models.transformer import GPT
 from genarch.testing import check_feature_extractor, feature_extractor_checks, run_checks
 
@@ -64,6 +73,67 @@ def test_load_refuses_missing_and_foreign_directories(tmp_path) -> None:
     (tmp_path / "encoder.json").write_text('{"format": "other"}')
     with pytest.raises(IntegrityError):
         GPTMeanPooledEncoder.load(tmp_path)
+
+
+def test_load_after_a_save_interrupted_between_its_renames(
+    tmp_path: Path, interrupt_between_renames: Callable[[Path], None]
+) -> None:
+    encoder = GPTMeanPooledEncoder(small_gpt(seed=3), ByteTokenizer(), max_length=16)
+    encoder.save(tmp_path / "encoder")
+    interrupt_between_renames(tmp_path / "encoder")
+    loaded = GPTMeanPooledEncoder.load(tmp_path / "encoder")
+    assert torch.equal(loaded.extract(TEXTS), encoder.extract(TEXTS))
+
+
+def test_load_reads_a_save_of_the_previous_release(tmp_path: Path) -> None:
+    # the layout GPTMeanPooledEncoder.save wrote before genarch.persistence
+    gpt = small_gpt(seed=3)
+    gpt.save(tmp_path / "model")
+    ByteTokenizer().save(tmp_path / "tokenizer")
+    settings = {
+        "format": "genarch.GPTMeanPooledEncoder",
+        "max_length": 16,
+        "normalize": True,
+        "batch_size": 4,
+    }
+    (tmp_path / "encoder.json").write_text(json.dumps(settings, indent=2) + "\n")
+    loaded = GPTMeanPooledEncoder.load(tmp_path)
+    expected = GPTMeanPooledEncoder(gpt, ByteTokenizer(), max_length=16, normalize=True)
+    assert (loaded.config.max_length, loaded.config.batch_size) == (16, 4)
+    assert torch.equal(loaded.extract(TEXTS), expected.extract(TEXTS))
+
+
+def test_save_keeps_its_layout_and_format(tmp_path: Path) -> None:
+    GPTMeanPooledEncoder(small_gpt(), ByteTokenizer()).save(tmp_path / "encoder")
+    names = {p.name for p in (tmp_path / "encoder").iterdir()}
+    assert names == {"encoder.json", "model", "tokenizer"}
+    settings = json.loads((tmp_path / "encoder" / "encoder.json").read_text())
+    assert settings == {
+        "format": "genarch.GPTMeanPooledEncoder",
+        "max_length": None,
+        "normalize": False,
+        "batch_size": 32,
+    }
+
+
+def test_a_save_without_its_tokenizer_is_damaged_not_absent(tmp_path: Path) -> None:
+    GPTMeanPooledEncoder(small_gpt(), ByteTokenizer()).save(tmp_path / "encoder")
+    for file in (tmp_path / "encoder" / "tokenizer").iterdir():
+        file.unlink()
+    (tmp_path / "encoder" / "tokenizer").rmdir()
+    with pytest.raises(IntegrityError, match="GPTMeanPooledEncoder"):
+        GPTMeanPooledEncoder.load(tmp_path / "encoder")
+
+
+def test_the_features_import_path_still_works_with_a_warning() -> None:
+    import genarch.features
+    import genarch.features.pooled
+
+    for module in (genarch.features, genarch.features.pooled):
+        with pytest.warns(DeprecationWarning, match="genarch.models.gpt_embeddings"):
+            assert module.GPTMeanPooledEncoder is GPTMeanPooledEncoder
+        with pytest.warns(DeprecationWarning, match="genarch.models.gpt_embeddings"):
+            assert module.GPTMeanPooledEncoderConfig is GPTMeanPooledEncoderConfig
 
 
 def test_gpt_encoder_refuses_mismatched_parts() -> None:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from genarch.data.digits import two_moons
+from genarch.data.point_clouds import two_moons
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.models.diffusion import (
     DDIMSampler,
@@ -21,7 +21,7 @@ from genarch.models.diffusion import (
     guided_noise,
     sample,
 )
-from genarch.protocols import ConditionalGenerator, Generator, TrainingObjective
+from genarch.protocols import ConditionalGenerator, Generator, TrainingObjective, is_conditional
 from genarch.schemas import ImageRequest
 from genarch.testing import assert_same, check_generator, check_optimizer
 from genarch.training import ObjectiveOptimizer, adamw
@@ -196,6 +196,7 @@ def test_conditional_diffusion_describes_its_labels_and_returns_them() -> None:
     model = tiny()
     assert isinstance(model, Generator)
     assert isinstance(model, ConditionalGenerator)
+    assert is_conditional(model)
     assert model.conditions == {"label": [str(d) for d in range(10)]}
     result = model.generate(ImageRequest(num_samples=3, label=9, seed=0))
     assert result.labels == (9, 9, 9)
@@ -275,7 +276,7 @@ class PointDenoiser(nn.Module):
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None
     ) -> torch.Tensor:
-        from genarch.models.image_common import sinusoidal_embedding
+        from genarch.models.diffusion.unet import sinusoidal_embedding
 
         h = torch.cat([x, sinusoidal_embedding(t, 16)], dim=1)
         h = self.net[0](h)

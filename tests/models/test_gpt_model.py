@@ -161,6 +161,11 @@ def test_from_config_accepts_the_config_or_its_json() -> None:
     assert GPT.from_config(json.loads(config.model_dump_json())).config == config
 
 
+def test_a_config_and_keyword_fields_together_are_refused() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        GPT(tiny_config(), n_layer=3)
+
+
 def test_tied_embeddings_share_one_tensor_and_untied_do_not() -> None:
     tied, untied = MODELS["gpt2"], MODELS["gqa-untied"]
     assert tied.lm_head.weight is tied.wte.weight
@@ -212,6 +217,43 @@ def test_save_then_load_gives_the_same_logits(name: str, tmp_path: Path) -> None
     idx = random_ids(2, 12, 8)
     with torch.no_grad():
         assert torch.equal(loaded(idx), model(idx))
+
+
+def test_a_save_interrupted_between_its_two_renames_still_loads(tmp_path: Path) -> None:
+    model = MODELS["gpt2"]
+    model.save(tmp_path / "m")
+    # the old copy moved aside, the new one not yet in place:
+    (tmp_path / "m").rename(tmp_path / ".m.old-1-2")
+    idx = random_ids(2, 12, 8)
+    with torch.no_grad():
+        assert torch.equal(GPT.load(tmp_path / "m").eval()(idx), model(idx))
+
+
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+def test_a_save_of_the_first_release_loads(tied: bool, tmp_path: Path) -> None:
+    """config.json ({"format": "genarch.GPT", "config": ...}) and model.safetensors
+    without the tied output layer: the layout every release writes."""
+    from safetensors.torch import save_file
+
+    model = tiny_model(tie_embeddings=tied)
+    state = {name: t.contiguous() for name, t in model.state_dict().items()}
+    if tied:
+        del state["lm_head.weight"]
+    (tmp_path / "m").mkdir()
+    save_file(state, str(tmp_path / "m" / "model.safetensors"))
+    document = {"format": "genarch.GPT", "config": model.config.model_dump(mode="json")}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(document))
+    idx = random_ids(2, 12, 8)
+    with torch.no_grad():
+        assert torch.equal(GPT.load(tmp_path / "m").eval()(idx), model.eval()(idx))
+
+
+def test_load_of_another_kind_is_an_integrity_error_naming_the_path(tmp_path: Path) -> None:
+    MODELS["gpt2"].save(tmp_path / "m")
+    document = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**document, "format": "genarch.vae/1"}))
+    with pytest.raises(IntegrityError, match=r"genarch\.vae/1.*not a 'genarch\.GPT'"):
+        GPT.load(tmp_path / "m")
 
 
 def test_load_of_an_empty_directory_is_not_found(tmp_path: Path) -> None:

@@ -442,3 +442,33 @@ def test_saving_needs_a_persistable_tokenizer(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="save"):
         TextGenerator(MODEL, Plain()).save(tmp_path / "g")
     assert not (tmp_path / "g").exists()
+
+
+def test_a_save_interrupted_between_its_two_renames_still_loads(tmp_path: Path) -> None:
+    GENERATOR.save(tmp_path / "g")
+    # the old copy moved aside, the new one not yet in place:
+    (tmp_path / "g").rename(tmp_path / ".g.old-1-2")
+    request = TextRequest(prompt="Hi", max_new_tokens=4, seed=0)
+    assert TextGenerator.load(tmp_path / "g").generate(request) == GENERATOR.generate(request)
+
+
+def test_a_save_of_the_first_release_loads(tmp_path: Path) -> None:
+    """The layout and format strings are those of the first release, so its saves load."""
+    MODEL.save(tmp_path / "g" / "model")
+    ByteTokenizer().save(tmp_path / "g" / "tokenizer")
+    document = {"format": "genarch.TextGenerator", "tokenizer": "models.gpt_testing:ByteTokenizer",
+                "max_batch_size": 3}  # fmt: skip
+    (tmp_path / "g" / "generator.json").write_text(json.dumps(document))
+    loaded = TextGenerator.load(tmp_path / "g")
+    assert loaded.max_batch_size == 3
+    request = TextRequest(prompt="Hi", max_new_tokens=4, seed=0)
+    assert loaded.generate(request) == GENERATOR.generate(request)
+
+
+def test_a_save_missing_its_model_is_an_integrity_error_naming_the_path(tmp_path: Path) -> None:
+    GENERATOR.save(tmp_path / "g")
+    for file in (tmp_path / "g" / "model").iterdir():
+        file.unlink()
+    (tmp_path / "g" / "model").rmdir()
+    with pytest.raises(IntegrityError, match=r"genarch\.TextGenerator.*incomplete"):
+        TextGenerator.load(tmp_path / "g")

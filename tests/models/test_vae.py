@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 from genarch.errors import ConfigError, InvalidInputError
 from genarch.models.image_common import interpolate
 from genarch.models.vae import VAE, VAEConfig
-from genarch.protocols import ConditionalGenerator, LatentGenerator, TrainingObjective
+from genarch.protocols import (
+    ConditionalGenerator,
+    LatentGenerator,
+    TrainingObjective,
+    is_conditional,
+)
 from genarch.schemas import ImageRequest
 from genarch.testing import assert_same, check_generator, check_optimizer
 from genarch.training import ObjectiveOptimizer, adamw
@@ -32,7 +37,8 @@ def test_vae_passes_the_generator_conformance_kit_with_its_latent_space(num_clas
     invalid = [ImageRequest(label=10)] + ([] if num_classes else [ImageRequest(label=0)])
     check_generator(model, requests, invalid_requests=invalid)
     assert isinstance(model, LatentGenerator)
-    assert isinstance(model, ConditionalGenerator) == bool(num_classes)
+    assert isinstance(model, ConditionalGenerator)  # conditions are always described
+    assert is_conditional(model) == bool(num_classes)
 
 
 def test_encode_is_the_deterministic_posterior_mean() -> None:
@@ -119,7 +125,7 @@ def test_the_elbo_objective_trains_through_the_optimizer_kit() -> None:
 def test_training_lowers_the_negative_elbo_on_digits() -> None:
     pytest.importorskip("sklearn")
     from genarch.data.digits import load_digits
-    from genarch.models.image_common import train_objective
+    from genarch.models.image_training import train_objective
 
     digits = load_digits()
     model = tiny()

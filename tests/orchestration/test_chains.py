@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from genarch.data.tokenizers import ByteTokenizer
+from genarch.data.byte_tokenizer import ByteTokenizer
 from genarch.errors import InvalidInputError, NotFoundError, PipelineError, PipelineTypeError
 from genarch.orchestration.chains import (
     Branch,
+    Chain,
     FunctionStep,
     MapOverBatch,
     Retry,
-    Sequence,
     Step,
     run_chain,
     step_types,
@@ -61,28 +61,28 @@ class Flaky:
 
 
 def test_a_sequence_feeds_each_output_to_the_next_step() -> None:
-    assert Sequence("s", [SHOUT, LENGTH, DOUBLE]).run("abc") == 6
+    assert Chain("s", [SHOUT, LENGTH, DOUBLE]).run("abc") == 6
 
 
 def test_a_user_object_with_name_and_run_is_a_step() -> None:
     flaky = Flaky(0)
     assert isinstance(flaky, Step)
-    assert Sequence("s", [flaky, SHOUT]).run("a") == "A"
+    assert Chain("s", [flaky, SHOUT]).run("a") == "A"
 
 
 def test_types_that_do_not_fit_are_refused_when_the_sequence_is_built() -> None:
     with pytest.raises(
         PipelineTypeError, match="'length' outputs int, but step 1 'shout' expects str"
     ):
-        Sequence("s", [LENGTH, SHOUT])
+        Chain("s", [LENGTH, SHOUT])
 
 
 def test_composites_declare_their_types() -> None:
-    assert step_types(Sequence("s", [SHOUT, LENGTH])) == (str, int)
+    assert step_types(Chain("s", [SHOUT, LENGTH])) == (str, int)
     _batch_in, batch_out = step_types(MapOverBatch("m", LENGTH))
     assert batch_out == list[int]
     with pytest.raises(PipelineTypeError):
-        Sequence("s", [MapOverBatch("m", LENGTH), SHOUT])
+        Chain("s", [MapOverBatch("m", LENGTH), SHOUT])
 
 
 @pytest.mark.parametrize(
@@ -96,14 +96,14 @@ def test_composites_declare_their_types() -> None:
 )
 def test_plain_functions_lambdas_and_dicts_are_not_coerced(bad: object, hint: str) -> None:
     with pytest.raises(InvalidInputError, match=hint):
-        Sequence("s", [bad])  # type: ignore[list-item]
+        Chain("s", [bad])  # type: ignore[list-item]
 
 
 def test_steps_need_names() -> None:
     with pytest.raises(InvalidInputError, match="name"):
         FunctionStep("", shout)
     with pytest.raises(InvalidInputError):
-        Sequence("s", [])
+        Chain("s", [])
 
 
 @given(st.lists(st.text(max_size=5), max_size=6))
@@ -176,7 +176,7 @@ def test_retry_arguments_are_validated() -> None:
 
 
 def test_every_call_is_a_span_nested_like_the_chain() -> None:
-    chain = Sequence("outer", [MapOverBatch("each", SHOUT), FunctionStep("count", len)])
+    chain = Chain("outer", [MapOverBatch("each", SHOUT), FunctionStep("count", len)])
     run = run_chain(chain, ["a", "bc"])
     assert run.output == 2
     names = [(span.name, span.parent_id) for span in run.trace.spans]
@@ -187,7 +187,7 @@ def test_every_call_is_a_span_nested_like_the_chain() -> None:
 
 
 def test_spans_count_tokens_when_a_tokenizer_is_given() -> None:
-    run = run_chain(Sequence("s", [SHOUT]), "héllo", tokenizer=ByteTokenizer())
+    run = run_chain(Chain("s", [SHOUT]), "héllo", tokenizer=ByteTokenizer())
     span = run.trace.find("shout")[0]
     assert (span.input_tokens, span.output_tokens) == (6, 6)
     assert run_chain(SHOUT, "x").trace.spans[0].input_tokens is None
@@ -205,7 +205,7 @@ def test_a_failing_step_is_recorded_as_an_error() -> None:
 
 
 def test_trace_round_trips_through_jsonl(tmp_path: Path) -> None:
-    run = run_chain(Sequence("s", [SHOUT, LENGTH]), "abc")
+    run = run_chain(Chain("s", [SHOUT, LENGTH]), "abc")
     path = tmp_path / "trace.jsonl"
     run.trace.write_jsonl(path)
     lines = path.read_text().splitlines()
@@ -219,3 +219,12 @@ def test_reading_bad_traces_fails_clearly(tmp_path: Path) -> None:
         Trace.read_jsonl(tmp_path / "missing.jsonl")
     with pytest.raises(InvalidInputError, match="line 1"):
         Trace.from_jsonl('{"id": "x"}\n')
+
+
+def test_the_old_name_sequence_still_works_with_a_deprecation_warning() -> None:
+    import genarch.orchestration
+    import genarch.orchestration.chains
+
+    for module in (genarch.orchestration, genarch.orchestration.chains):
+        with pytest.warns(DeprecationWarning, match="use genarch.orchestration.chains.Chain"):
+            assert module.Sequence is Chain

@@ -8,7 +8,9 @@ import pytest
 
 from genarch.data import Chunker, python_docs
 from genarch.errors import InvalidInputError, NotFoundError
-from genarch.orchestration.evaluation import (
+from genarch.orchestration.extractive import ExtractiveGenerator
+from genarch.orchestration.rag import RAG
+from genarch.orchestration.rag_evaluation import (
     LabelledQuestion,
     RetrievalReport,
     evaluate_rag,
@@ -18,8 +20,6 @@ from genarch.orchestration.evaluation import (
     normalise_space,
     verify_questions,
 )
-from genarch.orchestration.extractive import ExtractiveGenerator
-from genarch.orchestration.rag import RAG
 from genarch.schemas import Chunk, Document, ScoredChunk
 
 
@@ -188,3 +188,10 @@ def test_rag_citations_are_exact_and_unanswerable_questions_are_declined(
     assert report.answered >= 0.8
     assert report.topic_cited >= 0.7
     assert report.quote_cited >= 0.35
+
+
+def test_the_old_module_name_still_imports_with_a_warning() -> None:
+    import genarch.orchestration.evaluation as old
+
+    with pytest.warns(DeprecationWarning, match="genarch.orchestration.rag_evaluation"):
+        assert old.load_questions is load_questions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import pytest
 from hypothesis import given
@@ -11,26 +12,28 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from genarch.data import Chunker, python_docs
-from genarch.data.tokenizers import ByteTokenizer
+from genarch.data.byte_tokenizer import ByteTokenizer
 from genarch.errors import InvalidInputError
 from genarch.orchestration.chains import run_chain
-from genarch.orchestration.extractive import ExtractiveGenerator, sentence_spans
-from genarch.orchestration.rag import (
-    INSTRUCTIONS,
-    NOT_FOUND_MARKER,
-    RAG,
+from genarch.orchestration.citations import (
     Answer,
     NotFound,
     RAGResult,
     Source,
-    build_prompt,
     content_terms,
     format_result,
-    neutralise,
     parse_answer,
-    parse_prompt,
-    quickstart_answers,
 )
+from genarch.orchestration.extractive import ExtractiveGenerator, sentence_spans
+from genarch.orchestration.grounded_prompt import (
+    INSTRUCTIONS,
+    NOT_FOUND_MARKER,
+    build_prompt,
+    neutralise,
+    parse_prompt,
+)
+from genarch.orchestration.quickstart import quickstart_answers
+from genarch.orchestration.rag import RAG
 from genarch.schemas import Chunk, Document, ScoredChunk, TextRequest, TextResult
 from genarch.testing import check_generator
 
@@ -375,3 +378,43 @@ def test_quickstart_answers_questions_about_python_with_citations(
     first = answer.citations[0]
     assert f"[{first.source}] pass chars {first.start}-{first.end}: " in shown
     assert "not found in the sources" in format_result(missing)
+
+
+# ----------------------------------------------------------- config and old names
+
+
+def test_a_config_and_keyword_fields_together_are_refused(chunks: list[Chunk]) -> None:
+    from genarch.errors import ConfigError
+    from genarch.orchestration.extractive import ExtractiveConfig
+    from genarch.orchestration.rag import RAGConfig
+
+    with pytest.raises(ConfigError, match="not both"):
+        RAG(Overlap(chunks), ExtractiveGenerator(), RAGConfig(k=2), k=3)
+    with pytest.raises(ConfigError, match="not both"):
+        ExtractiveGenerator(ExtractiveConfig(), max_sentences=1)
+    assert RAG(Overlap(chunks), ExtractiveGenerator(), {"k": 2}).config == RAGConfig(k=2)
+    assert ExtractiveGenerator.from_config({"max_sentences": 1}).config.max_sentences == 1
+
+
+def test_a_rag_cannot_be_built_from_its_config_alone() -> None:
+    from genarch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="retriever and a generator"):
+        RAG.from_config({"k": 2})
+
+
+@pytest.mark.parametrize(
+    ("name", "home"),
+    [
+        ("neutralise", "genarch.orchestration.grounded_prompt"),
+        ("Source", "genarch.orchestration.citations"),
+        ("quickstart_answers", "genarch.orchestration.quickstart"),
+    ],
+)
+def test_names_moved_out_of_rag_still_import_with_a_warning(name: str, home: str) -> None:
+    import importlib
+
+    import genarch.orchestration.rag as rag
+
+    with pytest.warns(DeprecationWarning, match=home) if name not in vars(rag) else nullcontext():
+        assert getattr(rag, name) is getattr(importlib.import_module(home), name)

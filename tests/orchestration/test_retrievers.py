@@ -13,15 +13,14 @@ import torch
 from genarch.data import Chunker, python_docs
 from genarch.errors import ConfigError, InvalidInputError, NotFoundError
 from genarch.orchestration.bm25 import BM25Retriever
-from genarch.orchestration.retrievers import (
-    DenseRetriever,
+from genarch.orchestration.reranking import (
     EmbeddingReranker,
     FunctionReranker,
-    HybridRetriever,
     MMRRetriever,
     Reranker,
     RerankingRetriever,
 )
+from genarch.orchestration.retrievers import DenseRetriever, HybridRetriever
 from genarch.orchestration.vectorstore import ExactVectorStore
 from genarch.schemas import Chunk, ScoredChunk
 from genarch.testing import check_feature_extractor, parametrize_with_checks, retriever_checks

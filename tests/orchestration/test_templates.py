@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from genarch.data.bpe import BPETrainer
-from genarch.data.tokenizers import ByteTokenizer
+from genarch.data.byte_tokenizer import ByteTokenizer
 from genarch.errors import ConfigError, GenarchError, InvalidInputError
 from genarch.orchestration.examples import (
     FixedExamples,
@@ -18,12 +18,8 @@ from genarch.orchestration.examples import (
     SimilarityExampleSelector,
     mmr_order,
 )
-from genarch.orchestration.templates import (
-    FewShotTemplate,
-    TextTemplate,
-    TokenBudget,
-    trim_to_tokens,
-)
+from genarch.orchestration.templates import FewShotTemplate, TextTemplate
+from genarch.orchestration.token_budget import TokenBudget, trim_to_tokens
 from genarch.protocols import PromptTemplate
 from genarch.testing import check_prompt_template
 

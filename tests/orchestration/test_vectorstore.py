@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -340,11 +341,99 @@ def test_loading_nothing_raises_not_found(tmp_path: Path) -> None:
         ExactVectorStore.load(tmp_path / "missing")
 
 
+def save_in_the_first_layout(store: ExactVectorStore, directory: Path) -> None:
+    """What the first release wrote: the same files, a manifest with no "format"."""
+    from safetensors.torch import save_file
+
+    directory.mkdir()
+    save_file(
+        {"vectors": store.get_vectors(store.ids()).contiguous()},
+        str(directory / "vectors.safetensors"),
+    )
+    connection = sqlite3.connect(directory / "entries.sqlite")
+    connection.execute(
+        "CREATE TABLE entries (row INTEGER PRIMARY KEY, tenant TEXT NOT NULL, "
+        "id TEXT NOT NULL, metadata TEXT NOT NULL, UNIQUE (tenant, id))"
+    )
+    connection.executemany(
+        "INSERT INTO entries VALUES (?, ?, ?, ?)",
+        [
+            (row, store.tenant, id_, json.dumps(store.get_metadata(id_), sort_keys=True))
+            for row, id_ in enumerate(store.ids())
+        ],
+    )
+    connection.commit()
+    connection.close()
+    document = {"format": 1, "backend": "exact", "config": store.config.model_dump()}
+    (directory / "config.json").write_text(json.dumps(document, indent=2))
+    files = {
+        name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+        for name in ("vectors.safetensors", "entries.sqlite", "config.json")
+    }
+    (directory / "manifest.json").write_text(json.dumps({"sha256": files}, indent=2))
+
+
+def test_a_store_saved_in_the_first_layout_still_loads(tmp_path: Path) -> None:
+    store = filled(12, metric="l2")
+    save_in_the_first_layout(store, tmp_path / "old")
+    loaded = ExactVectorStore.load(tmp_path / "old")
+    queries = unit(3, 8, seed=5)
+    assert loaded.ids() == store.ids()
+    assert loaded.config == store.config
+    assert loaded.search(queries, 4, where={"parity": 0}) == store.search(
+        queries, 4, where={"parity": 0}
+    )
+
+
+def test_a_tampered_file_of_the_first_layout_is_still_detected(tmp_path: Path) -> None:
+    save_in_the_first_layout(filled(3), tmp_path / "old")
+    (tmp_path / "old" / "config.json").write_text(
+        json.dumps({"format": 1, "backend": "exact", "config": {"dim": 9}})
+    )
+    with pytest.raises(IntegrityError, match="SHA-256"):
+        ExactVectorStore.load(tmp_path / "old")
+
+
+def test_the_manifest_names_the_kind_and_the_config_keeps_its_first_format(
+    tmp_path: Path,
+) -> None:
+    filled(3).save(tmp_path / "store")
+    manifest = json.loads((tmp_path / "store" / "manifest.json").read_text())
+    config = json.loads((tmp_path / "store" / "config.json").read_text())
+    assert manifest["format"] == "genarch.vector_store/1"
+    assert set(manifest["sha256"]) == {"vectors.safetensors", "entries.sqlite", "config.json"}
+    assert config == {"format": 1, "backend": "exact", "config": {"dim": 8, "metric": "cosine"}}
+
+
+def test_a_save_of_another_kind_is_refused(tmp_path: Path) -> None:
+    filled(3).save(tmp_path / "store")
+    manifest_file = tmp_path / "store" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({**manifest, "format": "genarch.gpt/1"}))
+    with pytest.raises(IntegrityError, match="not a 'genarch.vector_store/1'"):
+        ExactVectorStore.load(tmp_path / "store")
+
+
+def test_a_manifest_that_leaves_a_file_out_is_refused(tmp_path: Path) -> None:
+    filled(3).save(tmp_path / "store")
+    manifest_file = tmp_path / "store" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["sha256"]["entries.sqlite"]
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError, match="does not list"):
+        ExactVectorStore.load(tmp_path / "store")
+
+
+def test_a_config_and_keyword_fields_together_are_refused() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        ExactVectorStore(VectorStoreConfig(dim=3), dim=4)
+
+
 CHILD = textwrap.dedent(
     """
     import os, signal, sys, time, torch
     import genarch._io
-    from genarch.orchestration import vectorstore
+    import pathlib
     from genarch.orchestration.vectorstore import ExactVectorStore
 
     target, mode = sys.argv[1], sys.argv[2]
@@ -357,12 +446,14 @@ CHILD = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
 
     if mode == "mid-write":                # killed while the new files are being written
-        original = vectorstore.EntryTable.write_sqlite
-        def write_then_stall(self, path):
-            original(self, path)
-            print("writing", flush=True)
-            time.sleep(60)
-        vectorstore.EntryTable.write_sqlite = write_then_stall
+        original = pathlib.Path.write_bytes
+        def write_then_stall(self, data):
+            written = original(self, data)
+            if self.name == "entries.sqlite":  # vectors and entries are in the staging directory
+                print("writing", flush=True)
+                time.sleep(60)
+            return written
+        pathlib.Path.write_bytes = write_then_stall
     else:                                  # killed between the two renames of the swap
         real_replace = os.replace
         def replace_then_die(src, dst):

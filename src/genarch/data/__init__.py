@@ -4,6 +4,7 @@ Every processor here implements :class:`~genarch.protocols.DataProcessor`.
 """
 
 from genarch.data.bpe import BPETrainer, BPETrainerConfig
+from genarch.data.byte_tokenizer import ByteTokenizer, ByteTokenizerConfig
 from genarch.data.chunking import Chunker, ChunkerConfig, count_word_pieces
 from genarch.data.datasets import Split, load_text_files, python_docs, train_validation_split
 from genarch.data.dedup import (
@@ -12,28 +13,23 @@ from genarch.data.dedup import (
     DuplicateReport,
     ExactDeduplicator,
     ExactDeduplicatorConfig,
-    LshParameters,
-    MinHasher,
     NearDeduplicator,
     NearDeduplicatorConfig,
-    lsh_parameters,
     normalize_for_matching,
 )
-from genarch.data.digits import DigitSplits, LabelledData, load_digits, swiss_roll, two_moons
+from genarch.data.digits import DigitSplits, LabelledData, load_digits
 from genarch.data.html import HtmlToText, HtmlToTextConfig, html_to_text
 from genarch.data.images import ImageNormalizer, ImageNormalizerConfig
-from genarch.data.pii import (
-    PII_TYPES,
+from genarch.data.minhash import LshParameters, MinHasher, lsh_parameters
+from genarch.data.pii_detection import PII_TYPES, PiiSpan, PiiType, find_pii, iban_checksum_ok
+from genarch.data.pii_redaction import (
     PiiRedactor,
     PiiRedactorConfig,
-    PiiSpan,
-    PiiType,
     Redaction,
     deanonymize,
-    find_pii,
-    iban_checksum_ok,
     redact_pii,
 )
+from genarch.data.point_clouds import swiss_roll, two_moons
 from genarch.data.quality import (
     QualityFilter,
     QualityFilterConfig,
@@ -43,17 +39,15 @@ from genarch.data.quality import (
 )
 from genarch.data.report import DataReport
 from genarch.data.text import TextCleaner, TextCleanerConfig, clean_text
-from genarch.data.tokenize import Tokenize, TokenizeConfig, TokenizedDocument
-from genarch.data.tokenizers import (
+from genarch.data.tiktoken_files import (
     STANDARD_ENCODINGS,
-    ByteTokenizer,
-    ByteTokenizerConfig,
-    TiktokenTokenizer,
     load_standard_encoding,
-    load_tokenizer,
     standard_encoding_cache_paths,
 )
-from genarch.data.tokens import TokenDataset, TokenFileInfo, pack_blocks, write_token_file
+from genarch.data.tiktoken_tokenizer import TiktokenTokenizer
+from genarch.data.token_corpus import TokenDataset, TokenFileInfo, pack_blocks, write_token_file
+from genarch.data.tokenize_stage import Tokenize, TokenizeConfig, TokenizedDocument
+from genarch.data.tokenizer_references import load_tokenizer
 
 __all__ = [
     "PII_TYPES",

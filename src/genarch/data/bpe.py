@@ -28,13 +28,15 @@ import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 import regex
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from genarch.data.tokenizers import CL100K_PATTERN, TiktokenTokenizer
-from genarch.errors import ConfigError, InvalidInputError
+from genarch.configured import Configured
+from genarch.data.tiktoken_files import CL100K_PATTERN
+from genarch.data.tiktoken_tokenizer import TiktokenTokenizer
+from genarch.errors import InvalidInputError
 from genarch.schemas import Config, Document
 from genarch.validation import describe, ensure_iterable
 
@@ -246,12 +248,15 @@ def _merge(word: list[int], a: int, b: int, new: int) -> list[int] | None:
     return out
 
 
-class BPETrainer:
+class BPETrainer(Configured[BPETrainerConfig]):
     """Trains a byte-level BPE tokeniser and returns it as a tiktoken encoding.
 
     Args:
         config: a :class:`BPETrainerConfig`; keyword arguments are shorthand for
             its fields.
+
+    Raises:
+        ConfigError: both a config and fields, or invalid fields.
 
     Examples:
         >>> trainer = BPETrainer(vocab_size=300, special_tokens=("<|endoftext|>",))
@@ -262,35 +267,6 @@ class BPETrainer:
         True
     """
 
-    def __init__(self, config: BPETrainerConfig | None = None, **fields: Any) -> None:
-        if config is not None and fields:
-            raise ConfigError("pass either a BPETrainerConfig or keyword fields, not both")
-        if config is not None and not isinstance(config, BPETrainerConfig):
-            raise ConfigError(f"BPETrainer expected a BPETrainerConfig, got {describe(config)}")
-        try:
-            self._config = config if config is not None else BPETrainerConfig(**fields)
-        except InvalidInputError as error:
-            raise ConfigError(str(error)) from None
-
-    @property
-    def config(self) -> BPETrainerConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build from a config object or mapping."""
-        if isinstance(config, BPETrainerConfig):
-            return cls(config)
-        if isinstance(config, BaseModel):
-            config = config.model_dump()
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"BPETrainer.from_config expected a mapping, got {describe(config)}")
-        try:
-            return cls(BPETrainerConfig.parse(config))
-        except InvalidInputError as error:
-            raise ConfigError(str(error)) from None
-
     def train_ranks(self, texts: Iterable[str | Document]) -> dict[bytes, int]:
         """Learn the mergeable ranks (``bytes -> rank``) from ``texts``.
 
@@ -298,7 +274,7 @@ class BPETrainer:
             InvalidInputError: ``texts`` is not an iterable of str or Documents, is empty, or
                 contains no text to learn from.
         """
-        config = self._config
+        config = self.config
         pattern = regex.compile(config.pattern)
         specials = (
             regex.compile("|".join(regex.escape(s) for s in config.special_tokens))
@@ -335,10 +311,8 @@ class BPETrainer:
                 contains no text to learn from.
         """
         ranks = self.train_ranks(texts)
-        specials = {token: len(ranks) + i for i, token in enumerate(self._config.special_tokens)}
+        config = self.config
+        specials = {token: len(ranks) + i for i, token in enumerate(config.special_tokens)}
         return TiktokenTokenizer.from_ranks(
-            ranks, pattern=self._config.pattern, special_tokens=specials, name=self._config.name
+            ranks, pattern=config.pattern, special_tokens=specials, name=config.name
         )
-
-    def __repr__(self) -> str:
-        return f"BPETrainer({self._config!r})"

@@ -21,8 +21,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
+from genarch.configured import Configured
 from genarch.protocols import Tokenizer
 from genarch.schemas import Chunk, Config, Document
 from genarch.validation import checked_items
@@ -83,12 +84,13 @@ class _Piece:
         self.start, self.end, self.tokens, self.paragraph = start, end, tokens, paragraph
 
 
-class Chunker:
+class Chunker(Configured[ChunkerConfig]):
     """Cuts documents into overlapping, token-bounded chunks with character offsets.
 
     Args:
         config: sizes (see :class:`ChunkerConfig`); keyword fields are shorthand.
         tokenizer: counts tokens; default: :func:`count_word_pieces`.
+            ``Chunker.from_config`` uses the default; pass ``tokenizer=`` yourself.
 
     Examples:
         >>> chunker = Chunker(max_tokens=8, overlap_tokens=0)
@@ -99,26 +101,16 @@ class Chunker:
 
     def __init__(
         self,
-        config: ChunkerConfig | None = None,
+        config: ChunkerConfig | Mapping[str, Any] | None = None,
         *,
         tokenizer: Tokenizer | None = None,
         **fields: Any,
     ) -> None:
-        self._config = ChunkerConfig.resolve(config, fields)
+        Configured.__init__(self, config, **fields)
         self.tokenizer = tokenizer
         self._count: Callable[[str], int] = (
             count_word_pieces if tokenizer is None else lambda text: len(tokenizer.encode(text))
         )
-
-    @property
-    def config(self) -> ChunkerConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build from a config (with the default token count; pass ``tokenizer=`` yourself)."""
-        return cls(ChunkerConfig.coerce(config))
 
     # ----------------------------------------------------------------- pieces
 
@@ -127,7 +119,7 @@ class Chunker:
     ) -> Iterator[_Piece]:
         """Split ``text[start:end]`` at the most preferred separator until every piece fits."""
         tokens = self._count(text[start:end])
-        if tokens <= self._config.max_tokens:
+        if tokens <= self.config.max_tokens:
             yield _Piece(start, end, tokens, paragraph)
             return
         if level == len(_SEPARATORS):
@@ -150,7 +142,7 @@ class Chunker:
             low, high = start + 1, end
             while low < high:  # binary search for the longest fitting prefix
                 middle = (low + high + 1) // 2
-                if self._count(text[start:middle]) <= self._config.max_tokens:
+                if self._count(text[start:middle]) <= self.config.max_tokens:
                     low = middle
                 else:
                     high = middle - 1
@@ -173,7 +165,7 @@ class Chunker:
 
     def chunk(self, document: Document) -> list[Chunk]:
         """The chunks of one document, in order."""
-        text, config = document.text, self._config
+        text, config = document.text, self.config
         units = self._units(text)
         chunks: list[Chunk] = []
         first = 0

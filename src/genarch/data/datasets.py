@@ -1,7 +1,7 @@
 """Corpora that ship offline, loaders for your own, and deterministic splits.
 
 Everything here produces :class:`~genarch.schemas.Document` records; tokenised
-corpora live in :mod:`genarch.data.tokens`.
+corpora live in :mod:`genarch.data.token_corpus`.
 """
 
 from __future__ import annotations

@@ -8,12 +8,10 @@ non-content elements, and decodes entities — without any third-party parser.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
-from typing import Any, Self
 
-from pydantic import BaseModel
-
+from genarch.configured import Configured
 from genarch.schemas import Config, Document
 from genarch.validation import checked_items
 
@@ -168,27 +166,18 @@ def html_to_text(html: str, config: HtmlToTextConfig | None = None) -> str:
     return "".join(pieces).strip()
 
 
-class HtmlToText:
+class HtmlToText(Configured[HtmlToTextConfig]):
     """Turns documents holding HTML into documents holding plain text, one to one.
+
+    Args:
+        config: a :class:`HtmlToTextConfig`; keyword arguments are shorthand
+            for its fields.
 
     Examples:
         >>> converter = HtmlToText()
         >>> [d.text for d in converter.process([Document(id="p", text="<h1>Title</h1><p>Body</p>")])]
         ['Title\\n\\nBody']
     """
-
-    def __init__(self, config: HtmlToTextConfig | None = None) -> None:
-        self._config = config or HtmlToTextConfig()
-
-    @property
-    def config(self) -> HtmlToTextConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build from a config object or mapping."""
-        return cls(HtmlToTextConfig.coerce(config))
 
     def process(self, items: Iterable[Document]) -> Iterator[Document]:
         """Yield each document with its HTML replaced by plain text.
@@ -197,4 +186,4 @@ class HtmlToText:
             InvalidInputError: an item is not a Document.
         """
         for document in checked_items(items, Document, where="HtmlToText.process"):
-            yield document.model_copy(update={"text": html_to_text(document.text, self._config)})
+            yield document.model_copy(update={"text": html_to_text(document.text, self.config)})

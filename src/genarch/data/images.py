@@ -8,20 +8,24 @@ so ``inverse(transform(x)) == x`` up to float rounding.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
-from typing import Any, Literal, Self
+import json
+from collections.abc import Iterable, Iterator
+from typing import Literal, Self
 
 import torch
-from pydantic import BaseModel, model_validator
+from pydantic import model_validator
 
-from genarch._io import atomic_directory, atomic_write_text
-from genarch.errors import InvalidInputError, NotFoundError
+from genarch._io import readable_directory
+from genarch.configured import Configured
+from genarch.errors import IntegrityError, InvalidInputError
+from genarch.persistence import HEADER_FILE, open_saved, reading, save_component
+from genarch.protocols import PathLike
 from genarch.schemas import Config
 from genarch.validation import checked_items, describe
 
 __all__ = ["ImageNormalizer", "ImageNormalizerConfig"]
+
+_FORMAT = "genarch.image_normalizer/1"
 
 
 class ImageNormalizerConfig(Config):
@@ -56,8 +60,12 @@ class ImageNormalizerConfig(Config):
         return self
 
 
-class ImageNormalizer:
+class ImageNormalizer(Configured[ImageNormalizerConfig]):
     """Normalises image batches of shape (N, C, H, W) and inverts the normalisation.
+
+    Args:
+        config: an :class:`ImageNormalizerConfig`; keyword arguments are
+            shorthand for its fields.
 
     Examples:
         >>> normalizer = ImageNormalizer(low=0, high=16)
@@ -67,19 +75,6 @@ class ImageNormalizer:
         >>> torch.equal(normalizer.inverse(normalizer.transform(x)), x)
         True
     """
-
-    def __init__(self, config: ImageNormalizerConfig | None = None, **fields: Any) -> None:
-        self._config = ImageNormalizerConfig.resolve(config, fields)
-
-    @property
-    def config(self) -> ImageNormalizerConfig:
-        """The frozen configuration (including fitted statistics)."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build from a config object or mapping."""
-        return cls(ImageNormalizerConfig.coerce(config))
 
     def _check(self, images: object, where: str) -> torch.Tensor:
         if not isinstance(images, torch.Tensor):
@@ -116,7 +111,7 @@ class ImageNormalizer:
         if self._config.mode == "standardize":
             mean = images.mean(dim=(0, 2, 3)).tolist()
             std = images.std(dim=(0, 2, 3)).clamp_min(1e-8).tolist()
-            self._config = self._config.model_copy(update={"mean": tuple(mean), "std": tuple(std)})
+            self._config = self.config.model_copy(update={"mean": tuple(mean), "std": tuple(std)})
         return self
 
     def transform(self, images: torch.Tensor) -> torch.Tensor:
@@ -139,15 +134,38 @@ class ImageNormalizer:
         for batch in checked_items(items, torch.Tensor, where="ImageNormalizer.process"):
             yield self.transform(batch)
 
-    def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write ``config.json`` (the statistics are part of the config)."""
-        with atomic_directory(directory) as staging:
-            atomic_write_text(staging / "config.json", self._config.model_dump_json(indent=2))
+    def save(self, directory: PathLike) -> None:
+        """Write ``config.json``, atomically (the fitted statistics are part of the config)."""
+        save_component(directory, _FORMAT, config=self.config)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> Self:
-        """Rebuild a normalizer saved with :meth:`save`."""
-        path = Path(directory) / "config.json"
-        if not path.is_file():
-            raise NotFoundError(f"no ImageNormalizer saved in {directory}")
-        return cls(ImageNormalizerConfig.parse(path.read_text()))
+    def load(cls, directory: PathLike) -> Self:
+        """Rebuild a normalizer saved with :meth:`save`.
+
+        Also reads the layout of genarch 0.x before the format header: a
+        ``config.json`` holding only the config's fields.
+
+        Raises:
+            NotFoundError: nothing is saved in ``directory``.
+            IntegrityError: the saved file is corrupt or of another component.
+        """
+        try:
+            saved = open_saved(directory, _FORMAT)
+        except IntegrityError:
+            legacy = _legacy_config(directory)
+            if legacy is None:
+                raise
+            return cls(legacy)
+        return cls(saved.config(ImageNormalizerConfig))
+
+
+def _legacy_config(directory: PathLike) -> ImageNormalizerConfig | None:
+    """The config of a save written before the format header existed, if it is one."""
+    root = readable_directory(directory)
+    if root is None:
+        return None
+    with reading(_FORMAT, root):
+        document = json.loads((root / HEADER_FILE).read_text("utf-8"))
+        if not isinstance(document, dict) or "format" in document:
+            return None
+        return ImageNormalizerConfig.parse(document)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Annotated, Any, Self
+from collections.abc import Iterable, Iterator
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from genarch.configured import Configured
 from genarch.schemas import Config, Document, Record
 from genarch.validation import checked_items
 
@@ -115,7 +116,7 @@ def measure_quality(text: str) -> QualityMeasures:
     )
 
 
-class QualityFilter:
+class QualityFilter(Configured[QualityFilterConfig]):
     """Drops documents that break a quality rule; reports each drop's reason.
 
     Counters (in the pipeline trace): ``dropped:too_short``, ``dropped:too_long``,
@@ -132,22 +133,9 @@ class QualityFilter:
         ('repeated_2grams', 'repeated_3grams', 'repeated_4grams')
     """
 
-    def __init__(self, config: QualityFilterConfig | None = None, **fields: Any) -> None:
-        self._config = QualityFilterConfig.resolve(config, fields)
-
-    @property
-    def config(self) -> QualityFilterConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build from a config object or mapping."""
-        return cls(QualityFilterConfig.coerce(config))
-
     def explain(self, document: Document) -> QualityVerdict:
         """Every measure of ``document`` and every rule it breaks."""
-        c, m = self._config, measure_quality(document.text)
+        c, m = self.config, measure_quality(document.text)
         broken = [
             ("too_short", c.min_words is not None and m.words < c.min_words),
             ("too_long", c.max_words is not None and m.words > c.max_words),

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal, Self
+from collections.abc import Iterable, Iterator
+from typing import Literal
 
-from pydantic import BaseModel
-
+from genarch.configured import Configured
 from genarch.schemas import Config, Document
 from genarch.validation import checked_items
 
@@ -68,7 +67,7 @@ def clean_text(text: str, config: TextCleanerConfig | None = None) -> str:
     return text
 
 
-class TextCleaner:
+class TextCleaner(Configured[TextCleanerConfig]):
     """Normalises the text of each :class:`~genarch.schemas.Document`, one to one.
 
     Args:
@@ -82,19 +81,6 @@ class TextCleaner:
         ['fine print']
     """
 
-    def __init__(self, config: TextCleanerConfig | None = None, **fields: Any) -> None:
-        self._config = TextCleanerConfig.resolve(config, fields)
-
-    @property
-    def config(self) -> TextCleanerConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build from a config object or mapping (as saved in a pipeline)."""
-        return cls(TextCleanerConfig.coerce(config))
-
     def process(self, items: Iterable[Document]) -> Iterator[Document]:
         """Yield each document with cleaned text (same id and metadata).
 
@@ -102,7 +88,4 @@ class TextCleaner:
             InvalidInputError: an item is not a Document.
         """
         for document in checked_items(items, Document, where="TextCleaner.process"):
-            yield document.model_copy(update={"text": clean_text(document.text, self._config)})
-
-    def __repr__(self) -> str:
-        return f"TextCleaner({self._config!r})"
+            yield document.model_copy(update={"text": clean_text(document.text, self.config)})

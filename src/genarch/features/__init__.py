@@ -6,8 +6,9 @@ of shape ``(len(texts), dim)``, row ``i`` depending only on ``texts[i]``.
 
 * lexical: :class:`HashingVectorizer` (nothing to fit) and
   :class:`TfidfVectorizer` (``fit`` learns the vocabulary and IDF weights);
-* learned: :class:`MeanPooledEncoder` / :class:`GPTMeanPooledEncoder`
-  (mean-pooled hidden states of a transformer) and
+* learned: :class:`MeanPooledEncoder` (mean-pooled hidden states of any
+  transformer; for a genarch GPT with save/load,
+  :class:`~genarch.models.gpt_embeddings.GPTMeanPooledEncoder`) and
   :class:`ContrastiveSentenceEncoder` (trained on pairs mined from your corpus
   by :func:`train_on_corpus`);
 * pretrained, offline: :class:`MiniLMEncoder` via :func:`load_minilm`
@@ -15,6 +16,7 @@ of shape ``(len(texts), dim)``, row ``i`` depending only on ``texts[i]``.
   a BERT network (:class:`BertModel`) with BERT's :class:`WordPieceTokenizer`.
 """
 
+from genarch._deprecated import moved_module
 from genarch.features.bert import BertConfig, BertModel
 from genarch.features.contrastive import (
     ContrastiveEncoderConfig,
@@ -40,11 +42,7 @@ from genarch.features.minilm import (
     find_minilm_directory,
     load_minilm,
 )
-from genarch.features.pooled import (
-    GPTMeanPooledEncoder,
-    GPTMeanPooledEncoderConfig,
-    MeanPooledEncoder,
-)
+from genarch.features.pooled import MeanPooledEncoder
 from genarch.features.wordpiece import EncodedBatch, WordPieceTokenizer, basic_tokenize
 
 __all__ = [
@@ -55,8 +53,6 @@ __all__ = [
     "ContrastiveEncoderConfig",
     "ContrastiveSentenceEncoder",
     "EncodedBatch",
-    "GPTMeanPooledEncoder",
-    "GPTMeanPooledEncoderConfig",
     "HashingVectorizer",
     "HashingVectorizerConfig",
     "InfoNCE",
@@ -75,3 +71,11 @@ __all__ = [
     "stable_hash",
     "train_on_corpus",
 ]
+
+# The GPT adapter moved to the models layer (features never import models).
+__getattr__ = moved_module(
+    __name__,
+    dict.fromkeys(
+        ("GPTMeanPooledEncoder", "GPTMeanPooledEncoderConfig"), "genarch.models.gpt_embeddings"
+    ),
+)

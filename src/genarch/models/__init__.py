@@ -3,7 +3,7 @@
 Text: :class:`GPT` (a decoder-only transformer, :mod:`genarch.models.transformer`)
 and :class:`TextGenerator` (its decoding engine, :mod:`genarch.models.generation`);
 :func:`load_hf_gpt2` reads Hugging Face GPT-2 checkpoints; :func:`evaluate_loss`
-measures loss and perplexity on held-out tokens.
+measures loss and perplexity on held-out tokens (:mod:`genarch.models.perplexity`).
 
 Images and latents: :class:`VAE`, :class:`GAN` and :class:`Diffusion` (with the
 swappable, stateless :class:`DDPMSampler` and :class:`DDIMSampler`), each with
@@ -25,7 +25,6 @@ from genarch.models.diffusion import (
     quickstart_images,
     sample,
 )
-from genarch.models.evaluation import LossReport, evaluate_loss
 from genarch.models.gan import GAN, GANConfig, GANObjective
 from genarch.models.generation import IncrementalDetokenizer, TextGenerator
 from genarch.models.hf_gpt2 import config_from_hf_gpt2, load_hf_gpt2
@@ -37,6 +36,7 @@ from genarch.models.image_eval import (
     frechet_distance,
     train_digit_classifier,
 )
+from genarch.models.perplexity import LossReport, evaluate_loss
 from genarch.models.transformer import GPT, GPTConfig, KVCache
 from genarch.models.vae import VAE, VAEConfig, VAEObjective
 

@@ -29,12 +29,14 @@ References:
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from genarch.configured import Configured
 from genarch.errors import InvalidInputError
 from genarch.models.image_common import (
     ImageModelMixin,
@@ -51,7 +53,7 @@ from genarch.validation import describe
 
 __all__ = ["GAN", "GANConfig", "GANObjective", "ImageDiscriminator", "ImageGenerator"]
 
-FORMAT = "genarch.gan/1"
+FORMAT = "genarch.gan/1"  # the kind in config.json (kept: old saves load)
 
 
 class GANConfig(Config):
@@ -145,12 +147,19 @@ class ImageDiscriminator(nn.Module):
         return score
 
 
-class GAN(ImageModelMixin, nn.Module):
+class GAN(nn.Module, Configured[GANConfig], ImageModelMixin):
     """A GAN of small images: ``Generator[ImageRequest, ImageResult]``.
 
     ``generate`` decodes latents drawn with the request's seed through the
     EMA generator (or the raw one when ``ema_decay == 0``). ``decode`` and
     ``interpolate`` give access to the latent space; a GAN has no encoder.
+
+    Args:
+        config: a :class:`GANConfig` (or a mapping of its fields).
+        **fields: the config's fields as keyword arguments, instead of ``config``.
+
+    Raises:
+        ConfigError: both a config and fields, or invalid fields.
 
     Examples:
         >>> gan = GAN(GANConfig(num_classes=10, width=4, latent_dim=8))
@@ -160,27 +169,20 @@ class GAN(ImageModelMixin, nn.Module):
     """
 
     FORMAT = FORMAT
-    CONFIG_TYPE = GANConfig
-    _config: GANConfig
 
-    def __init__(self, config: GANConfig | None = None, **fields: Any) -> None:
-        super().__init__()
-        self._config = config if config is not None else GANConfig(**fields)
-        self.generator = ImageGenerator(self._config)
-        self.discriminator = ImageDiscriminator(self._config)
+    def __init__(self, config: GANConfig | Mapping[str, Any] | None = None, **fields: Any) -> None:
+        nn.Module.__init__(self)
+        Configured.__init__(self, config, **fields)
+        self.generator = ImageGenerator(self.config)
+        self.discriminator = ImageDiscriminator(self.config)
         self.ema_generator: ImageGenerator | None = None
-        if self._config.ema_decay > 0:
+        if self.config.ema_decay > 0:
             self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
-
-    @property
-    def config(self) -> GANConfig:
-        """The frozen configuration."""
-        return self._config
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
         """``(latent_dim,)``."""
-        return (self._config.latent_dim,)
+        return (self.config.latent_dim,)
 
     def sampling_generator(self) -> ImageGenerator:
         """The network ``generate`` uses: the EMA copy if there is one."""
@@ -191,7 +193,7 @@ class GAN(ImageModelMixin, nn.Module):
         """Move the EMA weights towards the generator's: ``ema = d·ema + (1-d)·g``."""
         if self.ema_generator is None:
             return
-        decay = self._config.ema_decay
+        decay = self.config.ema_decay
         for averaged, current in zip(
             self.ema_generator.parameters(), self.generator.parameters(), strict=True
         ):
@@ -204,11 +206,11 @@ class GAN(ImageModelMixin, nn.Module):
         Raises:
             InvalidInputError: latents of another shape, or bad labels.
         """
-        dim = self._config.latent_dim
+        dim = self.config.latent_dim
         if not isinstance(latents, Tensor) or latents.ndim != 2 or latents.shape[1] != dim:
             got = tuple(latents.shape) if isinstance(latents, Tensor) else describe(latents)
             raise InvalidInputError(f"GAN.decode expected latents of shape (N, {dim}), got {got}")
-        labels = check_labels(labels, latents.shape[0], self._config.num_classes, "GAN.decode")
+        labels = check_labels(labels, latents.shape[0], self.config.num_classes, "GAN.decode")
         network = self.sampling_generator()
         was_training = network.training
         network.eval()
@@ -230,10 +232,10 @@ class GAN(ImageModelMixin, nn.Module):
         Raises:
             InvalidInputError: not an ImageRequest, or an unknown label.
         """
-        request = check_image_request(request, self._config.num_classes, "GAN.generate")
+        request = check_image_request(request, self.config.num_classes, "GAN.generate")
         generator = request_generator(request.seed)
-        labels = request_labels(request, self._config.num_classes, generator)
-        latents = torch.randn((request.num_samples, self._config.latent_dim), generator=generator)
+        labels = request_labels(request, self.config.num_classes, generator)
+        latents = torch.randn((request.num_samples, self.config.latent_dim), generator=generator)
         images = self.decode(latents, labels)
         return ImageResult(images=images, labels=result_labels(labels, request.num_samples))
 

@@ -2,63 +2,52 @@
 
 * request checking: :func:`check_image_request` turns a wrong request type or
   an unknown label into :class:`~genarch.errors.InvalidInputError` before any
-  work is done;
+  work is done (:func:`check_image_batch` and :func:`check_labels` do the same
+  for tensors);
 * seeded noise: :func:`request_generator` gives each request its own
   ``torch.Generator``, so results never depend on global RNG state;
 * labels for a request: :func:`request_labels` (the requested class, or classes
   drawn from the request's generator);
 * latent paths: :func:`interpolate` (linear or spherical);
-* persistence: :func:`save_module` / :func:`load_module` (JSON config +
-  safetensors, written atomically);
-* a tiny training loop over the :class:`~genarch.training.Trainer`'s
-  ``step`` with a time budget: :func:`train_objective`;
-* a residual conv block with an embedding input: :class:`ResBlock`.
+* :class:`ImageModelMixin`: what the three models share as methods —
+  ``image_shape``, ``conditions`` (always present: ``{}`` for an
+  unconditional model), ``generate_batch``, and ``save``/``load`` through
+  :mod:`genarch.persistence`.
+
+The training loop the image models' examples use is
+:func:`genarch.models.image_training.train_objective`; the U-Net's residual
+block is in :mod:`genarch.models.diffusion.unet`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
 import os
-import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, cast
 
 import torch
-from pydantic import BaseModel
 from torch import Tensor, nn
 
-from genarch._io import atomic_directory, readable_directory
-from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
-from genarch.schemas import Config, ImageRequest, ImageResult, TrainingReport
+from genarch._deprecated import renamed_names
+from genarch.errors import InvalidInputError
+from genarch.persistence import load_state, open_saved, save_component
+from genarch.protocols import PathLike
+from genarch.schemas import ImageRequest, ImageResult
 from genarch.validation import describe
+
+if TYPE_CHECKING:
+    from genarch.configured import Configured
 
 __all__ = [
     "ImageModelMixin",
-    "ResBlock",
     "check_image_batch",
     "check_image_request",
     "check_labels",
     "interpolate",
-    "label_conditions",
-    "load_module",
-    "load_weights",
     "request_generator",
     "request_labels",
     "result_labels",
-    "save_module",
-    "sinusoidal_embedding",
-    "train_objective",
 ]
-
-logger = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-
-C = TypeVar("C", bound=Config)
 
 
 # ----------------------------------------------------------------- requests and noise
@@ -176,18 +165,6 @@ def request_labels(
     return torch.randint(num_classes, (request.num_samples,), generator=generator)
 
 
-def label_conditions(num_classes: int, where: str) -> dict[str, list[str]]:
-    """The ``conditions`` of a class-conditional model: ``{"label": ["0", ..]}``.
-
-    An unconditional model has no conditions: this raises ``AttributeError``, so
-    ``hasattr(model, "conditions")`` is false and the model is not a
-    :class:`~genarch.protocols.ConditionalGenerator`.
-    """
-    if not num_classes:
-        raise AttributeError(f"{where}: an unconditional model (num_classes=0) has no conditions")
-    return {"label": [str(i) for i in range(num_classes)]}
-
-
 def result_labels(labels: Tensor | None, count: int) -> tuple[int | None, ...]:
     """Labels as stored in an :class:`~genarch.schemas.ImageResult`."""
     if labels is None:
@@ -245,242 +222,110 @@ def interpolate(start: Tensor, end: Tensor, steps: int, *, spherical: bool = Fal
     return path.reshape(steps, *start.shape).to(start.dtype)
 
 
-# ------------------------------------------------------------------- persistence
+# ----------------------------------------------------------------- the shared methods
 
 
-def save_module(
-    directory: str | os.PathLike[str], kind: str, config: Config, module: nn.Module
-) -> None:
-    """Write ``config.json`` (kind + config) and ``model.safetensors`` atomically."""
-    from safetensors.torch import save_file
+class _ImageConfig(Protocol):
+    """The fields :class:`ImageModelMixin` reads from a model's config."""
 
-    state = {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items()}
-    document = {"format": kind, "config": config.model_dump(mode="json")}
-    with atomic_directory(directory) as staging:
-        (staging / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
-        save_file(state, str(staging / WEIGHTS_FILE))
+    @property
+    def channels(self) -> int: ...
 
+    @property
+    def image_size(self) -> int: ...
 
-def load_module(
-    directory: str | os.PathLike[str], kind: str, config_type: type[C]
-) -> tuple[C, dict[str, Tensor]]:
-    """Read what :func:`save_module` wrote: the config and the weights.
-
-    Raises:
-        NotFoundError: nothing saved in ``directory``.
-        IntegrityError: the files are corrupt or were saved by another kind of model.
-    """
-    from safetensors.torch import load_file
-
-    found = readable_directory(directory)  # also a complete copy a crashed save left aside
-    root = found if found is not None else Path(directory)
-    if not (root / CONFIG_FILE).is_file() or not (root / WEIGHTS_FILE).is_file():
-        raise NotFoundError(
-            f"no saved {kind} in {directory} (expected {CONFIG_FILE}, {WEIGHTS_FILE})"
-        )
-    try:
-        document = json.loads((root / CONFIG_FILE).read_text())
-        if not isinstance(document, dict) or document.get("format") != kind:
-            found = document.get("format") if isinstance(document, dict) else None
-            raise IntegrityError(f"{root} holds a {found!r}, not a {kind!r}")
-        config = config_type.parse(document["config"])
-        state = load_file(str(root / WEIGHTS_FILE))
-    except IntegrityError:
-        raise
-    except Exception as error:
-        raise IntegrityError(f"cannot read the {kind} in {root}: {error}") from error
-    return config, state
+    @property
+    def num_classes(self) -> int: ...
 
 
-def load_weights(module: nn.Module, state: Mapping[str, Tensor], where: str) -> None:
-    """Copy ``state`` into ``module``, raising :class:`IntegrityError` on any mismatch."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise IntegrityError(
-            f"{where}: the weights are of another model (missing {missing[:4]}, "
-            f"unexpected {unexpected[:4]})"
-        )
-    for name, tensor in expected.items():
-        if state[name].shape != tensor.shape:
-            raise IntegrityError(
-                f"{where}: {name} has shape {tuple(state[name].shape)}, "
-                f"the config expects {tuple(tensor.shape)}"
-            )
-    module.load_state_dict(dict(state))
+class _ImageModel(Protocol):
+    """What :class:`ImageModelMixin` needs from the class it is mixed into."""
+
+    @property
+    def config(self) -> _ImageConfig: ...
+
+    def generate(self, request: ImageRequest) -> ImageResult: ...
 
 
 class ImageModelMixin:
-    """``generate_batch``, ``save`` and ``load`` shared by :class:`~genarch.models.vae.VAE`,
-    :class:`~genarch.models.gan.GAN` and :class:`~genarch.models.diffusion.Diffusion`.
+    """``image_shape``, ``conditions``, ``generate_batch``, ``save`` and ``load``, shared by
+    :class:`~genarch.models.vae.VAE`, :class:`~genarch.models.gan.GAN` and
+    :class:`~genarch.models.diffusion.Diffusion`.
 
-    A model sets ``FORMAT`` (the kind written into ``config.json``) and
-    ``CONFIG_TYPE``, keeps its config in ``_config`` (with ``num_classes``) and
-    defines ``generate``.
+    Mixed into ``nn.Module`` and :class:`~genarch.configured.Configured`
+    subclasses (which give ``config``, ``config_type`` and ``from_config``)
+    whose config has ``channels``, ``image_size`` and ``num_classes``, and
+    which define ``generate``. A model sets ``FORMAT``, the kind its saves
+    carry in ``config.json``.
     """
 
     FORMAT: ClassVar[str]
-    CONFIG_TYPE: ClassVar[type[Config]]
-    _config: Any
-
-    def generate(self, request: ImageRequest) -> ImageResult:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """A fresh, untrained model for ``config`` (a config object or a mapping).
-
-        Raises:
-            ConfigError: unknown or out-of-range fields.
-        """
-        return cls(cls.CONFIG_TYPE.coerce(config))  # type: ignore[call-arg]
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def image_shape(self: _ImageModel) -> tuple[int, int, int]:
         """``(C, H, W)`` of the images."""
-        return (self._config.channels, self._config.image_size, self._config.image_size)
+        config = self.config
+        return (config.channels, config.image_size, config.image_size)
 
     @property
-    def conditions(self) -> dict[str, list[str]]:
-        """``{"label": ["0", ...]}`` for a class-conditional model.
+    def conditions(self: _ImageModel) -> dict[str, list[str]]:
+        """What a request may be conditioned on: ``{"label": ["0", ...]}`` for a
+        class-conditional model, ``{}`` for an unconditional one (``num_classes=0``).
 
-        An unconditional model has no conditions (``AttributeError``), so it is
-        not a :class:`~genarch.protocols.ConditionalGenerator`.
+        Always present, so :func:`~genarch.protocols.is_conditional` (not
+        ``isinstance``) tells the two apart on every Python version.
+
+        Examples:
+            >>> from genarch.models import VAE
+            >>> VAE(num_classes=3, width=4, hidden=8).conditions
+            {'label': ['0', '1', '2']}
+            >>> VAE(width=4, hidden=8).conditions
+            {}
         """
-        return label_conditions(self._config.num_classes, f"{type(self).__name__}.conditions")
+        classes = self.config.num_classes
+        return {"label": [str(i) for i in range(classes)]} if classes else {}
 
-    def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
+    def generate_batch(self: _ImageModel, requests: Sequence[ImageRequest]) -> list[ImageResult]:
         """``[generate(r) for r in requests]``, every request checked before any work."""
         where = f"{type(self).__name__}.generate_batch"
         for request in requests:
-            check_image_request(request, self._config.num_classes, where)
+            check_image_request(request, self.config.num_classes, where)
         return [self.generate(request) for request in requests]
 
-    def save(self, directory: str | os.PathLike[str]) -> None:
+    def save(self, directory: PathLike) -> None:
         """Write ``config.json`` and ``model.safetensors`` (every weight) atomically."""
-        save_module(directory, self.FORMAT, self._config, cast(nn.Module, self))
+        model = cast("_SavableImageModel", self)
+        save_component(directory, self.FORMAT, config=model.config, tensors=model.state_dict())
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> Self:
-        """Load a model written by :meth:`save`.
+    def load(cls, directory: PathLike) -> Self:
+        """Load a model written by :meth:`save` (also after a save interrupted by a crash).
 
         Raises:
             NotFoundError: nothing saved in ``directory``.
             IntegrityError: corrupt files or another kind of model.
         """
-        config, state = load_module(directory, cls.FORMAT, cls.CONFIG_TYPE)
-        model = cls(config)  # type: ignore[call-arg]
-        load_weights(cast(nn.Module, model), state, str(directory))
-        return model
+        saved = open_saved(directory, cls.FORMAT)
+        model_type = cast("type[_SavableImageModel]", cls)
+        model = model_type(saved.config(model_type.config_type))
+        load_state(model, saved.tensors(), f"the saved {cls.FORMAT} in {str(saved.root)!r}")
+        return cast(Self, model)
 
 
-# ----------------------------------------------------------------------- training
+if TYPE_CHECKING:
+
+    class _SavableImageModel(nn.Module, Configured[Any]):
+        """The classes :class:`ImageModelMixin` is mixed into, as the type checker sees them."""
 
 
-def train_objective(
-    objective: Any,
-    data: tuple[Tensor, ...] | Tensor,
-    *,
-    steps: int,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    seconds: float | None = None,
-    seed: int = 0,
-    max_grad_norm: float | None = 1.0,
-    log_every: int = 0,
-) -> TrainingReport:
-    """Train an objective with the genarch :class:`~genarch.training.Trainer` for
-    ``steps`` steps or ``seconds`` of wall time, whichever ends first.
+# ---------------------------------------------------------------- moved elsewhere
 
-    The batch of step ``k`` is a pure function of ``(seed, k)`` (the trainer's
-    data order), and each step's randomness is seeded from ``(seed, k)`` by the
-    trainer, so a run is reproducible when it is bounded by ``steps``.
-
-    Raises:
-        ConfigError: non-positive steps, batch size or time budget.
-    """
-    from genarch.training import Trainer
-    from genarch.training.data import IndexedData
-
-    if steps < 1 or batch_size < 1 or (seconds is not None and seconds <= 0):
-        raise ConfigError(
-            f"need steps >= 1, batch_size >= 1 and a positive time budget, "
-            f"got steps={steps}, batch_size={batch_size}, seconds={seconds}"
-        )
-    source = IndexedData(data)
-    batch_size = min(batch_size, len(source))
-    trainer = Trainer(
-        objective,
-        max_steps=steps,
-        batch_size=batch_size,
-        optimizer={"learning_rate": learning_rate, "betas": betas},
-        max_grad_norm=max_grad_norm,
-        seed=seed,
-        progress=False,
-    )
-    started = time.perf_counter()
-    losses: list[float] = []
-    first_player = next(iter(objective.players()))
-    while trainer.step_count < steps:
-        indices, _, _ = source.train_indices(trainer.step_count, batch_size, seed)
-        report = trainer.step(source.take(indices))
-        losses.append(report.losses[first_player])
-        if log_every and report.step % log_every == 0:
-            logger.info("step %d: %s", report.step, report.losses)
-        if seconds is not None and time.perf_counter() - started > seconds:
-            break
-    wall = time.perf_counter() - started
-    return TrainingReport(
-        steps=trainer.step_count,
-        train_loss=tuple(losses),
-        items_per_second=trainer.step_count * batch_size / wall if wall > 0 else 0.0,
-        wall_seconds=wall,
-        stopped_because="finished" if trainer.step_count >= steps else "time_budget",
-    )
-
-
-# ------------------------------------------------------------------- building block
-
-
-def sinusoidal_embedding(values: Tensor, dim: int) -> Tensor:
-    """Transformer-style sinusoidal features of ``values`` (N,) -> (N, dim)."""
-    half = dim // 2
-    frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float32) / half)
-    angles = values.float()[:, None] * frequencies[None, :]  # (N, half)
-    return torch.cat([angles.sin(), angles.cos()], dim=1)
-
-
-class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv twice, with an embedding added in between, plus a skip.
-
-    The embedding (a timestep and/or class vector) shifts every channel, which
-    is how a denoiser learns what noise level and class it is looking at.
-
-    Args:
-        in_channels: channels in.
-        out_channels: channels out.
-        embed_dim: size of the embedding input (0: no embedding).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, embed_dim: int = 0) -> None:
-        super().__init__()
-        self.norm1 = nn.GroupNorm(min(8, in_channels), in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.embed = nn.Linear(embed_dim, out_channels) if embed_dim else None
-        self.norm2 = nn.GroupNorm(min(8, out_channels), out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.skip = (
-            nn.Conv2d(in_channels, out_channels, 1)
-            if in_channels != out_channels
-            else nn.Identity()
-        )
-
-    def forward(self, x: Tensor, embedding: Tensor | None = None) -> Tensor:
-        h = self.conv1(nn.functional.silu(self.norm1(x)))  # (N, out, H, W)
-        if self.embed is not None and embedding is not None:
-            h = h + self.embed(embedding)[:, :, None, None]
-        h = self.conv2(nn.functional.silu(self.norm2(h)))
-        out: Tensor = h + self.skip(x)
-        return out
+__getattr__ = renamed_names(
+    __name__,
+    {
+        "train_objective": ("genarch.models.image_training", "train_objective"),
+        "ResBlock": ("genarch.models.diffusion.unet", "ResBlock"),
+        "sinusoidal_embedding": ("genarch.models.diffusion.unet", "sinusoidal_embedding"),
+        "load_weights": ("genarch.persistence", "load_state"),
+    },
+)

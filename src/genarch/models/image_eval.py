@@ -30,7 +30,8 @@ from torch import Tensor, nn
 
 from genarch.data.digits import LabelledData
 from genarch.errors import InvalidInputError
-from genarch.models.image_common import check_image_batch, check_labels, train_objective
+from genarch.models.image_common import check_image_batch, check_labels
+from genarch.models.image_training import train_objective
 from genarch.schemas import Evaluation, ImageRequest, ImageResult, Record
 from genarch.validation import describe
 

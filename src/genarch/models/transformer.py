@@ -46,6 +46,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from genarch._deprecated import renamed_names
 from genarch.configured import Configured
 from genarch.errors import InvalidInputError
 from genarch.models.output_loss import linear_cross_entropy
@@ -440,3 +441,10 @@ class GPT(nn.Module, Configured[GPTConfig]):
         if self.config.tie_embeddings and "wte.weight" in state:
             state.setdefault("lm_head.weight", state["wte.weight"])
         load_state(self, state, where)
+
+
+# The layers lived here until they moved to genarch.models.transformer_layers.
+__getattr__ = renamed_names(
+    __name__,
+    {name: ("genarch.models.transformer_layers", name) for name in ("CausalSelfAttention", "MLP")},
+)

@@ -24,12 +24,14 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, NamedTuple
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from genarch.configured import Configured
 from genarch.errors import InvalidInputError
 from genarch.models.image_common import (
     ImageModelMixin,
@@ -46,7 +48,7 @@ from genarch.validation import describe
 
 __all__ = ["VAE", "ELBOTerms", "VAEConfig", "VAEObjective"]
 
-FORMAT = "genarch.vae/1"
+FORMAT = "genarch.vae/1"  # the kind in config.json (kept: old saves load)
 
 
 class VAEConfig(Config):
@@ -84,8 +86,15 @@ class ELBOTerms(NamedTuple):
     kl: Tensor
 
 
-class VAE(ImageModelMixin, nn.Module):
+class VAE(nn.Module, Configured[VAEConfig], ImageModelMixin):
     """Convolutional VAE: ``Generator[ImageRequest, ImageResult]`` with a latent space.
+
+    Args:
+        config: a :class:`VAEConfig` (or a mapping of its fields).
+        **fields: the config's fields as keyword arguments, instead of ``config``.
+
+    Raises:
+        ConfigError: both a config and fields, or invalid fields.
 
     Examples:
         >>> vae = VAE(VAEConfig(latent_dim=4, width=4, hidden=16))
@@ -97,12 +106,11 @@ class VAE(ImageModelMixin, nn.Module):
     """
 
     FORMAT = FORMAT
-    CONFIG_TYPE = VAEConfig
-    _config: VAEConfig
 
-    def __init__(self, config: VAEConfig | None = None, **fields: Any) -> None:
-        super().__init__()
-        self._config = c = config if config is not None else VAEConfig(**fields)
+    def __init__(self, config: VAEConfig | Mapping[str, Any] | None = None, **fields: Any) -> None:
+        nn.Module.__init__(self)
+        Configured.__init__(self, config, **fields)
+        c = self.config
         half = c.image_size // 2
         flat = 2 * c.width * half * half
         self.encoder = nn.Sequential(
@@ -135,20 +143,15 @@ class VAE(ImageModelMixin, nn.Module):
     # ------------------------------------------------------------------ description
 
     @property
-    def config(self) -> VAEConfig:
-        """The frozen configuration."""
-        return self._config
-
-    @property
     def latent_shape(self) -> tuple[int, ...]:
         """``(latent_dim,)``."""
-        return (self._config.latent_dim,)
+        return (self.config.latent_dim,)
 
     # ----------------------------------------------------------------------- layers
 
     def _one_hot(self, labels: Tensor | None, size: int) -> Tensor:
         """One-hot labels, all zeros for "no label"; (N, 0) for an unconditional VAE."""
-        classes = self._config.num_classes
+        classes = self.config.num_classes
         if labels is None:
             return torch.zeros(size, classes)
         return nn.functional.one_hot(labels, classes).float()
@@ -178,17 +181,17 @@ class VAE(ImageModelMixin, nn.Module):
         mean, log_variance = self.posterior(images, condition)
         latents = mean + (0.5 * log_variance).exp() * noise  # the reparameterisation trick
         reconstruction = self._decode(latents, condition)
-        std = self._config.observation_std
+        std = self.config.observation_std
         pixels = images[0].numel()
         squared = ((images - reconstruction) ** 2).flatten(1).sum(dim=1)
         log_likelihood = -0.5 * squared / std**2 - pixels * math.log(std * math.sqrt(2 * math.pi))
         kl = 0.5 * (mean**2 + log_variance.exp() - 1 - log_variance).sum(dim=1)
-        return ELBOTerms(log_likelihood - self._config.beta * kl, log_likelihood, kl)
+        return ELBOTerms(log_likelihood - self.config.beta * kl, log_likelihood, kl)
 
     # ------------------------------------------------------------------ latent space
 
     def _checked_labels(self, labels: object, size: int, where: str) -> Tensor | None:
-        return check_labels(labels, size, self._config.num_classes, where)
+        return check_labels(labels, size, self.config.num_classes, where)
 
     @torch.no_grad()
     def encode(self, data: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -211,11 +214,11 @@ class VAE(ImageModelMixin, nn.Module):
         if (
             not isinstance(latents, Tensor)
             or latents.ndim != 2
-            or latents.shape[1] != self._config.latent_dim
+            or latents.shape[1] != self.config.latent_dim
         ):
             got = tuple(latents.shape) if isinstance(latents, Tensor) else describe(latents)
             raise InvalidInputError(
-                f"VAE.decode expected latents of shape (N, {self._config.latent_dim}), got {got}"
+                f"VAE.decode expected latents of shape (N, {self.config.latent_dim}), got {got}"
             )
         labels = self._checked_labels(labels, latents.shape[0], "VAE.decode")
         return self._decode(latents.float(), self._one_hot(labels, latents.shape[0]))
@@ -236,7 +239,7 @@ class VAE(ImageModelMixin, nn.Module):
         samples = check_image_batch(samples, self.image_shape, "VAE.log_prob")
         labels = self._checked_labels(labels, samples.shape[0], "VAE.log_prob")
         noise = torch.randn(
-            (samples.shape[0], self._config.latent_dim), generator=request_generator(seed)
+            (samples.shape[0], self.config.latent_dim), generator=request_generator(seed)
         )
         condition = self._one_hot(labels, samples.shape[0])
         return self.elbo_terms(samples, condition, noise).elbo.double()
@@ -249,10 +252,10 @@ class VAE(ImageModelMixin, nn.Module):
         Raises:
             InvalidInputError: not an ImageRequest, or an unknown label.
         """
-        request = check_image_request(request, self._config.num_classes, "VAE.generate")
+        request = check_image_request(request, self.config.num_classes, "VAE.generate")
         generator = request_generator(request.seed)
-        labels = request_labels(request, self._config.num_classes, generator)
-        latents = torch.randn((request.num_samples, self._config.latent_dim), generator=generator)
+        labels = request_labels(request, self.config.num_classes, generator)
+        latents = torch.randn((request.num_samples, self.config.latent_dim), generator=generator)
         was_training = self.training
         self.eval()
         try:
@@ -262,7 +265,7 @@ class VAE(ImageModelMixin, nn.Module):
             self.train(was_training)
         return ImageResult(images=images, labels=result_labels(labels, request.num_samples))
 
-    # ------------------------------------------------------------------- persistence
+    # ---------------------------------------------------------------------- training
 
     def objective(self) -> VAEObjective:
         """The ELBO training objective of this model."""

@@ -6,31 +6,32 @@ and RAG answers carry citations into the source documents or say plainly that
 the sources do not answer the question.
 """
 
+from genarch._deprecated import renamed_names
 from genarch.orchestration.bm25 import (
     BM25Config,
     BM25Retriever,
 )
 from genarch.orchestration.chains import (
     Branch,
+    Chain,
     ChainRun,
     CompositeStep,
     FunctionStep,
     MapOverBatch,
     Retry,
-    Sequence,
     Step,
     call_step,
     run_chain,
 )
-from genarch.orchestration.evaluation import (
-    LabelledQuestion,
-    RAGReport,
-    RetrievalReport,
-    evaluate_rag,
-    evaluate_retriever,
-    format_table,
-    load_questions,
-    verify_questions,
+from genarch.orchestration.citations import (
+    Answer,
+    Citation,
+    GroundedGenerator,
+    NotFound,
+    RAGResult,
+    Source,
+    Statement,
+    format_result,
 )
 from genarch.orchestration.examples import (
     FixedExamples,
@@ -45,38 +46,29 @@ from genarch.orchestration.extractive import (
 from genarch.orchestration.faiss_store import (
     FaissVectorStore,
 )
-from genarch.orchestration.rag import (
-    RAG,
-    Answer,
-    Citation,
-    GroundedGenerator,
-    NotFound,
-    RAGConfig,
-    RAGResult,
-    Source,
-    Statement,
-    build_prompt,
-    format_result,
-    neutralise,
-    quickstart_answers,
+from genarch.orchestration.grounded_prompt import build_prompt, neutralise
+from genarch.orchestration.quickstart import quickstart_answers
+from genarch.orchestration.rag import RAG, RAGConfig
+from genarch.orchestration.rag_evaluation import (
+    LabelledQuestion,
+    RAGReport,
+    RetrievalReport,
+    evaluate_rag,
+    evaluate_retriever,
+    format_table,
+    load_questions,
+    verify_questions,
 )
-from genarch.orchestration.retrievers import (
-    DenseRetriever,
+from genarch.orchestration.reranking import (
     EmbeddingReranker,
     FunctionReranker,
-    HybridRetriever,
     MMRRetriever,
     Reranker,
     RerankingRetriever,
 )
-from genarch.orchestration.templates import (
-    ExampleSelector,
-    FewShotTemplate,
-    TextTemplate,
-    TokenBudget,
-    count_tokens,
-    trim_to_tokens,
-)
+from genarch.orchestration.retrievers import DenseRetriever, HybridRetriever
+from genarch.orchestration.templates import ExampleSelector, FewShotTemplate, TextTemplate
+from genarch.orchestration.token_budget import TokenBudget, count_tokens, trim_to_tokens
 from genarch.orchestration.tracing import (
     Span,
     Trace,
@@ -93,6 +85,7 @@ __all__ = [
     "BM25Config",
     "BM25Retriever",
     "Branch",
+    "Chain",
     "ChainRun",
     "Citation",
     "CompositeStep",
@@ -122,7 +115,6 @@ __all__ = [
     "RerankingRetriever",
     "RetrievalReport",
     "Retry",
-    "Sequence",
     "SimilarityExampleSelector",
     "Source",
     "Span",
@@ -147,3 +139,6 @@ __all__ = [
     "trim_to_tokens",
     "verify_questions",
 ]
+
+# ``Sequence`` was renamed ``Chain`` (it shadowed ``typing.Sequence``); the old name warns.
+__getattr__ = renamed_names(__name__, {"Sequence": ("genarch.orchestration.chains", "Chain")})

@@ -29,10 +29,11 @@ from typing import Annotated, Any, Self
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from genarch.configured import Configured
 from genarch.errors import InvalidInputError
-from genarch.orchestration.vectorstore import check_k, trusted_record
+from genarch.orchestration.vector_validation import check_k, trusted_record
 from genarch.schemas import Chunk, Config, ScoredChunk
 from genarch.validation import checked_items, describe
 
@@ -75,11 +76,14 @@ class BM25Config(Config):
         return value
 
 
-class BM25Retriever:
+class BM25Retriever(Configured[BM25Config]):
     """Okapi BM25 over chunks (a :class:`~genarch.protocols.Retriever`).
 
     Args:
         config: a :class:`BM25Config`; keyword fields are shorthand (``k1=``, ``b=``, ...).
+
+    Raises:
+        ConfigError: invalid settings, or both a config and keyword fields.
 
     Examples:
         >>> from genarch.schemas import Chunk
@@ -92,8 +96,8 @@ class BM25Retriever:
         ['a']
     """
 
-    def __init__(self, config: BM25Config | None = None, **fields: Any) -> None:
-        self._config = BM25Config.resolve(config, fields)
+    def __init__(self, config: BM25Config | Mapping[str, Any] | None = None, **fields: Any) -> None:
+        Configured.__init__(self, config, **fields)
         self._split = re.compile(self._config.token_pattern).findall
         self._stop = frozenset(self._config.stopwords)
         self._reset()
@@ -107,16 +111,6 @@ class BM25Retriever:
         self._bounds: list[int] = [0]  # term t's postings: [bounds[t], bounds[t + 1])
         self._docs = np.empty(0, dtype=np.int64)
         self._weights = np.empty(0, dtype=np.float32)
-
-    @property
-    def config(self) -> BM25Config:
-        """The frozen configuration."""
-        return self._config
-
-    @classmethod
-    def from_config(cls, config: BaseModel | Mapping[str, Any]) -> Self:
-        """Build (unfitted) from a config object or mapping."""
-        return cls(BM25Config.coerce(config))
 
     def __len__(self) -> int:
         return len(self._chunks)

@@ -3,9 +3,9 @@
 A *step* is any object with a ``name`` and a ``run(input) -> output`` method
 (:class:`Step`). Chains are built from four composites, all steps themselves:
 
-* :class:`Sequence` — run steps one after another, each output feeding the next;
+* :class:`Chain` — run steps one after another, each output feeding the next;
   adjacent steps whose declared types do not fit are refused when the
-  sequence is built (:class:`~genarch.errors.PipelineTypeError`, naming both).
+  chain is built (:class:`~genarch.errors.PipelineTypeError`, naming both).
 * :class:`MapOverBatch` — run one step on every item of a batch.
 * :class:`Branch` — run one step or another depending on a condition.
 * :class:`Retry` — run a step again when it raises (or its output is
@@ -21,20 +21,28 @@ and returns the output with its :class:`~genarch.orchestration.tracing.Trace`:
 one span per call (input, output, latency, token counts), nested the way the
 chain is.
 
+A chain or a :class:`~genarch.pipeline.Pipeline`? A pipeline streams a corpus
+through typed :class:`~genarch.protocols.DataProcessor` stages, item by item
+with per-stage counts, and is saved to JSON and rebuilt from registered
+components: use it for data preparation. A chain runs once per request —
+render a prompt, retrieve, call a model — and traces every call (input,
+output, latency, tokens); its steps hold live objects and plain functions, so
+it is built in code and not saved.
+
 Examples:
     >>> strip = FunctionStep("strip", str.strip)
     >>> def shout(text: str) -> str:
     ...     return text.upper() + "!"
-    >>> chain = Sequence("clean-and-shout", [strip, FunctionStep("shout", shout)])
+    >>> chain = Chain("clean-and-shout", [strip, FunctionStep("shout", shout)])
     >>> run = run_chain(chain, "  hello ")
     >>> run.output
     'HELLO!'
     >>> [(span.name, span.parent_id) for span in run.trace.spans]
     [('clean-and-shout', None), ('strip', 0), ('shout', 0)]
-    >>> Sequence("bad", [str.strip])
+    >>> Chain("bad", [str.strip])
     Traceback (most recent call last):
     ...
-    genarch.errors.InvalidInputError: Sequence 'bad': step 0 is a plain callable (method_descriptor: <method 'strip' of 'str' objects>); wrap it explicitly: FunctionStep("a name", function)
+    genarch.errors.InvalidInputError: Chain 'bad': step 0 is a plain callable (method_descriptor: <method 'strip' of 'str' objects>); wrap it explicitly: FunctionStep("a name", function)
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from genarch._deprecated import renamed_names
 from genarch._typefit import fits, type_name
 from genarch.errors import InvalidInputError, PipelineError, PipelineTypeError
 from genarch.orchestration.tracing import Trace, Tracer
@@ -53,12 +62,12 @@ from genarch.validation import describe
 
 __all__ = [
     "Branch",
+    "Chain",
     "ChainRun",
     "CompositeStep",
     "FunctionStep",
     "MapOverBatch",
     "Retry",
-    "Sequence",
     "Step",
     "call_step",
     "run_chain",
@@ -66,6 +75,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# ``Sequence`` was renamed ``Chain`` (it shadowed ``typing.Sequence``); the old name warns.
+__getattr__ = renamed_names(__name__, {"Sequence": ("genarch.orchestration.chains", "Chain")})
 
 In_contra = TypeVar("In_contra", contravariant=True)
 Out_co = TypeVar("Out_co", covariant=True)
@@ -245,7 +257,7 @@ class FunctionStep(Generic[In_contra, Out_co]):
         )
 
 
-class Sequence(_Composite):
+class Chain(_Composite):
     """Steps run one after another; each output is the next step's input.
 
     Raises:
@@ -258,27 +270,25 @@ class Sequence(_Composite):
         ...     return len(text)
         >>> def shout(text: str) -> str:
         ...     return text.upper()
-        >>> Sequence("oops", [FunctionStep("length", length), FunctionStep("shout", shout)])
+        >>> Chain("oops", [FunctionStep("length", length), FunctionStep("shout", shout)])
         Traceback (most recent call last):
         ...
-        genarch.errors.PipelineTypeError: Sequence 'oops': step 0 'length' outputs int, but step 1 'shout' expects str
+        genarch.errors.PipelineTypeError: Chain 'oops': step 0 'length' outputs int, but step 1 'shout' expects str
     """
 
     def __init__(self, name: str, steps: abc.Sequence[Step[Any, Any]]) -> None:
-        self.name = _check_name(name, "Sequence")
+        self.name = _check_name(name, "Chain")
         if not isinstance(steps, list | tuple) or not steps:
             raise InvalidInputError(
-                f"Sequence {name!r} expected a non-empty list of steps, got {describe(steps)}"
+                f"Chain {name!r} expected a non-empty list of steps, got {describe(steps)}"
             )
-        self.steps = tuple(
-            _check_step(s, f"Sequence {name!r}: step {i}") for i, s in enumerate(steps)
-        )
+        self.steps = tuple(_check_step(s, f"Chain {name!r}: step {i}") for i, s in enumerate(steps))
         types = [step_types(step) for step in self.steps]
         for index in range(len(types) - 1):
             produced, expected = types[index][1], types[index + 1][0]
             if not fits(produced, expected):
                 raise PipelineTypeError(
-                    f"Sequence {name!r}: step {index} {self.steps[index].name!r} outputs "
+                    f"Chain {name!r}: step {index} {self.steps[index].name!r} outputs "
                     f"{type_name(produced)}, but step {index + 1} "
                     f"{self.steps[index + 1].name!r} expects {type_name(expected)}"
                 )
@@ -292,7 +302,7 @@ class Sequence(_Composite):
         return value
 
     def __repr__(self) -> str:
-        return f"Sequence({self.name!r}, {[s.name for s in self.steps]})"
+        return f"Chain({self.name!r}, {[s.name for s in self.steps]})"
 
 
 class MapOverBatch(_Composite):

@@ -167,7 +167,6 @@ class GroundedGenerator(Protocol):
     def compose(self, question: str, sources: Sequence[Source]) -> list[Statement]: ...
 
 
-
 # ------------------------------------------------------------------ words
 
 
@@ -379,4 +378,3 @@ def format_result(result: Answer | NotFound, *, quote_chars: int = 100) -> str:
             f"chars {citation.start}-{citation.end}: \u201c{quote}\u201d"
         )
     return "\n".join(lines)
-

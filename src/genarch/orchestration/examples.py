@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from genarch.errors import ConfigError, InvalidInputError
-from genarch.orchestration.templates import ExampleSelector, TextTemplate, TokenBudget
+from genarch.orchestration.templates import ExampleSelector, TextTemplate
+from genarch.orchestration.token_budget import TokenBudget
 from genarch.protocols import FeatureExtractor
 from genarch.validation import describe
 
@@ -285,7 +286,7 @@ class LengthBudgetSelector:
         ConfigError: bad arguments.
 
     Examples:
-        >>> from genarch.data.tokenizers import ByteTokenizer
+        >>> from genarch.data.byte_tokenizer import ByteTokenizer
         >>> selector = LengthBudgetSelector(
         ...     [{"q": "short"}, {"q": "a much longer example"}, {"q": "tiny"}],
         ...     TextTemplate("Q: {q}"), TokenBudget(ByteTokenizer(), 20))

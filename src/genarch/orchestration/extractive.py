@@ -43,8 +43,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from genarch.errors import InvalidInputError
 from genarch.configured import Configured
+from genarch.errors import InvalidInputError
 from genarch.orchestration.citations import Citation, Source, Statement, content_terms
 from genarch.orchestration.grounded_prompt import NOT_FOUND_MARKER, parse_prompt
 from genarch.schemas import Config, TextRequest, TextResult

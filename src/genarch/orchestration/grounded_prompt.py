@@ -145,4 +145,3 @@ def parse_prompt(prompt: str) -> tuple[str, list[tuple[int, str]]]:
             "build it with genarch.orchestration.grounded_prompt.build_prompt"
         )
     return question.group(1), sources
-

@@ -37,7 +37,6 @@ answers, no model) in :mod:`genarch.orchestration.quickstart`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
@@ -66,7 +65,6 @@ from genarch.validation import describe
 
 __all__ = ["RAG", "RAGConfig"]
 
-logger = logging.getLogger(__name__)
 
 _MOVED = {  # names that lived here until the module was split: they warn, then forward
     **dict.fromkeys(

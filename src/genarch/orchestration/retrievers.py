@@ -1,64 +1,67 @@
-"""Retrievers: dense, hybrid (reciprocal-rank fusion), MMR diversification and re-ranking.
+"""Retrievers: dense and hybrid (reciprocal-rank fusion).
 
-Every class here implements :class:`~genarch.protocols.Retriever`:
+Every retriever implements :class:`~genarch.protocols.Retriever`:
 ``retrieve(query, k)`` returns at most ``k`` :class:`~genarch.schemas.ScoredChunk`\\ s,
 best first, deterministically (equal scores keep a documented order). The lexical
-retriever, :class:`~genarch.orchestration.bm25.BM25Retriever`, lives in its own module.
+retriever, :class:`~genarch.orchestration.bm25.BM25Retriever`, lives in its own
+module, and the ones that reorder a base retriever's candidates (MMR,
+re-ranking) in :mod:`genarch.orchestration.reranking`.
 
 * :class:`DenseRetriever` — any ``FeatureExtractor[str]`` + any ``VectorStore``.
 * :class:`HybridRetriever` — reciprocal-rank fusion (Cormack et al., SIGIR 2009)
   of any retrievers: ``score(d) = sum_r w_r / (rrf_k + rank_r(d))``.
-* :class:`MMRRetriever` — maximal marginal relevance (Carbonell & Goldstein,
-  SIGIR 1998) over a base retriever's candidates:
-  ``argmax λ·sim(q, d) - (1 - λ)·max_{s ∈ selected} sim(d, s)``.
-* :class:`RerankingRetriever` — a base retriever's candidates re-scored by a
-  :class:`Reranker` (e.g. :class:`EmbeddingReranker`, or your cross-encoder).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol, Self, runtime_checkable
+from typing import Self
 
 import torch
 
+from genarch._deprecated import moved_module
 from genarch.errors import ConfigError, InvalidInputError, NotFoundError
-from genarch.orchestration.vectorstore import check_k, trusted_record
+from genarch.orchestration.vector_validation import check_k, trusted_record
 from genarch.protocols import FeatureExtractor, Retriever, VectorStore
 from genarch.schemas import Chunk, Metadata, MetadataValue, ScoredChunk
 from genarch.validation import checked_items, describe
 
-__all__ = [
-    "DenseRetriever",
-    "EmbeddingReranker",
-    "FunctionReranker",
-    "HybridRetriever",
-    "MMRRetriever",
-    "Reranker",
-    "RerankingRetriever",
-]
+__all__ = ["DenseRetriever", "HybridRetriever"]
+
+# Names that lived here until the reordering retrievers got their own module.
+__getattr__ = moved_module(
+    __name__,
+    dict.fromkeys(
+        ("EmbeddingReranker", "FunctionReranker", "MMRRetriever", "Reranker", "RerankingRetriever"),
+        "genarch.orchestration.reranking",
+    ),
+)
 
 _FIELDS = {"chunk", "score"}
 
 
-def _scored(chunk: Chunk, score: float) -> ScoredChunk:
+def scored_chunk(chunk: Chunk, score: float) -> ScoredChunk:
+    """A result record from values already checked (no re-validation)."""
     return trusted_record(ScoredChunk, _FIELDS, {"chunk": chunk, "score": score})
 
 
-def _check_query(query: object, k: object, where: str) -> tuple[str, int]:
+def check_query(query: object, k: object, where: str) -> tuple[str, int]:
+    """A str query and a positive int ``k``."""
     if not isinstance(query, str):
         raise InvalidInputError(f"{where} expected a str query, got {describe(query)}")
     return query, check_k(k, where)
 
 
-def _check_positive(value: object, name: str, where: str) -> int:
+def check_positive(value: object, name: str, where: str) -> int:
+    """A positive int setting, else :class:`~genarch.errors.ConfigError`."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{where} expected {name} to be a positive int, got {describe(value)}")
     return value
 
 
-def _embed(extractor: FeatureExtractor[str], texts: list[str], where: str) -> torch.Tensor:
+def embed_texts(extractor: FeatureExtractor[str], texts: list[str], where: str) -> torch.Tensor:
+    """The extractor's ``(len(texts), dim)`` vectors as CPU float32, shape checked."""
     vectors = extractor.extract(texts)
     if not isinstance(vectors, torch.Tensor) or vectors.shape[:1] != (len(texts),):
         shape = tuple(vectors.shape) if isinstance(vectors, torch.Tensor) else describe(vectors)
@@ -122,7 +125,7 @@ class DenseRetriever:
             )
         self.extractor = extractor
         self.store = store
-        self.batch_size = _check_positive(batch_size, "batch_size", "DenseRetriever")
+        self.batch_size = check_positive(batch_size, "batch_size", "DenseRetriever")
         self._chunks: dict[str, Chunk] = {}
 
     def __len__(self) -> int:
@@ -149,7 +152,7 @@ class DenseRetriever:
             raise InvalidInputError("DenseRetriever.add got the same chunk id more than once")
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]
-            vectors = _embed(self.extractor, [c.text for c in batch], "DenseRetriever.add")
+            vectors = embed_texts(self.extractor, [c.text for c in batch], "DenseRetriever.add")
             self.store.upsert(
                 [c.id for c in batch], vectors, metadata[start : start + self.batch_size]
             )
@@ -193,11 +196,11 @@ class DenseRetriever:
                 f"DenseRetriever expected a list of str queries, got {describe(queries)}"
             )
         for query in queries:
-            _check_query(query, k, "DenseRetriever.retrieve")
+            check_query(query, k, "DenseRetriever.retrieve")
         check_k(k, "DenseRetriever.retrieve")
         if not queries:
             return []
-        vectors = _embed(self.extractor, list(queries), "DenseRetriever.retrieve")
+        vectors = embed_texts(self.extractor, list(queries), "DenseRetriever.retrieve")
         results = []
         for hits in self.store.search(vectors, k, where=where):
             row = []
@@ -208,7 +211,7 @@ class DenseRetriever:
                         f"the store holds id {hit.id!r}, which this DenseRetriever did not index; "
                         "give each retriever its own store or tenant"
                     )
-                row.append(_scored(chunk, hit.score))
+                row.append(scored_chunk(chunk, hit.score))
             results.append(row)
         return results
 
@@ -223,7 +226,7 @@ class DenseRetriever:
         if missing:
             raise NotFoundError(f"DenseRetriever.vectors: unknown chunk ids {missing[:5]}")
         texts = [self._chunks[i].text for i in chunk_ids]
-        return _embed(self.extractor, texts, "DenseRetriever.vectors")
+        return embed_texts(self.extractor, texts, "DenseRetriever.vectors")
 
     def __repr__(self) -> str:
         return f"DenseRetriever({self.extractor!r}, {self.store!r})"
@@ -287,11 +290,11 @@ class HybridRetriever:
         self.retrievers = list(retrievers)
         self.rrf_k = float(rrf_k)
         self.weights = [float(w) for w in weights]
-        self.fetch_k = _check_positive(fetch_k, "fetch_k", "HybridRetriever")
+        self.fetch_k = check_positive(fetch_k, "fetch_k", "HybridRetriever")
 
     def retrieve(self, query: str, k: int) -> list[ScoredChunk]:
         """The ``k`` chunks with the best fused reciprocal-rank score."""
-        query, k = _check_query(query, k, "HybridRetriever.retrieve")
+        query, k = check_query(query, k, "HybridRetriever.retrieve")
         fetch = max(self.fetch_k, k)
         fused: dict[str, float] = {}
         chunks: dict[str, Chunk] = {}
@@ -302,212 +305,7 @@ class HybridRetriever:
                 fused[key] = fused.get(key, 0.0) + weight / (self.rrf_k + rank)
         first_seen = {key: position for position, key in enumerate(fused)}
         best = sorted(fused, key=lambda key: (-fused[key], first_seen[key]))[:k]
-        return [_scored(chunks[key], fused[key]) for key in best]
+        return [scored_chunk(chunks[key], fused[key]) for key in best]
 
     def __repr__(self) -> str:
         return f"HybridRetriever({self.retrievers!r}, rrf_k={self.rrf_k}, weights={self.weights})"
-
-
-# -------------------------------------------------------------------------- MMR
-
-
-class MMRRetriever:
-    """Diversifies a base retriever's candidates by maximal marginal relevance.
-
-    From the base's ``fetch_k`` best, picks one at a time the candidate that
-    maximises ``lambda_ * cos(query, c) - (1 - lambda_) * max cos(c, picked)``.
-    ``lambda_ = 1`` is pure relevance; lower values trade relevance for variety.
-    The returned score is that MMR value (non-increasing down the list).
-    Equal values go to the candidate the base ranked higher.
-
-    Args:
-        base: any retriever giving the candidates.
-        extractor: embeds the query and candidates. ``None`` with a
-            :class:`DenseRetriever` base reuses its extractor and stored vectors.
-        lambda_: relevance weight in ``[0, 1]``.
-        fetch_k: candidates taken from the base (at least ``k``).
-
-    Examples:
-        >>> from genarch.orchestration.bm25 import BM25Retriever
-        >>> class Words:  # toy extractor: which of three words occur
-        ...     dim = 3
-        ...     def extract(self, items):
-        ...         return torch.tensor([[float(w in t) for w in ("red", "apple", "car")] for t in items])
-        >>> chunks = [Chunk(id=i, document_id="d", text=t, start=0, end=len(t)) for i, t in
-        ...           [("a", "red apple"), ("b", "red apple again"), ("c", "red car")]]
-        >>> base = BM25Retriever().fit(chunks)
-        >>> [r.chunk.id for r in MMRRetriever(base, Words(), lambda_=0.3).retrieve("red", k=2)]
-        ['a', 'c']
-    """
-
-    def __init__(
-        self,
-        base: Retriever,
-        extractor: FeatureExtractor[str] | None = None,
-        *,
-        lambda_: float = 0.5,
-        fetch_k: int = 20,
-    ) -> None:
-        if not callable(getattr(base, "retrieve", None)):
-            raise ConfigError(f"MMRRetriever expected a base retriever, got {describe(base)}")
-        if extractor is None and not isinstance(base, DenseRetriever):
-            raise ConfigError(
-                "MMRRetriever needs an extractor to embed candidates (or a DenseRetriever base)"
-            )
-        if (
-            isinstance(lambda_, bool)
-            or not isinstance(lambda_, int | float)
-            or not 0 <= lambda_ <= 1
-        ):
-            raise ConfigError(f"MMRRetriever expected 0 <= lambda_ <= 1, got {describe(lambda_)}")
-        self.base = base
-        self.extractor = extractor
-        self.lambda_ = float(lambda_)
-        self.fetch_k = _check_positive(fetch_k, "fetch_k", "MMRRetriever")
-
-    def _vectors(self, query: str, candidates: list[ScoredChunk]) -> torch.Tensor:
-        """Unit vectors: row 0 the query, then one per candidate."""
-        where = "MMRRetriever.retrieve"
-        if self.extractor is None:
-            assert isinstance(self.base, DenseRetriever)
-            q = _embed(self.base.extractor, [query], where)
-            c = self.base.vectors([r.chunk.id for r in candidates]).to(torch.float32)
-            vectors = torch.cat([q, c])
-        else:
-            vectors = _embed(self.extractor, [query] + [r.chunk.text for r in candidates], where)
-        return torch.nn.functional.normalize(vectors, dim=1)
-
-    def retrieve(self, query: str, k: int) -> list[ScoredChunk]:
-        """``k`` relevant and mutually different chunks, in the order MMR picked them."""
-        query, k = _check_query(query, k, "MMRRetriever.retrieve")
-        candidates = self.base.retrieve(query, max(self.fetch_k, k))
-        if not candidates:
-            return []
-        vectors = self._vectors(query, candidates)
-        relevance = vectors[1:] @ vectors[0]  # (C,)
-        similarity = vectors[1:] @ vectors[1:].T  # (C, C)
-        lam = self.lambda_
-        penalty = torch.full_like(relevance, -math.inf)  # max similarity to the picked ones
-        available = torch.ones_like(relevance, dtype=torch.bool)
-        picked: list[ScoredChunk] = []
-        for _ in range(min(k, len(candidates))):
-            redundancy = torch.where(torch.isinf(penalty), torch.zeros_like(penalty), penalty)
-            value = lam * relevance - (1 - lam) * redundancy
-            value = value.masked_fill(~available, -math.inf)
-            best = int(value.argmax())  # argmax returns the first maximum: the base's order
-            picked.append(_scored(candidates[best].chunk, float(value[best])))
-            available[best] = False
-            penalty = torch.maximum(penalty, similarity[best])
-        return picked
-
-    def __repr__(self) -> str:
-        return f"MMRRetriever({self.base!r}, lambda_={self.lambda_}, fetch_k={self.fetch_k})"
-
-
-# -------------------------------------------------------------------- reranking
-
-
-@runtime_checkable
-class Reranker(Protocol):
-    """Re-scores candidates for a query.
-
-    ``rerank(query, candidates)`` returns some or all of the candidates (the
-    same chunks) with new scores, in any order; higher is better.
-    """
-
-    def rerank(self, query: str, candidates: Sequence[ScoredChunk]) -> list[ScoredChunk]: ...
-
-
-class FunctionReranker:
-    """A :class:`Reranker` from a function ``(query, candidates) -> candidates with new scores``.
-
-    Examples:
-        >>> shortest_first = FunctionReranker(
-        ...     lambda query, cands: [c.model_copy(update={"score": -len(c.chunk.text)}) for c in cands]
-        ... )
-    """
-
-    def __init__(self, function: Callable[[str, Sequence[ScoredChunk]], list[ScoredChunk]]) -> None:
-        if not callable(function):
-            raise ConfigError(f"FunctionReranker expected a callable, got {describe(function)}")
-        self.function = function
-
-    def rerank(self, query: str, candidates: Sequence[ScoredChunk]) -> list[ScoredChunk]:
-        """Call the function."""
-        return self.function(query, candidates)
-
-
-class EmbeddingReranker:
-    """Re-scores candidates by the cosine similarity of another (stronger) extractor's vectors."""
-
-    def __init__(self, extractor: FeatureExtractor[str]) -> None:
-        if not callable(getattr(extractor, "extract", None)):
-            raise ConfigError(f"EmbeddingReranker expected an extractor, got {describe(extractor)}")
-        self.extractor = extractor
-
-    def rerank(self, query: str, candidates: Sequence[ScoredChunk]) -> list[ScoredChunk]:
-        """Candidates with score = cos(query, chunk text)."""
-        if not candidates:
-            return []
-        texts = [query] + [c.chunk.text for c in candidates]
-        vectors = torch.nn.functional.normalize(
-            _embed(self.extractor, texts, "EmbeddingReranker"), dim=1
-        )
-        scores: list[float] = (vectors[1:] @ vectors[0]).tolist()
-        return [_scored(c.chunk, s) for c, s in zip(candidates, scores, strict=True)]
-
-
-class RerankingRetriever:
-    """A base retriever's ``fetch_k`` candidates, re-scored by a :class:`Reranker`.
-
-    The reranker may drop candidates but not invent or repeat them; its scores
-    must be finite. Equal new scores keep the base's order.
-
-    Args:
-        base: any retriever.
-        reranker: any object with ``rerank(query, candidates)`` (wrap a plain
-            function with :class:`FunctionReranker`).
-        fetch_k: candidates taken from the base (at least ``k``).
-
-    Raises:
-        InvalidInputError: (from ``retrieve``) the reranker returned a chunk that
-            was not a candidate, a repeat, or a non-finite score.
-    """
-
-    def __init__(self, base: Retriever, reranker: Reranker, *, fetch_k: int = 20) -> None:
-        if not callable(getattr(base, "retrieve", None)):
-            raise ConfigError(f"RerankingRetriever expected a base retriever, got {describe(base)}")
-        if not callable(getattr(reranker, "rerank", None)):
-            raise ConfigError(
-                f"RerankingRetriever expected a Reranker (an object with rerank(query, candidates)); "
-                f"got {describe(reranker)} — wrap a function in FunctionReranker"
-            )
-        self.base = base
-        self.reranker = reranker
-        self.fetch_k = _check_positive(fetch_k, "fetch_k", "RerankingRetriever")
-
-    def retrieve(self, query: str, k: int) -> list[ScoredChunk]:
-        """The ``k`` candidates the reranker scores highest."""
-        query, k = _check_query(query, k, "RerankingRetriever.retrieve")
-        candidates = self.base.retrieve(query, max(self.fetch_k, k))
-        position = {c.chunk.id: i for i, c in enumerate(candidates)}
-        reranked = self.reranker.rerank(query, list(candidates))
-        where = f"RerankingRetriever: the reranker {type(self.reranker).__name__}"
-        if not isinstance(reranked, list | tuple):
-            raise InvalidInputError(f"{where} returned {describe(reranked)}, not a list")
-        seen: set[str] = set()
-        for item in reranked:
-            if not isinstance(item, ScoredChunk):
-                raise InvalidInputError(f"{where} returned {describe(item)}, not a ScoredChunk")
-            key = item.chunk.id
-            if key not in position or key in seen:
-                problem = "twice" if key in seen else "though it was not a candidate"
-                raise InvalidInputError(f"{where} returned chunk {key!r} {problem}")
-            if not math.isfinite(item.score):
-                raise InvalidInputError(f"{where} gave chunk {key!r} the score {item.score}")
-            seen.add(key)
-        ordered = sorted(reranked, key=lambda r: (-r.score, position[r.chunk.id]))
-        return list(ordered[:k])
-
-    def __repr__(self) -> str:
-        return f"RerankingRetriever({self.base!r}, {self.reranker!r}, fetch_k={self.fetch_k})"

@@ -1,4 +1,4 @@
-"""Typed prompt templates that user input cannot abuse, and token budgets.
+"""Typed prompt templates that user input cannot abuse, and few-shot prompts.
 
 A :class:`TextTemplate` is parsed **once**, when it is built, into literal text
 and ``{name}`` placeholders. Rendering joins the literal parts with the values
@@ -18,9 +18,11 @@ raise :class:`~genarch.errors.InvalidInputError` naming them.
 :class:`FewShotTemplate` builds zero-, one- and few-shot prompts: a prefix, the
 examples an :mod:`example selector <genarch.orchestration.examples>` picks for
 this input, and a suffix, optionally dropping examples until the prompt fits a
-token budget measured with the real tokeniser. :func:`trim_to_tokens` and
-:meth:`TextTemplate.render_within` shorten one long value (retrieved context, a
-document) so a prompt fits.
+token budget measured with the real tokeniser. :meth:`TextTemplate.render_within`
+shortens one long value (retrieved context, a document) so a prompt fits; the
+budgets themselves (:class:`~genarch.orchestration.token_budget.TokenBudget`,
+:func:`~genarch.orchestration.token_budget.trim_to_tokens`) live in
+:mod:`genarch.orchestration.token_budget`.
 
 Examples:
     >>> template = TextTemplate("Translate to {language}: {text}")
@@ -37,14 +39,15 @@ Examples:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from genarch._deprecated import moved_module
 from genarch.errors import ConfigError, InvalidInputError
-from genarch.protocols import Tokenizer
+from genarch.orchestration.token_budget import TokenBudget, longest_fitting_prefix
 from genarch.schemas import describe_validation_error
 from genarch.validation import describe
 
@@ -52,10 +55,15 @@ __all__ = [
     "ExampleSelector",
     "FewShotTemplate",
     "TextTemplate",
-    "TokenBudget",
-    "count_tokens",
-    "trim_to_tokens",
 ]
+
+# Names that lived here until the token budgets got their own module: they warn, then forward.
+__getattr__ = moved_module(
+    __name__,
+    dict.fromkeys(
+        ("TokenBudget", "count_tokens", "trim_to_tokens"), "genarch.orchestration.token_budget"
+    ),
+)
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -285,7 +293,7 @@ class TextTemplate:
                 fit even with that value empty.
 
         Examples:
-            >>> from genarch.data.tokenizers import ByteTokenizer
+            >>> from genarch.data.byte_tokenizer import ByteTokenizer
             >>> template = TextTemplate("Context: {context}\\nQ: {question}")
             >>> budget = TokenBudget(ByteTokenizer(), max_tokens=40)
             >>> prompt = template.render_within(
@@ -314,7 +322,7 @@ class TextTemplate:
                 f"more than the budget of {budget.max_tokens}"
             )
         return with_value(
-            _longest_fitting_prefix(
+            longest_fitting_prefix(
                 texts[trim], budget.tokenizer, lambda v: budget.fits(with_value(v + marker))
             )
             + marker
@@ -322,123 +330,6 @@ class TextTemplate:
 
     def __repr__(self) -> str:
         return f"TextTemplate({self._text!r})"
-
-
-# ------------------------------------------------------------------ token budgets
-
-
-def count_tokens(tokenizer: Tokenizer, text: str) -> int:
-    """The number of tokens ``tokenizer`` gives ``text``.
-
-    Raises:
-        InvalidInputError: ``tokenizer`` is not a Tokenizer or ``text`` not a str.
-    """
-    if not isinstance(tokenizer, Tokenizer):
-        raise InvalidInputError(f"count_tokens expected a Tokenizer, got {describe(tokenizer)}")
-    if not isinstance(text, str):
-        raise InvalidInputError(f"count_tokens expected text as str, got {describe(text)}")
-    return len(tokenizer.encode(text))
-
-
-@dataclass(frozen=True)
-class TokenBudget:
-    """At most ``max_tokens`` tokens, counted by ``tokenizer`` (the model's own).
-
-    Raises:
-        ConfigError: ``max_tokens`` is below 1 or ``tokenizer`` is not a Tokenizer.
-    """
-
-    tokenizer: Tokenizer
-    max_tokens: int
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.tokenizer, Tokenizer):
-            raise ConfigError(f"TokenBudget expected a Tokenizer, got {describe(self.tokenizer)}")
-        if (
-            isinstance(self.max_tokens, bool)
-            or not isinstance(self.max_tokens, int)
-            or self.max_tokens < 1
-        ):
-            raise ConfigError(
-                f"TokenBudget.max_tokens must be an int >= 1, got {describe(self.max_tokens)}"
-            )
-
-    def count(self, text: str) -> int:
-        """Tokens in ``text``."""
-        return count_tokens(self.tokenizer, text)
-
-    def fits(self, text: str) -> bool:
-        """Whether ``text`` has at most ``max_tokens`` tokens."""
-        return self.count(text) <= self.max_tokens
-
-
-def _longest_fitting_prefix(text: str, tokenizer: Tokenizer, fits: Callable[[str], bool]) -> str:
-    """The longest prefix of ``text`` ending on a token boundary for which ``fits`` holds."""
-    ids = tokenizer.encode(text)
-
-    def prefix(n: int) -> str:
-        piece = tokenizer.decode(ids[:n])
-        # A cut inside a multi-byte character decodes to U+FFFD: drop the fragment.
-        while piece.endswith("\ufffd") and not text.startswith(piece):
-            piece = piece[:-1]
-        return piece
-
-    low, high = 0, len(ids)
-    while low < high:  # binary search: fits(prefix(low)) holds throughout
-        middle = (low + high + 1) // 2
-        if fits(prefix(middle)):
-            low = middle
-        else:
-            high = middle - 1
-    return prefix(low)
-
-
-def trim_to_tokens(
-    text: str,
-    tokenizer: Tokenizer,
-    max_tokens: int,
-    *,
-    keep: Literal["start", "end"] = "start",
-) -> str:
-    """Shorten ``text`` to at most ``max_tokens`` tokens, cutting at a token boundary.
-
-    Args:
-        keep: keep the beginning (``"start"``) or the end (``"end"``) of the text.
-
-    Raises:
-        InvalidInputError: a bad argument.
-
-    Examples:
-        >>> from genarch.data.tokenizers import ByteTokenizer
-        >>> trim_to_tokens("héllo world", ByteTokenizer(), 3)
-        'hé'
-        >>> trim_to_tokens("hello world", ByteTokenizer(), 5, keep="end")
-        'world'
-    """
-    if not isinstance(text, str):
-        raise InvalidInputError(f"trim_to_tokens expected text as str, got {describe(text)}")
-    if keep not in ("start", "end"):
-        raise InvalidInputError(f"trim_to_tokens: keep must be 'start' or 'end', got {keep!r}")
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens == 0:
-        return ""
-    try:
-        budget = TokenBudget(tokenizer, max_tokens)
-    except ConfigError as error:
-        raise InvalidInputError(f"trim_to_tokens: {error}") from None
-    if budget.fits(text):
-        return text
-    if keep == "start":
-        return _longest_fitting_prefix(text, tokenizer, budget.fits)
-    # Keep the end: the shortest cut from the front whose remainder fits, checked
-    # with the tokenizer itself (a suffix's tokens are not a suffix of the tokens).
-    low, high = 0, len(text)
-    while low < high:  # smallest start index whose suffix fits
-        middle = (low + high) // 2
-        if budget.fits(text[middle:]):
-            high = middle
-        else:
-            low = middle + 1
-    return text[low:]
 
 
 # ------------------------------------------------------------------ few-shot

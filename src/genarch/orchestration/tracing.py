@@ -1,8 +1,8 @@
 """Traces of chain runs: every step's input, output, latency and token counts.
 
 A :class:`Tracer` records one :class:`Span` per step call, nested by
-``parent_id`` (a :class:`~genarch.orchestration.chains.Sequence`'s steps are
-children of the sequence's span). :meth:`Tracer.trace` freezes what was
+``parent_id`` (a :class:`~genarch.orchestration.chains.Chain`'s steps are
+children of the chain's span). :meth:`Tracer.trace` freezes what was
 recorded into a :class:`Trace`, which is written as JSON Lines — one span per
 line — and read back exactly.
 

@@ -145,6 +145,7 @@ def top_k_stable(scores: torch.Tensor, k: int) -> tuple[list[list[float]], list[
 def _best_then_index(pair: tuple[float, int]) -> tuple[float, int]:
     return (-pair[0], pair[1])
 
+
 # ------------------------------------------------------------------ the store
 
 

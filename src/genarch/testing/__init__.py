@@ -6,15 +6,18 @@ Run it on your own components exactly as genarch runs it on its own::
     check_generator(MyModel(), [request_a, request_b], invalid_requests=[bad_request])
 
 or get one pytest test per check with :func:`parametrize_with_checks`.
+A broken contract raises :class:`~genarch.errors.ConformanceError` (never a
+bare ``assert``, so ``python -O`` catches it too). The checks live in
+:mod:`genarch.testing.checks`, one module per layer.
 :func:`edit_words` makes noisy copies of text for measuring deduplication.
 Hypothesis strategies for genarch records live in
 :mod:`genarch.testing.strategies` (imported separately: it needs hypothesis).
 """
 
 from genarch.testing._compare import assert_same, same
+from genarch.testing._kit import Check, run_checks
 from genarch.testing._pytest import parametrize_with_checks
 from genarch.testing.checks import (
-    Check,
     check_data_processor,
     check_deployer,
     check_feature_extractor,
@@ -23,6 +26,7 @@ from genarch.testing.checks import (
     check_optimizer,
     check_prompt_template,
     check_retriever,
+    check_tokenizer,
     check_vector_store,
     data_processor_checks,
     deployer_checks,
@@ -32,7 +36,7 @@ from genarch.testing.checks import (
     optimizer_checks,
     prompt_template_checks,
     retriever_checks,
-    run_checks,
+    tokenizer_checks,
     vector_store_checks,
 )
 from genarch.testing.corpora import edit_words
@@ -48,6 +52,7 @@ __all__ = [
     "check_optimizer",
     "check_prompt_template",
     "check_retriever",
+    "check_tokenizer",
     "check_vector_store",
     "data_processor_checks",
     "deployer_checks",
@@ -61,5 +66,6 @@ __all__ = [
     "retriever_checks",
     "run_checks",
     "same",
+    "tokenizer_checks",
     "vector_store_checks",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from genarch.errors import missing_dependency
-from genarch.testing.checks import Check
+from genarch.testing._kit import Check
 
 __all__ = ["parametrize_with_checks"]
 

@@ -9,15 +9,30 @@ or the :class:`~genarch.training.Trainer` — turns that into updates.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 
 from genarch.errors import ConfigError, InvalidInputError
-from genarch.models.transformer import GPT
 from genarch.validation import describe
 
-__all__ = ["LanguageModeling", "next_token_loss"]
+__all__ = ["LanguageModeling", "NextTokenLossModel", "next_token_loss"]
+
+
+@runtime_checkable
+class NextTokenLossModel(Protocol):
+    """A language model that computes its own next-token loss (genarch's ``GPT`` does:
+    chunk by chunk, without holding every logit at once).
+
+    :class:`LanguageModeling` calls ``loss`` on such a model instead of
+    computing the cross-entropy from its logits. Training stays independent of
+    any model family: it knows this method, not the class.
+    """
+
+    def loss(
+        self, inputs: torch.Tensor, targets: torch.Tensor, /, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor: ...
 
 
 def next_token_loss(
@@ -104,7 +119,7 @@ class LanguageModeling:
                 f"with T >= 1; got {shown}"
             )
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        if isinstance(self.model, GPT):  # its own loss skips holding every logit at once
+        if isinstance(self.model, NextTokenLossModel):
             return self.model.loss(inputs, targets.long(), label_smoothing=self.label_smoothing)
         try:
             logits = self.model(inputs)

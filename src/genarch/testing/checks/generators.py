@@ -130,9 +130,7 @@ def generator_checks(
         z = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0))
         decoded = generator.decode(z)  # type: ignore[attr-defined]
         assert_same(generator.decode(z), decoded, path="decode twice")  # type: ignore[attr-defined]
-        require(
-            decoded.shape[0] == 2, f"expected decode to keep 2 latents, got {decoded.shape[0]}"
-        )
+        require(decoded.shape[0] == 2, f"expected decode to keep 2 latents, got {decoded.shape[0]}")
         encoded = generator.encode(decoded)  # type: ignore[attr-defined]
         require(
             tuple(encoded.shape) == (2, *shape),

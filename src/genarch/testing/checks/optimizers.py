@@ -11,7 +11,13 @@ from genarch.errors import InvalidInputError
 from genarch.protocols import Optimizer
 from genarch.schemas import StepReport
 from genarch.testing._compare import assert_same
-from genarch.testing._kit import Check, expect_genarch_error, require, run_checks, scrambled_global_rngs
+from genarch.testing._kit import (
+    Check,
+    expect_genarch_error,
+    require,
+    run_checks,
+    scrambled_global_rngs,
+)
 
 __all__ = ["check_optimizer", "optimizer_checks"]
 
@@ -36,7 +42,9 @@ def optimizer_checks(
         InvalidInputError: fewer than three batches (a ``ValueError``).
     """
     if len(batches) < 3:
-        raise InvalidInputError(f"optimizer_checks needs at least three batches, got {len(batches)}")
+        raise InvalidInputError(
+            f"optimizer_checks needs at least three batches, got {len(batches)}"
+        )
     subject = label or type(make_optimizer()).__name__
 
     def reports_steps() -> None:
@@ -48,7 +56,8 @@ def optimizer_checks(
                 f"expected step() to return a StepReport, got {type(report).__name__}",
             )
             require(
-                report.step == number, f"expected step {number} to report step={number}, got {report.step}"
+                report.step == number,
+                f"expected step {number} to report step={number}, got {report.step}",
             )
             require(report.losses, f"expected step {number} to report at least one loss, got none")
 

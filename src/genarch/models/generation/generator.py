@@ -1,36 +1,55 @@
-@dataclass
-class _Row:
-    """What one request has produced so far, and whether it is finished."""
+"""The decoding engine: :class:`TextGenerator`, a GPT and its tokenizer behind genarch's protocols.
 
-    request: TextRequest
-    prompt_ids: list[int]
-    context_length: int
-    detokenizer: IncrementalDetokenizer
-    token_ids: list[int] = field(default_factory=list)
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish_reason: Literal["length", "stop", "end"] | None = None
+How it decodes:
 
-    def add(self, token: int, logprob: float | None, alternatives: dict[int, float] | None) -> None:
-        request = self.request
-        self.token_ids.append(token)
-        if logprob is not None:
-            self.logprobs.append(
-                TokenLogprob(token_id=token, logprob=logprob, alternatives=alternatives or {})
-            )
-        if token in request.stop_token_ids or self.detokenizer.push(token):
-            self.finish_reason = "stop"
-        elif len(self.token_ids) >= request.max_new_tokens:
-            self.finish_reason = "length"
-        elif len(self.prompt_ids) + len(self.token_ids) >= self.context_length:
-            self.finish_reason = "end"
+* **KV cache.** Keys and values of every layer live in one tensor allocated
+  once per call (:class:`~genarch.models.transformer.KVCache`); each step runs
+  the model on the new token only and appends to it.
+* **Batches.** Prompts of different lengths are left-padded; each row gets
+  the positions it would have alone and a mask that hides the padding, so a
+  batch gives the same tokens as generating each prompt alone.
+* **Sampling** by a :class:`~genarch.models.generation.sampling.TokenSampler`
+  built per call, each row from its own seeded ``torch.Generator``.
+* **Stopping**: ``max_new_tokens``, stop token ids, stop strings (watched by an
+  :class:`~genarch.models.generation.detokenizer.IncrementalDetokenizer`), or
+  the end of the model's context (``finish_reason`` ``"length"``, ``"stop"``,
+  ``"end"``).
 
-    def result(self) -> TextResult:
-        return TextResult(
-            text=self.detokenizer.text,
-            token_ids=tuple(self.token_ids),
-            finish_reason=self.finish_reason or "length",
-            logprobs=tuple(self.logprobs) if self.request.logprobs is not None else None,
-        )
+Log-probabilities are those of the model itself (a log-softmax of its logits,
+before penalties and temperature).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import torch
+from torch import Tensor
+
+from genarch.errors import ConfigError, IntegrityError, InvalidInputError, RegistryError
+from genarch.models.decode_step import step_function
+from genarch.models.generation.detokenizer import IncrementalDetokenizer
+from genarch.models.generation.rows import DecodingRow, record_tokens
+from genarch.models.generation.sampling import TokenSampler
+from genarch.models.transformer import GPT
+from genarch.persistence import open_saved, reading, save_component
+from genarch.protocols import PathLike, Tokenizer
+from genarch.registry import Registry, builtin_registry
+from genarch.schemas import TextRequest, TextResult
+from genarch.validation import describe, ensure_iterable
+
+__all__ = ["TextGenerator"]
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_FILE = "generator.json"
+FORMAT = "genarch.TextGenerator"  # the kind in generator.json (kept: old saves load)
+_SEED_RANGE = (-(2**63), 2**64 - 1)
 
 
 class TextGenerator:
@@ -220,10 +239,10 @@ class TextGenerator:
 
         return pieces()
 
-    def _rows(self, prepared: Sequence[tuple[TextRequest, list[int]]]) -> list[_Row]:
+    def _rows(self, prepared: Sequence[tuple[TextRequest, list[int]]]) -> list[DecodingRow]:
         context = self.model.config.context_length
         rows = [
-            _Row(request, ids, context, IncrementalDetokenizer(self.tokenizer, request.stop))
+            DecodingRow(request, ids, context, IncrementalDetokenizer(self.tokenizer, request.stop))
             for request, ids in prepared
         ]
         for row in rows:
@@ -231,7 +250,7 @@ class TextGenerator:
                 row.finish_reason = "length"
         return rows
 
-    def _decode(self, rows: list[_Row], generators: list[torch.Generator]) -> Iterator[None]:
+    def _decode(self, rows: list[DecodingRow], generators: list[torch.Generator]) -> Iterator[None]:
         """Run the model over the rows' prompts and then one token per step, updating the rows.
 
         Yields after every step; stops when every row is finished. Call it
@@ -249,7 +268,7 @@ class TextGenerator:
         device = model.wte.weight.device
         batch, width = len(rows), max(len(p) for p in prompts)
         padded = any(len(p) != width for p in prompts)
-        sampler = _Sampler([r.request for r in rows], generators, device)
+        sampler = TokenSampler([r.request for r in rows], generators, device)
         top = max(  # the most alternatives any row wants, None if no row wants log-probs
             (r.request.logprobs for r in rows if r.request.logprobs is not None), default=None
         )
@@ -282,7 +301,7 @@ class TextGenerator:
             if usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
                 logits[:, usable:] = -torch.inf
             tokens = sampler(logits, seen, counts)
-            _record(rows, tokens, logits if top is not None else None, top or 0)
+            record_tokens(rows, tokens, logits if top is not None else None, top or 0)
             yield None
             if all(row.finish_reason is not None for row in rows) or step == steps - 1:
                 break
@@ -365,11 +384,18 @@ class TextGenerator:
             name = registry.name_of(kind)
         except RegistryError:
             name = f"{kind.__module__}:{kind.__qualname__}"
-        document = {"format": FORMAT, "tokenizer": name, "max_batch_size": self.max_batch_size}
-        with atomic_directory(directory) as staging:
+
+        def write_parts(staging: Path) -> None:
             self.model.save(staging / "model")
             tokenizer.save(staging / "tokenizer")  # type: ignore[attr-defined]
-            (staging / GENERATOR_FILE).write_text(json.dumps(document, indent=2) + "\n")
+
+        save_component(
+            directory,
+            FORMAT,
+            header={"tokenizer": name, "max_batch_size": self.max_batch_size},
+            write_files=write_parts,
+            header_file=GENERATOR_FILE,
+        )
 
     @classmethod
     def load(
@@ -379,7 +405,7 @@ class TextGenerator:
         registry: Registry | None = None,
         device: str | torch.device = "cpu",
     ) -> Self:
-        """Load a generator written by :meth:`save`.
+        """Load a generator written by :meth:`save` (also after a save interrupted by a crash).
 
         The tokenizer class is looked up by its recorded name in ``registry``
         (default: :func:`~genarch.registry.builtin_registry`), or, for a
@@ -388,23 +414,18 @@ class TextGenerator:
 
         Raises:
             NotFoundError: ``directory`` holds no saved generator.
-            IntegrityError: the files are corrupt, or the tokenizer class is unknown.
+            IntegrityError: the files are corrupt or incomplete, or the tokenizer
+                class is unknown.
         """
-        root = Path(directory)
-        if not (root / GENERATOR_FILE).is_file():
-            raise NotFoundError(f"no saved TextGenerator in {root} (expected {GENERATOR_FILE})")
-        try:
-            document = json.loads((root / GENERATOR_FILE).read_text())
-        except ValueError as error:
-            raise IntegrityError(f"{root / GENERATOR_FILE} is not valid JSON: {error}") from None
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise IntegrityError(f"{root / GENERATOR_FILE} was not written by TextGenerator.save")
+        saved = open_saved(directory, FORMAT, header_file=GENERATOR_FILE)
         tokenizer_type = _resolve_class(
-            str(document.get("tokenizer")), registry or builtin_registry()
+            str(saved.field("tokenizer")), registry or builtin_registry()
         )
-        tokenizer = tokenizer_type.load(root / "tokenizer")
-        model = GPT.load(root / "model", device=device)
-        return cls(model, tokenizer, max_batch_size=int(document.get("max_batch_size", 32)))
+        with reading(FORMAT, saved.root):  # a part missing inside the save means it is damaged
+            tokenizer = tokenizer_type.load(saved.root / "tokenizer")
+            model = GPT.load(saved.root / "model", device=device)
+            max_batch_size = int(saved.header.get("max_batch_size", 32))
+            return cls(model, tokenizer, max_batch_size=max_batch_size)
 
 
 def _resolve_class(name: str, registry: Registry) -> Any:
@@ -428,31 +449,6 @@ def _resolve_class(name: str, registry: Registry) -> Any:
 
 
 _DONE = object()
-
-
-def _record(rows: list[_Row], tokens: Tensor, logits: Tensor | None, top: int) -> None:
-    """Add each unfinished row's new token, with its log-probability and ``top`` alternatives
-    when ``logits`` are given."""
-    chosen = tokens.tolist()
-    logprobs: list[float] | None = None
-    alternatives: list[list[tuple[int, float]]] | None = None
-    if logits is not None:
-        log_softmax = logits.log_softmax(dim=-1)
-        logprobs = log_softmax.gather(1, tokens[:, None])[:, 0].tolist()
-        if top:
-            values, ids = log_softmax.topk(top, dim=-1)  # best first
-            alternatives = [
-                list(zip(i, v, strict=True))
-                for i, v in zip(ids.tolist(), values.tolist(), strict=True)
-            ]
-    for i, row in enumerate(rows):
-        if row.finish_reason is not None:
-            continue
-        want = row.request.logprobs
-        if logprobs is None or want is None:
-            row.add(chosen[i], None, None)
-        else:
-            row.add(chosen[i], logprobs[i], dict(alternatives[i][:want]) if alternatives else {})
 
 
 @contextlib.contextmanager

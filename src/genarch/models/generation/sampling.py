@@ -24,7 +24,13 @@ __all__ = ["TokenSampler", "argmax"]
 
 @dataclass
 class TokenSampler:
-    """Turns a batch of next-token logits into tokens, one request per row."""
+    """Turns a batch of next-token logits into tokens, one request per row.
+
+    Args:
+        requests: one request per row; its sampling settings apply to that row.
+        generators: one ``torch.Generator`` per row, which draws that row's tokens.
+        device: the device of the logits.
+    """
 
     requests: Sequence[TextRequest]
     generators: Sequence[torch.Generator]
