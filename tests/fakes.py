@@ -54,7 +54,14 @@ from genarch import (
     VectorStore,
 )
 from genarch._io import atomic_directory, sha256_file
-from genarch.schemas import Correction, MetadataValue
+from genarch.schemas import (
+    MAX_PAGE_SIZE,
+    Correction,
+    FeedbackFilter,
+    FeedbackPage,
+    MetadataValue,
+    Rating,
+)
 from genarch.training import ObjectiveOptimizer, adamw
 from genarch.validation import require_instance
 
@@ -328,42 +335,72 @@ class CharHistogram:
 
 
 class InMemoryFeedback:
-    """Keeps feedback in a list (durability is the SQLite store's job)."""
+    """Keeps feedback in a list (durability is the SQLite store's job).
 
-    def __init__(self) -> None:
-        self._items: list[StoredFeedback] = []
+    ``storage`` is the list it keeps; a second handle on the same list plays
+    "reopening the same store" for the kit's durability check.
+    """
+
+    def __init__(self, storage: list[StoredFeedback] | None = None) -> None:
+        self.storage: list[StoredFeedback] = storage if storage is not None else []
+        self._serial = len(self.storage)
 
     def record(self, feedback: Feedback) -> str:
-        if (
-            not isinstance(feedback, Preference | Correction)
-            and getattr(feedback, "kind", None) != "rating"
-        ):
-            raise InvalidInputError(
-                f"expected a Rating, Correction or Preference, got {type(feedback).__name__}"
-            )
-        stored = StoredFeedback(id=f"fb-{len(self._items) + 1}", feedback=feedback)
-        self._items.append(stored)
+        if not isinstance(feedback, Rating | Correction | Preference):
+            raise InvalidInputError(f"record expected feedback, got {type(feedback).__name__}")
+        self._serial += 1
+        stored = StoredFeedback(id=f"fb-{self._serial}-{id(self.storage)}", feedback=feedback)
+        self.storage.append(stored)
         return stored.id
 
     def get(self, feedback_id: str) -> StoredFeedback:
-        for item in self._items:
+        for item in self.storage:
             if item.id == feedback_id:
                 return item
         raise NotFoundError(f"no feedback {feedback_id!r}")
 
-    def query(self, *, kind: str | None = None, limit: int | None = None) -> list[StoredFeedback]:
-        found = [i for i in self._items if kind is None or i.feedback.kind == kind]
-        return found[:limit] if limit is not None else found
+    def query(
+        self, filters: FeedbackFilter | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> FeedbackPage:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidInputError(f"limit must be in 1..{MAX_PAGE_SIZE}, got {limit}")
+        start = 0
+        if cursor is not None:
+            if not cursor.startswith("after:"):
+                raise InvalidInputError(f"not a cursor of this store: {cursor!r}")
+            ids = [i.id for i in self.storage]
+            if cursor.removeprefix("after:") not in ids:
+                raise InvalidInputError(f"cursor {cursor!r} points at no record")
+            start = ids.index(cursor.removeprefix("after:")) + 1
+        selected = filters or FeedbackFilter()
+        found = [i for i in self.storage[start:] if selected.matches(i.feedback)]
+        more = len(found) > limit
+        items = tuple(found[:limit])
+        return FeedbackPage(items=items, next_cursor=f"after:{items[-1].id}" if more else None)
 
-    def preferences(self) -> list[Preference]:
-        pairs = []
-        for item in self._items:
-            f = item.feedback
-            if isinstance(f, Preference):
-                pairs.append(f)
-            elif isinstance(f, Correction):
-                pairs.append(Preference(prompt=f.prompt, chosen=f.corrected, rejected=f.output))
-        return pairs
+    def scan(self, filters: FeedbackFilter | None = None) -> Iterator[StoredFeedback]:
+        selected = filters or FeedbackFilter()
+        return iter([i for i in self.storage if selected.matches(i.feedback)])
+
+    def forget_user(self, user: str) -> int:
+        kept = [i for i in self.storage if i.feedback.user != user]
+        removed = len(self.storage) - len(kept)
+        self.storage[:] = kept
+        return removed
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def reopen_feedback(closed: FeedbackLoop) -> InMemoryFeedback:
+    """A new :class:`InMemoryFeedback` handle on the storage of a closed one."""
+    return InMemoryFeedback(require_instance(closed, InMemoryFeedback, "reopen").storage)
 
 
 class _LocalEndpoint:

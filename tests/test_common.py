@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -30,7 +31,7 @@ from typing import Any
 import pytest
 import torch
 
-from genarch.errors import ConfigError, GenarchError, MissingDependencyError
+from genarch.errors import ConfigError, GenarchError, IntegrityError, MissingDependencyError
 from genarch.registry import builtin_registry
 from genarch.schemas import Chunk, Document, ImageRequest, TextRequest
 from genarch.testing import (
@@ -509,3 +510,38 @@ def test_an_unknown_component_fails_with_what_to_do(monkeypatch: pytest.MonkeyPa
     monkeypatch.delitem(CASES, "genarch.TextCleaner")
     with pytest.raises(pytest.fail.Exception, match="add one to CASES"):
         case_for("genarch.TextCleaner")
+
+
+def flip_one_byte(file: Path) -> bytes:
+    original = file.read_bytes()
+    middle = len(original) // 2
+    damaged = bytes([original[middle] ^ 0x01]) if original else b"x"
+    file.write_bytes(original[:middle] + damaged + original[middle + 1 :])
+    return original
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_file_of_a_save_is_verified_on_load(name: str, tmp_path: Path) -> None:
+    """A changed byte in any file, a missing file or an extra file is refused by name."""
+    instance, probe = persistable(name)
+    target = tmp_path / "saved"
+    instance.save(target)
+    files = sorted(p for p in target.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    assert (target / "SHA256SUMS").is_file(), f"{name}.save writes no SHA256SUMS manifest"
+    for file in files:
+        relative = file.relative_to(target).as_posix()
+        original = flip_one_byte(file)
+        with pytest.raises(IntegrityError, match=re.escape(relative)):
+            type(instance).load(target)
+        file.write_bytes(original)
+    file = files[0]
+    original = file.read_bytes()
+    file.unlink()
+    with pytest.raises(IntegrityError, match=f"{re.escape(file.name)} is missing"):
+        type(instance).load(target)
+    file.write_bytes(original)
+    (target / "extra.bin").write_bytes(b"\x00")
+    with pytest.raises(IntegrityError, match="extra.bin is not listed"):
+        type(instance).load(target)
+    (target / "extra.bin").unlink()
+    assert_same(probe(type(instance).load(target)), probe(instance), path=f"{name} restored")

@@ -101,7 +101,16 @@ def test_stages_whose_types_fit_assemble_and_run():
 
 
 def test_list_output_fits_an_iterable_input_of_the_same_element():
-    Pipeline([SplitParagraphs(), FlattenChunks()])  # list[Chunk] -> Iterable[Chunk]
+    pipe = Pipeline([SplitParagraphs(), FlattenChunks()])  # list[Chunk] -> Iterable[Chunk]
+    assert (pipe.input_type, pipe.output_type) == (Document, Chunk)
+    chunks = pipe.run(DOCS).collect()
+    assert [(c.document_id, c.text) for c in chunks] == [
+        ("a", "First  paragraph."),
+        ("a", ""),
+        ("a", "Second paragraph here."),
+        ("b", "tiny"),
+        ("c", "One more document with words."),
+    ]
 
 
 def test_mismatched_stages_are_refused_at_assembly_naming_both():
@@ -123,7 +132,8 @@ def test_generic_element_mismatch_is_refused():
 
 
 def test_type_variables_pass_the_type_through():
-    Pipeline([TextCleaner(), Passthrough(), SplitParagraphs()])
+    pipe = Pipeline([TextCleaner(), Passthrough(), SplitParagraphs()])
+    assert pipe.output_type == list[Chunk]
     with pytest.raises(PipelineTypeError):
         Pipeline([TextCleaner(), Passthrough(), CountWords()])
 
@@ -135,7 +145,14 @@ def test_explicitly_parameterised_generic_stage_is_checked():
 
 def test_nested_pipelines_check_against_their_outer_neighbours():
     inner = Pipeline([SplitParagraphs(), FlattenChunks()])
-    Pipeline([TextCleaner(), inner, ChunkText()])
+    outer = Pipeline([TextCleaner(), inner, ChunkText()])
+    assert (outer.input_type, outer.output_type) == (Document, str)
+    assert outer.run(DOCS).collect() == [
+        "First paragraph.",
+        "Second paragraph here.",
+        "tiny",
+        "One more document with words.",
+    ]
     with pytest.raises(PipelineTypeError):
         Pipeline([inner, CountWords()])
 

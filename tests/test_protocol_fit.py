@@ -17,6 +17,7 @@ from fakes import (
     SlotTemplate,
     dpo_optimizer,
     gan_optimizer,
+    reopen_feedback,
 )
 from genarch import (
     Chunk,
@@ -104,7 +105,7 @@ CHUNKS = [
         ),
         optimizer_checks(dpo_optimizer, DPO_BATCHES, label="dpo-step"),
         feature_extractor_checks(CharHistogram(), ["abc", "hello world", ""]),
-        feedback_loop_checks(InMemoryFeedback, FEEDBACK),
+        feedback_loop_checks(InMemoryFeedback, FEEDBACK, reopen=reopen_feedback),
         deployer_checks(DirectoryDeployer(), LM, TEXT_REQUESTS),
         vector_store_checks(ExactVectorStore),
         retriever_checks(KeywordRetriever(CHUNKS), ["are lists mutable", "keys"]),

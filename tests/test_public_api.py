@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
 
+import pydantic
 import pytest
 
 import genarch
@@ -20,13 +22,23 @@ def test_all_lists_exactly_the_public_names():
     assert genarch.__all__ == sorted(genarch.__all__)
 
 
-def test_every_name_in_all_resolves():
+def test_every_name_in_all_is_a_documented_object_of_its_home_module():
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", genarch.__version__)
+    undocumented, foreign = [], []
     for name in genarch.__all__:
-        assert getattr(genarch, name) is not None
+        value = getattr(genarch, name)
+        if not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue  # __version__ and type aliases
+        home = sys.modules.get(value.__module__)
+        if not value.__module__.startswith("genarch.") or getattr(home, name, None) is not value:
+            foreign.append(name)
+        if not value.__doc__:
+            undocumented.append(name)
+    assert (foreign, undocumented) == ([], [])
 
 
 def test_the_six_layers_and_pipeline_import_from_the_top():
-    from genarch import (  # noqa: F401
+    from genarch import (
         DataProcessor,
         Deployer,
         FeatureExtractor,
@@ -34,7 +46,23 @@ def test_the_six_layers_and_pipeline_import_from_the_top():
         Generator,
         Optimizer,
         Pipeline,
+        pipeline,
+        protocols,
     )
+
+    layers = (DataProcessor, FeatureExtractor, Generator, Optimizer, Deployer, FeedbackLoop)
+    assert [layer.__name__ for layer in layers] == [
+        "DataProcessor",
+        "FeatureExtractor",
+        "Generator",
+        "Optimizer",
+        "Deployer",
+        "FeedbackLoop",
+    ]
+    for layer in layers:  # the contracts themselves, not look-alikes
+        assert getattr(protocols, layer.__name__) is layer
+        assert getattr(layer, "_is_runtime_protocol", False), layer.__name__
+    assert Pipeline is pipeline.Pipeline
 
 
 @pytest.mark.parametrize("name", errors.__all__)
@@ -73,8 +101,9 @@ def test_importing_genarch_does_no_work_and_loads_no_optional_extra():
 
 def test_records_are_frozen_and_forbid_unknown_fields():
     doc = Document(id="a", text="x")
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         doc.text = "y"
+    assert doc.text == "x"
     with pytest.raises(errors.InvalidInputError, match="Document.txt"):
         Document(id="a", txt="typo")
 

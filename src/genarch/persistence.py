@@ -9,12 +9,17 @@ at any moment leaves either the old save or the new one; and it reads through
 :func:`~genarch._io.readable_directory`, so a crash between the two renames of
 a save still loads the complete previous copy.
 
+Every save also lists each of its files with its SHA-256 in ``SHA256SUMS``
+(the ``sha256sum`` format, so ``sha256sum -c SHA256SUMS`` checks it by hand),
+and :func:`open_saved` verifies them all before it parses anything.
+
 The error policy is the same for every component:
 
 * nothing saved there → :class:`~genarch.errors.NotFoundError` naming the kind,
   the path and the file that is missing;
-* the files are corrupt, truncated, of another kind or inconsistent with the
-  config → :class:`~genarch.errors.IntegrityError` naming the kind and the path.
+* the files are corrupt, truncated, changed since the save, of another kind or
+  inconsistent with the config → :class:`~genarch.errors.IntegrityError` naming
+  the kind, the path and, for a changed file, the file.
 
 Examples:
     >>> import tempfile, torch
@@ -47,7 +52,13 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
-from genarch._io import atomic_directory, readable_directory
+from genarch._io import (
+    atomic_directory,
+    manifest_digest,
+    manifest_problems,
+    readable_directory,
+    write_manifest,
+)
 from genarch.errors import GenarchError, IntegrityError, NotFoundError
 from genarch.schemas import Config
 
@@ -105,6 +116,7 @@ def save_component(
             state = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
             save_file(state, str(staging / WEIGHTS_FILE))
         (staging / header_file).write_text(json.dumps(document, indent=2) + "\n", "utf-8")
+        write_manifest(staging)
 
 
 @dataclass(frozen=True)
@@ -116,11 +128,15 @@ class SavedComponent:
         root: the directory read (the saved one, or the complete copy an
             interrupted save left aside).
         header: the parsed JSON header, ``"format"`` included.
+        digest: SHA-256 of the save's ``SHA256SUMS`` — one value that changes
+            when any file of the save changes (``None`` for a save made before
+            manifests existed).
     """
 
     kind: str
     root: Path
     header: dict[str, Any]
+    digest: str | None = None
 
     def field(self, name: str) -> Any:
         """A header field. Raises :class:`IntegrityError` when it is missing."""
@@ -150,13 +166,25 @@ class SavedComponent:
 
 
 def open_saved(directory: PathLike, kind: str, *, header_file: str = HEADER_FILE) -> SavedComponent:
-    """Open what :func:`save_component` wrote, checking its kind.
+    """Open what :func:`save_component` wrote, checking every file and its kind.
+
+    Every file is checked against the save's ``SHA256SUMS`` *before* anything is
+    parsed: a changed byte, a missing file or an extra file is refused. (Saves
+    from before manifests existed have none and are read unchecked.) The
+    manifest guards against damage and accidental edits; it is not a signature:
+    whoever can rewrite the files can rewrite it too.
 
     Raises:
         NotFoundError: nothing is saved in ``directory``.
-        IntegrityError: the header is not valid JSON or names another kind.
+        IntegrityError: a file does not match the manifest, the header is not
+            valid JSON, or it names another kind.
     """
     found = readable_directory(directory)  # also the copy an interrupted save left aside
+    problems = manifest_problems(found) if found is not None else None
+    if problems:
+        raise IntegrityError(
+            f"the saved {kind} in {str(found)!r} failed verification: {'; '.join(problems[:5])}"
+        )
     if found is None or not (found / header_file).is_file():
         raise NotFoundError(f"no saved {kind} in {str(directory)!r} ({header_file} is missing)")
     with reading(kind, found):
@@ -164,7 +192,7 @@ def open_saved(directory: PathLike, kind: str, *, header_file: str = HEADER_FILE
     if not isinstance(document, dict) or document.get("format") != kind:
         other = document.get("format") if isinstance(document, dict) else None
         raise IntegrityError(f"{str(found)!r} holds a saved {other!r}, not a {kind!r}")
-    return SavedComponent(kind=kind, root=found, header=document)
+    return SavedComponent(kind=kind, root=found, header=document, digest=manifest_digest(found))
 
 
 @contextlib.contextmanager
@@ -186,7 +214,8 @@ def reading(kind: str, root: PathLike) -> Iterator[None]:
         ValueError,
         KeyError,
         TypeError,
-        RuntimeError,
+        RuntimeError,  # RecursionError from deeply nested JSON among them
+        ArithmeticError,  # OverflowError from an absurd number
         SafetensorError,
     ) as error:
         raise IntegrityError(f"the saved {kind} in {str(root)!r} is corrupt: {error}") from None

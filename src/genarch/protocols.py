@@ -41,10 +41,11 @@ from genarch.schemas import (
     ArtifactManifest,
     Evaluation,
     Feedback,
+    FeedbackFilter,
+    FeedbackPage,
     Hit,
     Metadata,
     MetadataValue,
-    Preference,
     ScoredChunk,
     StepReport,
     StoredFeedback,
@@ -371,17 +372,41 @@ class TrainingObjective(Protocol[Batch_contra]):
 
 @runtime_checkable
 class FeedbackLoop(Protocol):
-    """Captures ratings, corrections and preferences durably and serves them back.
+    """Stores ratings, corrections and preferences durably and serves them back.
+
+    Implementations: :class:`genarch.feedback.SQLiteFeedbackStore`.
 
     Contract:
-        * ``record`` stores one piece of feedback and returns its id; once it
-          returns, the feedback survives a crash of the process.
-        * ``get(id)`` returns exactly what was recorded; unknown ids raise
+        * ``record(feedback)`` stores one :data:`~genarch.schemas.Feedback`
+          record and returns its id (a non-empty, unique ``str``); once it
+          returns, the feedback survives a crash of the process. Anything that
+          is not a valid feedback record, or that exceeds the store's documented
+          limits, raises :class:`~genarch.errors.InvalidInputError` and stores
+          nothing.
+        * ``get(id)`` returns the :class:`~genarch.schemas.StoredFeedback` with
+          exactly what was recorded — except that a store may replace
+          ``feedback.user`` with a stable pseudonym (the same for one user,
+          documented by the store). Unknown ids raise
           :class:`~genarch.errors.NotFoundError`.
-        * ``query`` returns stored feedback oldest first, optionally of one kind.
-        * ``preferences()`` turns what is stored into preference pairs for
-          preference optimisation (explicit preferences, and corrections as
-          corrected-over-original).
+        * ``query(filters, limit=, cursor=)`` returns one
+          :class:`~genarch.schemas.FeedbackPage` of the records that
+          ``filters`` (a :class:`~genarch.schemas.FeedbackFilter`, ``None`` for
+          all) selects, in the order they were recorded, at most ``limit``
+          (1 to :data:`~genarch.schemas.MAX_PAGE_SIZE`) of them; passing the
+          page's ``next_cursor`` back reads on (keyset pagination: following
+          the cursors to the end yields every match exactly once).
+          A ``limit`` out of range or a cursor the store did not make raises
+          :class:`~genarch.errors.InvalidInputError`.
+        * ``scan(filters)`` iterates over every match, in the same order.
+        * ``forget_user(user)`` deletes every record of that user (right to
+          erasure) and returns how many went; afterwards no query, ``get`` or
+          export shows any of them.
+        * ``close()`` releases the store; a store is a context manager that
+          closes on exit. Reopening the same storage gives back everything
+          recorded before.
+
+    Turning stored feedback into preference pairs is policy, not storage:
+    :func:`genarch.feedback.preference_pairs`.
     """
 
     def record(self, feedback: Feedback) -> str: ...
@@ -389,10 +414,22 @@ class FeedbackLoop(Protocol):
     def get(self, feedback_id: str) -> StoredFeedback: ...
 
     def query(
-        self, *, kind: str | None = None, limit: int | None = None
-    ) -> list[StoredFeedback]: ...
+        self,
+        filters: FeedbackFilter | None = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> FeedbackPage: ...
 
-    def preferences(self) -> list[Preference]: ...
+    def scan(self, filters: FeedbackFilter | None = None) -> Iterator[StoredFeedback]: ...
+
+    def forget_user(self, user: str) -> int: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 @runtime_checkable

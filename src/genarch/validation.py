@@ -14,12 +14,22 @@ Examples:
 
 from __future__ import annotations
 
+import operator
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
 from genarch.errors import InvalidInputError
 
-__all__ = ["checked_items", "checked_texts", "describe", "ensure_iterable", "require_instance"]
+__all__ = [
+    "checked_items",
+    "checked_texts",
+    "describe",
+    "ensure_iterable",
+    "require_count",
+    "require_instance",
+    "require_text",
+]
 
 T = TypeVar("T")
 
@@ -115,3 +125,69 @@ def checked_texts(items: object, where: str) -> list[str]:
                 f"{where} expected str items, but item {index} is {describe(item)}"
             )
     return list(items)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def require_text(text: object, where: str, *, name: str = "text") -> str:
+    """Return ``text`` if it is a ``str`` of valid Unicode (no lone surrogate).
+
+    Every genarch entry point that reads text calls this, so they agree on what
+    text is: a string that can be encoded as UTF-8. A lone surrogate (what
+    ``bytes.decode(errors="surrogateescape")`` makes of undecodable bytes) is
+    refused with its position, as the tokenisers refuse it.
+
+    Raises:
+        InvalidInputError: ``text`` is not a str (``bytes`` get a hint to decode
+            them), or holds a lone surrogate.
+
+    Examples:
+        >>> require_text("café", "clean_text")
+        'café'
+        >>> require_text("ab\\udc80", "clean_text")
+        Traceback (most recent call last):
+        ...
+        genarch.errors.InvalidInputError: clean_text: text holds a lone surrogate U+DC80 at position 2, which is not valid Unicode; decode the source with errors='replace' instead of 'surrogateescape'
+    """
+    if not isinstance(text, str):
+        hint = " (decode bytes first: data.decode('utf-8'))" if isinstance(text, bytes) else ""
+        raise InvalidInputError(f"{where} expected {name} as str, got {describe(text)}{hint}")
+    if not text.isascii() and (found := _LONE_SURROGATE.search(text)) is not None:
+        raise InvalidInputError(
+            f"{where}: {name} holds a lone surrogate U+{ord(found.group()):04X} at position "
+            f"{found.start()}, which is not valid Unicode; decode the source with "
+            "errors='replace' instead of 'surrogateescape'"
+        )
+    return text
+
+
+def require_count(
+    value: object, where: str, name: str, *, minimum: int = 1, maximum: int | None = None
+) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``) in ``[minimum, maximum]``.
+
+    Raises:
+        InvalidInputError: another type, or a value out of range; the message
+            names ``name`` and the accepted range.
+
+    Examples:
+        >>> require_count(8, "TokenDataset.random_batch", "batch_size", maximum=1024)
+        8
+        >>> require_count(True, "TokenDataset.random_batch", "batch_size")
+        Traceback (most recent call last):
+        ...
+        genarch.errors.InvalidInputError: TokenDataset.random_batch expected batch_size as an int >= 1, got bool: True
+    """
+    bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+    try:  # ints and integer scalars (numpy, torch) but not bools, floats or strings
+        if isinstance(value, bool) or isinstance(value, float | str | bytes):
+            raise TypeError
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidInputError(
+            f"{where} expected {name} as an int {bounds}, got {describe(value)}"
+        ) from None
+    if number < minimum or (maximum is not None and number > maximum):
+        raise InvalidInputError(f"{where} expected {name} as an int {bounds}, got {number}")
+    return number

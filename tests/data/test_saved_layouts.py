@@ -133,7 +133,10 @@ def test_tokenizers_still_write_the_old_layout(tmp_path: Path) -> None:
     TiktokenTokenizer.load(tmp_path / "old-tiktoken").save(tmp_path / "new-tiktoken")
     for kind in ("bytes", "tiktoken"):
         old, new = tmp_path / f"old-{kind}", tmp_path / f"new-{kind}"
-        assert sorted(p.name for p in new.iterdir()) == sorted(p.name for p in old.iterdir())
+        # the same files, plus the manifest every save now carries
+        assert sorted(p.name for p in new.iterdir()) == sorted(
+            [*(p.name for p in old.iterdir()), "SHA256SUMS"]
+        )
         for file in old.iterdir():
             assert (new / file.name).read_bytes() == file.read_bytes()
 

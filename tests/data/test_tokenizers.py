@@ -20,6 +20,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from genarch._io import write_manifest
 from genarch.data.bpe import BPETrainer, BPETrainerConfig, train_bpe_ranks
 from genarch.data.byte_tokenizer import ByteTokenizer
 from genarch.data.datasets import python_docs
@@ -43,7 +44,7 @@ from genarch.pipeline import Pipeline
 from genarch.protocols import Tokenizer
 from genarch.registry import builtin_registry
 from genarch.schemas import Document
-from genarch.testing import check_data_processor
+from genarch.testing import check_data_processor, check_tokenizer
 from genarch.testing.strategies import documents
 
 EOT = "<|endoftext|>"
@@ -287,8 +288,13 @@ def test_a_trained_tokenizer_round_trips_through_save_and_load(
 
 
 def test_tokenizers_have_the_protocol_methods(cl100k: TiktokenTokenizer) -> None:
-    assert isinstance(cl100k, Tokenizer)
-    assert isinstance(ByteTokenizer(), Tokenizer)
+    texts = ["hello world", "héllo 世界 🙂", ""]
+    for tokenizer in (cl100k, ByteTokenizer()):
+        assert isinstance(tokenizer, Tokenizer)
+        # the kit calls the methods: round trip, ids in the vocabulary, determinism
+        assert {"round_trips_text", "ids_are_in_the_vocabulary", "deterministic"} <= set(
+            check_tokenizer(tokenizer, texts)
+        )
 
 
 # ------------------------------------------------------------- bad input
@@ -540,6 +546,9 @@ def test_a_garbled_sidecar_or_another_kind_is_an_integrity_error(tmp_path: Path)
     with pytest.raises(IntegrityError, match="'bytes' tokenizer"):
         TiktokenTokenizer.load(tmp_path / "bytes")
     (tmp_path / "bytes" / "tokenizer.json").write_text("{not json")
+    with pytest.raises(IntegrityError, match="tokenizer.json does not match its SHA-256"):
+        ByteTokenizer.load(tmp_path / "bytes")
+    write_manifest(tmp_path / "bytes")  # consistent, so parsing is what fails
     with pytest.raises(IntegrityError, match="is corrupt"):
         ByteTokenizer.load(tmp_path / "bytes")
 

@@ -208,7 +208,11 @@ def test_load_reads_a_save_of_the_previous_release(tmp_path: Path) -> None:
 
 def test_save_keeps_its_layout_and_format(tmp_path: Path) -> None:
     ContrastiveSentenceEncoder(SMALL).save(tmp_path / "e")
-    assert {p.name for p in (tmp_path / "e").iterdir()} == {"config.json", "model.safetensors"}
+    assert {p.name for p in (tmp_path / "e").iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "SHA256SUMS",
+    }
     document = json.loads((tmp_path / "e" / "config.json").read_text())
     assert document == {
         "format": "genarch.ContrastiveSentenceEncoder",

@@ -106,7 +106,7 @@ def test_load_reads_a_save_of_the_previous_release(tmp_path: Path) -> None:
 def test_save_keeps_its_layout_and_format(tmp_path: Path) -> None:
     GPTMeanPooledEncoder(small_gpt(), ByteTokenizer()).save(tmp_path / "encoder")
     names = {p.name for p in (tmp_path / "encoder").iterdir()}
-    assert names == {"encoder.json", "model", "tokenizer"}
+    assert names == {"encoder.json", "model", "tokenizer", "SHA256SUMS"}
     settings = json.loads((tmp_path / "encoder" / "encoder.json").read_text())
     assert settings == {
         "format": "genarch.GPTMeanPooledEncoder",

@@ -12,6 +12,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from genarch._io import write_manifest
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.models import GPT, IncrementalDetokenizer, TextGenerator
 from genarch.protocols import Generator, ScoringGenerator, StreamingGenerator
@@ -406,7 +407,9 @@ def test_save_writes_safetensors_and_json(tmp_path: Path) -> None:
         str(p.relative_to(tmp_path / "g")) for p in (tmp_path / "g").rglob("*") if p.is_file()
     )
     assert files == [
+        "SHA256SUMS",
         "generator.json",
+        "model/SHA256SUMS",
         "model/config.json",
         "model/model.safetensors",
         "tokenizer/tokenizer.json",
@@ -425,6 +428,7 @@ def test_load_never_imports_a_module_named_in_the_file(tmp_path: Path) -> None:
     document = json.loads((tmp_path / "g" / "generator.json").read_text())
     document["tokenizer"] = "some_module_not_imported:Tokenizer"
     (tmp_path / "g" / "generator.json").write_text(json.dumps(document))
+    write_manifest(tmp_path / "g")  # consistent, so the import guard is what refuses it
     with pytest.raises(IntegrityError, match="not imported"):
         TextGenerator.load(tmp_path / "g")
 
@@ -470,5 +474,10 @@ def test_a_save_missing_its_model_is_an_integrity_error_naming_the_path(tmp_path
     for file in (tmp_path / "g" / "model").iterdir():
         file.unlink()
     (tmp_path / "g" / "model").rmdir()
+    with pytest.raises(
+        IntegrityError, match=r"genarch\.TextGenerator.*model/config.json is missing"
+    ):
+        TextGenerator.load(tmp_path / "g")
+    write_manifest(tmp_path / "g")  # consistent, so loading the model is what fails
     with pytest.raises(IntegrityError, match=r"genarch\.TextGenerator.*incomplete"):
         TextGenerator.load(tmp_path / "g")

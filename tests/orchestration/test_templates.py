@@ -251,8 +251,10 @@ def test_budget_drops_least_useful_examples_first() -> None:
 
 def test_similarity_selector_picks_the_nearest_examples() -> None:
     selector = SimilarityExampleSelector(EXAMPLES, Letters(), k=2, example_keys=["q"])
-    assert [e["q"] for e in selector.select({"question": "bbbb"})] == ["bbb", "aab"]
-    assert selector.select({"question": "bbbb"}) == selector.select({"question": "bbbb"})
+    first = selector.select({"question": "bbbb"})
+    assert [e["q"] for e in first] == ["bbb", "aab"]
+    selector.select({"question": "ccc"})  # another question in between leaves nothing behind
+    assert selector.select({"question": "bbbb"}) == first
 
 
 def test_similarity_selector_works_with_a_genarch_feature_extractor() -> None:

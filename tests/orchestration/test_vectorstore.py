@@ -17,6 +17,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from genarch._io import write_manifest
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.orchestration.vectorstore import ExactVectorStore, VectorStoreConfig, top_k_stable
 from genarch.schemas import Hit
@@ -410,6 +411,9 @@ def test_a_save_of_another_kind_is_refused(tmp_path: Path) -> None:
     manifest_file = tmp_path / "store" / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
     manifest_file.write_text(json.dumps({**manifest, "format": "genarch.gpt/1"}))
+    with pytest.raises(IntegrityError, match="manifest.json does not match its SHA-256"):
+        ExactVectorStore.load(tmp_path / "store")
+    write_manifest(tmp_path / "store")  # consistent, so the kind check is what refuses it
     with pytest.raises(IntegrityError, match="not a 'genarch.vector_store/1'"):
         ExactVectorStore.load(tmp_path / "store")
 

@@ -99,6 +99,7 @@ def test_adapters_save_alone_and_load_into_a_fresh_copy_of_the_base(tmp_path: Pa
     trained_adapters(tuned)
     save_adapters(tuned, tmp_path / "adapters")
     assert sorted(p.name for p in (tmp_path / "adapters").iterdir()) == [
+        "SHA256SUMS",
         "adapters.json",
         "adapters.safetensors",
     ]

@@ -42,9 +42,15 @@ def test_warmup_rises_and_decay_falls_to_the_floor(schedule: Schedule) -> None:
     assert factors[-1] == pytest.approx(expected_end)
 
 
-@given(schedules, st.integers(0, 1000))
-def test_the_factor_depends_only_on_the_step(schedule: Schedule, step: int) -> None:
-    assert lr_factor(schedule, step) == lr_factor(schedule, step)
+@given(schedules, st.integers(0, 1000), st.lists(st.integers(0, 1000), max_size=5))
+def test_the_factor_depends_only_on_the_step(
+    schedule: Schedule, step: int, others: list[int]
+) -> None:
+    first = lr_factor(schedule, step)
+    for other in others:  # calls at other steps leave nothing behind
+        lr_factor(schedule, other)
+    rebuilt = Schedule.model_validate(schedule.model_dump())  # nor does the object's identity
+    assert lr_factor(rebuilt, step) == first
 
 
 def test_the_trainer_horizon_is_used_when_the_schedule_has_none() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +271,18 @@ def test_evaluate_uses_eval_mode_and_restores_training_mode() -> None:
     assert trainer.evaluate(lm_data(16, seed=1)) == first  # no dropout: the same every time
     with pytest.raises(InvalidInputError, match="no examples"):
         trainer.evaluate(lm_data(16)[:0])
+
+
+def test_progress_in_a_log_is_plain_lines_without_carriage_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = io.StringIO()  # what CI or `| tee` gives: not a TTY
+    monkeypatch.setattr(sys, "stderr", log)
+    trainer, _ = make_trainer(max_steps=5, progress=True)
+    trainer.fit(lm_data(32))
+    output = log.getvalue()
+    assert "\r" not in output
+    lines = output.splitlines()
+    assert lines[0].startswith("step 1/5 (20%) loss=")  # the first step shows the run started
+    assert lines[-1].startswith("step 5/5 (100%) loss=")  # and the last one how it ended
+    assert all("items_s=" in line for line in lines)

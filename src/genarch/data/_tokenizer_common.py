@@ -18,7 +18,7 @@ from typing import Literal
 from genarch.errors import IntegrityError, InvalidInputError
 from genarch.persistence import SavedComponent, open_saved
 from genarch.protocols import PathLike
-from genarch.validation import describe
+from genarch.validation import describe, require_text
 
 __all__ = [
     "TOKENIZER_FILE",
@@ -26,6 +26,7 @@ __all__ = [
     "allowed_specials",
     "as_id_list",
     "bad_ids_error",
+    "is_rust_panic",
     "not_text_error",
     "open_saved_tokenizer",
     "surrogates_error",
@@ -69,13 +70,29 @@ def not_text_error(text: object, where: str) -> InvalidInputError:
     return InvalidInputError(f"{where} expected text of type str, got {describe(text)}{hint}")
 
 
-def surrogates_error(where: str) -> InvalidInputError:
-    """The error for text holding a lone surrogate (not valid Unicode)."""
+def surrogates_error(where: str, text: str | None = None) -> InvalidInputError:
+    """The error for text holding a lone surrogate (not valid Unicode), naming its
+    position when ``text`` is given — the same error every text entry point
+    raises (:func:`genarch.validation.require_text`)."""
+    if text is not None:
+        try:
+            require_text(text, where)
+        except InvalidInputError as error:
+            return error
     return InvalidInputError(
         f"{where}: the text contains a lone surrogate (e.g. from decoding with "
         "errors='surrogateescape'), which is not valid Unicode and cannot round-trip; "
         "decode the source with errors='replace' instead"
     )
+
+
+def is_rust_panic(error: BaseException) -> bool:
+    """Whether ``error`` is a panic of a Rust extension (``pyo3_runtime.PanicException``).
+
+    It derives from ``BaseException``, so ``except Exception`` misses it; the
+    tokenisers turn it into :class:`~genarch.errors.InvalidInputError`.
+    """
+    return type(error).__name__ == "PanicException"
 
 
 def bad_ids_error(
@@ -90,17 +107,35 @@ def bad_ids_error(
 
 
 def as_id_list(token_ids: object, vocab_size: int) -> Sequence[int]:
-    """Accept a list/tuple of ints, or an integer numpy array / torch tensor (via ``tolist``)."""
+    """Accept a list/tuple of ints, or an integer numpy array / torch tensor (via ``tolist``).
+
+    A ``bool`` is not a token id (``True == 1`` in Python, but an id list
+    holding one is a bug upstream), nor is a boolean array.
+
+    Raises:
+        InvalidInputError: not a sequence, or an item is a bool (its position is named).
+    """
+    values: Sequence[object]
     if isinstance(token_ids, list | tuple):
-        return token_ids
-    tolist = getattr(token_ids, "tolist", None)
-    if callable(tolist) and getattr(token_ids, "ndim", None) == 1:
-        values = tolist()
-        if isinstance(values, list):
-            return values
-    if isinstance(token_ids, str | bytes) or not isinstance(token_ids, Iterable):
-        raise bad_ids_error(token_ids, vocab_size)
-    return list(token_ids)
+        values = token_ids
+    else:
+        tolist = getattr(token_ids, "tolist", None)
+        listed = tolist() if callable(tolist) and getattr(token_ids, "ndim", None) == 1 else None
+        if isinstance(listed, list):
+            values = listed
+        elif isinstance(token_ids, str | bytes) or not isinstance(token_ids, Iterable):
+            raise bad_ids_error(token_ids, vocab_size)
+        else:
+            values = list(token_ids)
+    # Fast checks in C: only a sequence holding something equal to 0 or 1 can hold a bool.
+    if (True in values or False in values) and bool in map(type, values):
+        for index, value in enumerate(values):
+            if isinstance(value, bool):
+                raise InvalidInputError(
+                    f"decode expected token ids (int), but item {index} is a bool ({value}); "
+                    "convert a mask to ids explicitly"
+                )
+    return values  # type: ignore[return-value]
 
 
 def open_saved_tokenizer(directory: PathLike, kind: str | None, where: str) -> SavedComponent:

@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 from genarch.configured import Configured
 from genarch.protocols import Tokenizer
 from genarch.schemas import Chunk, Config, Document
-from genarch.validation import checked_items
+from genarch.validation import checked_items, require_instance, require_text
 
 __all__ = ["Chunker", "ChunkerConfig", "count_word_pieces"]
 
@@ -38,6 +38,11 @@ _SEPARATORS = (
     re.compile(r"\n\s*"),  # line break
     re.compile(r"\s+"),  # between words
 )
+
+
+# A prefix of this many characters per token of budget is counted first; a span
+# whose prefix is already over budget cannot fit (tokens are rarely this long).
+_PROBE_CHARACTERS_PER_TOKEN = 64
 
 
 def count_word_pieces(text: str) -> int:
@@ -118,8 +123,8 @@ class Chunker(Configured[ChunkerConfig]):
         self, text: str, start: int, end: int, level: int, paragraph: bool
     ) -> Iterator[_Piece]:
         """Split ``text[start:end]`` at the most preferred separator until every piece fits."""
-        tokens = self._count(text[start:end])
-        if tokens <= self.config.max_tokens:
+        tokens = self._fitting_count(text, start, end)
+        if tokens is not None:
             yield _Piece(start, end, tokens, paragraph)
             return
         if level == len(_SEPARATORS):
@@ -137,17 +142,43 @@ class Chunker(Configured[ChunkerConfig]):
     def _split_long_word(
         self, text: str, start: int, end: int, paragraph: bool
     ) -> Iterator[_Piece]:
-        """A single word longer than a chunk: cut it at the longest prefix that fits."""
+        """A single word longer than a chunk: cut it at the longest prefix that fits.
+
+        The search gallops (prefixes of 2, 4, 8, ... times the chunk's token
+        budget in characters) before it bisects, so it never counts much more
+        than one chunk's worth of text: time stays linear in the word's length
+        however long the word is.
+        """
+        limit = self.config.max_tokens
         while start < end:
-            low, high = start + 1, end
+            low, high = start + 1, end  # the answer is in [low, high]
+            probe = min(end, start + 2 * limit)
+            while probe < end and self._count(text[start:probe]) <= limit:
+                low, probe = probe, min(end, start + 2 * (probe - start))
+            high = probe
             while low < high:  # binary search for the longest fitting prefix
                 middle = (low + high + 1) // 2
-                if self._count(text[start:middle]) <= self.config.max_tokens:
+                if self._count(text[start:middle]) <= limit:
                     low = middle
                 else:
                     high = middle - 1
             yield _Piece(start, low, self._count(text[start:low]), paragraph)
             start, paragraph = low, False
+
+    def _fitting_count(self, text: str, start: int, end: int) -> int | None:
+        """The token count of ``text[start:end]`` if it fits in a chunk, else None.
+
+        A long span is first counted by a prefix of a bounded length: when that
+        alone is over budget, the span does not fit and is never counted whole,
+        so no span much longer than a chunk is ever tokenised (a tokeniser may
+        be superlinear on one long word; the chunker must not multiply that).
+        """
+        limit = self.config.max_tokens
+        probe = start + _PROBE_CHARACTERS_PER_TOKEN * limit
+        if probe < end and self._count(text[start:probe]) > limit:
+            return None
+        tokens = self._count(text[start:end])
+        return tokens if tokens <= limit else None
 
     def _units(self, text: str) -> list[_Piece]:
         pieces: list[_Piece] = []
@@ -164,7 +195,14 @@ class Chunker(Configured[ChunkerConfig]):
     # ------------------------------------------------------------------ chunks
 
     def chunk(self, document: Document) -> list[Chunk]:
-        """The chunks of one document, in order."""
+        """The chunks of one document, in order.
+
+        Raises:
+            InvalidInputError: ``document`` is not a Document, or its text holds
+                a lone surrogate (the position is named), as the tokenisers refuse.
+        """
+        document = require_instance(document, Document, "Chunker.chunk")
+        require_text(document.text, f"Chunker.chunk (document {document.id!r})")
         text, config = document.text, self.config
         units = self._units(text)
         chunks: list[Chunk] = []
@@ -206,7 +244,7 @@ class Chunker(Configured[ChunkerConfig]):
         """Yield the chunks of every document, document by document.
 
         Raises:
-            InvalidInputError: an item is not a Document.
+            InvalidInputError: an item is not a Document, or its text holds a lone surrogate.
         """
         for document in checked_items(items, Document, where="Chunker.process"):
             yield from self.chunk(document)

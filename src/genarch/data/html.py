@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 
 from genarch.configured import Configured
 from genarch.schemas import Config, Document
-from genarch.validation import checked_items
+from genarch.errors import InvalidInputError
+from genarch.validation import checked_items, describe, require_text
 
 __all__ = ["HtmlToText", "HtmlToTextConfig", "html_to_text"]
 
@@ -146,11 +147,23 @@ def _tidy(flowing: str) -> str:
 def html_to_text(html: str, config: HtmlToTextConfig | None = None) -> str:
     """Extract readable text from an HTML string, keeping paragraph breaks.
 
+    Raises:
+        InvalidInputError: ``html`` is not a str (bytes included), holds a lone
+            surrogate (its position is named), or ``config`` is not a
+            :class:`HtmlToTextConfig`.
+
     Examples:
         >>> html_to_text("<p>Hello <b>world</b> &amp; all</p><script>x()</script><ul><li>one<li>two</ul>")
         'Hello world & all\\n\\n- one\\n\\n- two'
     """
-    parser = _TextExtractor(config or HtmlToTextConfig())
+    html = require_text(html, "html_to_text", name="html")
+    if config is None:
+        config = HtmlToTextConfig()
+    elif not isinstance(config, HtmlToTextConfig):
+        raise InvalidInputError(
+            f"html_to_text expected config as an HtmlToTextConfig, got {describe(config)}"
+        )
+    parser = _TextExtractor(config)
     parser.feed(html)
     parser.close()
     pieces: list[str] = []
@@ -183,7 +196,8 @@ class HtmlToText(Configured[HtmlToTextConfig]):
         """Yield each document with its HTML replaced by plain text.
 
         Raises:
-            InvalidInputError: an item is not a Document.
+            InvalidInputError: an item is not a Document, or its text holds a
+                lone surrogate.
         """
         for document in checked_items(items, Document, where="HtmlToText.process"):
             yield document.model_copy(update={"text": html_to_text(document.text, self.config)})

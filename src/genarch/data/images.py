@@ -15,7 +15,7 @@ from typing import Literal, Self
 import torch
 from pydantic import model_validator
 
-from genarch._io import readable_directory
+from genarch._io import MANIFEST_FILE, readable_directory
 from genarch.configured import Configured
 from genarch.errors import IntegrityError, InvalidInputError
 from genarch.persistence import HEADER_FILE, open_saved, reading, save_component
@@ -162,7 +162,7 @@ class ImageNormalizer(Configured[ImageNormalizerConfig]):
 def _legacy_config(directory: PathLike) -> ImageNormalizerConfig | None:
     """The config of a save written before the format header existed, if it is one."""
     root = readable_directory(directory)
-    if root is None:
+    if root is None or (root / MANIFEST_FILE).is_file():  # a manifest: saved with a header
         return None
     with reading(_FORMAT, root):
         document = json.loads((root / HEADER_FILE).read_text("utf-8"))

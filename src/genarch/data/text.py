@@ -14,7 +14,8 @@ from typing import Literal
 
 from genarch.configured import Configured
 from genarch.schemas import Config, Document
-from genarch.validation import checked_items
+from genarch.errors import InvalidInputError
+from genarch.validation import checked_items, describe, require_text
 
 __all__ = ["TextCleaner", "TextCleanerConfig", "clean_text"]
 
@@ -48,11 +49,22 @@ class TextCleanerConfig(Config):
 def clean_text(text: str, config: TextCleanerConfig | None = None) -> str:
     """Clean one string as :class:`TextCleaner` would.
 
+    Raises:
+        InvalidInputError: ``text`` is not a str (bytes included), holds a lone
+            surrogate (its position is named), or ``config`` is not a
+            :class:`TextCleanerConfig`.
+
     Examples:
         >>> clean_text("caf\\u0065\\u0301  au\\u200blait\\r\\n\\n\\n\\nfin ")
         'café aulait\\n\\nfin'
     """
-    config = config or TextCleanerConfig()
+    text = require_text(text, "clean_text")
+    if config is None:
+        config = TextCleanerConfig()
+    elif not isinstance(config, TextCleanerConfig):
+        raise InvalidInputError(
+            f"clean_text expected config as a TextCleanerConfig, got {describe(config)}"
+        )
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if config.remove_invisible:
         text = text.translate(_INVISIBLE)
@@ -85,7 +97,9 @@ class TextCleaner(Configured[TextCleanerConfig]):
         """Yield each document with cleaned text (same id and metadata).
 
         Raises:
-            InvalidInputError: an item is not a Document.
+            InvalidInputError: an item is not a Document, or its text holds a
+                lone surrogate (the document id and position are named).
         """
         for document in checked_items(items, Document, where="TextCleaner.process"):
+            require_text(document.text, f"TextCleaner.process (document {document.id!r})")
             yield document.model_copy(update={"text": clean_text(document.text, self.config)})

@@ -31,6 +31,7 @@ from genarch.data._tokenizer_common import (
     allowed_specials,
     as_id_list,
     bad_ids_error,
+    is_rust_panic,
     not_text_error,
     open_saved_tokenizer,
     surrogates_error,
@@ -211,7 +212,9 @@ class TiktokenTokenizer:
             except TypeError:
                 raise not_text_error(text, "TiktokenTokenizer.encode") from None
             except UnicodeEncodeError:
-                raise surrogates_error("TiktokenTokenizer.encode") from None
+                raise surrogates_error("TiktokenTokenizer.encode", text) from None
+            except BaseException as error:  # a Rust panic is no Exception
+                raise self._panic_error(error) from None
         if not isinstance(text, str):
             raise not_text_error(text, "TiktokenTokenizer.encode")
         allowed = (
@@ -224,7 +227,24 @@ class TiktokenTokenizer:
                 return self._core.encode(text, allowed)  # type: ignore[no-any-return]
             return self._encode_ordinary(text)  # type: ignore[no-any-return]
         except UnicodeEncodeError:
-            raise surrogates_error("TiktokenTokenizer.encode") from None
+            raise surrogates_error("TiktokenTokenizer.encode", text) from None
+        except BaseException as error:  # a Rust panic is no Exception
+            raise self._panic_error(error) from None
+
+    def _panic_error(self, error: BaseException) -> BaseException:
+        """``InvalidInputError`` for a panic of tiktoken's Rust core; anything else unchanged.
+
+        Patterns that can match the empty string are refused when the encoding
+        is built (:func:`~genarch.data.tiktoken_files.build_encoding`); this is
+        the safety net for one that matches it only in a context no probe tried.
+        """
+        if not is_rust_panic(error):
+            return error
+        return InvalidInputError(
+            f"TiktokenTokenizer.encode: tiktoken failed on this text with the split pattern "
+            f"{self._encoding._pat_str!r} ({error}); a pattern that can match the empty "
+            "string makes tiktoken panic: make every alternative consume a character"
+        )
 
     def encode_batch(
         self,

@@ -11,6 +11,8 @@ interned metadata codes) and turns ranked rows back into
 from __future__ import annotations
 
 import json
+import logging
+import math
 import sqlite3
 from collections import Counter
 from collections.abc import Mapping
@@ -23,6 +25,8 @@ from genarch.orchestration.vector_validation import check_metadata_mapping, trus
 from genarch.schemas import Hit, Metadata, MetadataValue
 
 __all__ = ["EntryTable"]
+
+logger = logging.getLogger(__name__)
 
 _HIT_FIELDS = {"id", "score", "metadata"}
 
@@ -174,15 +178,28 @@ class EntryTable:
         assert mask is not None
         return mask.nonzero().flatten()
 
-    def hits(self, rows: list[int], scores: list[float]) -> list[Hit]:
-        """Hit records for ``rows`` (metadata copied, so callers cannot edit the store)."""
-        keys, metadata, fields = self.keys, self.metadata, _HIT_FIELDS
-        return [  # values are validated on the way in; skip pydantic's per-hit validation
-            trusted_record(
-                Hit, fields, {"id": keys[r][1], "score": s, "metadata": dict(metadata[r])}
+    def hits(self, rows: list[int], scores: list[float], tenant: str) -> list[Hit]:
+        """Hit records for ``rows`` of ``tenant`` (metadata copied, so callers cannot edit the store).
+
+        The one place where ranked rows become entries, so the one place that
+        makes sure no backend answer can leak: a row that is not a row of this
+        table (faiss's "no result" label ``-1`` would otherwise index the last
+        row, whoever's it is), a row of another tenant, or a non-finite score
+        is dropped, never returned.
+        """
+        keys, metadata, fields, n = self.keys, self.metadata, _HIT_FIELDS, len(self.keys)
+        out = []
+        for r, s in zip(rows, scores, strict=True):
+            if not 0 <= r < n or keys[r][0] != tenant or not math.isfinite(s):
+                logger.warning("dropped a search result: row %d of %d, score %r", r, n, s)
+                continue
+            # values are validated on the way in; skip pydantic's per-hit validation
+            out.append(
+                trusted_record(
+                    Hit, fields, {"id": keys[r][1], "score": s, "metadata": dict(metadata[r])}
+                )
             )
-            for r, s in zip(rows, scores, strict=True)
-        ]
+        return out
 
     # ------------------------------------------------------------- persistence
 
@@ -214,31 +231,88 @@ class EntryTable:
 
     @classmethod
     def read_sqlite(cls, path: Path) -> EntryTable:
-        """Rebuild a table from :meth:`write_sqlite`'s file (or :meth:`sqlite_bytes` written out)."""
-        table = cls()
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        """Rebuild a table from :meth:`write_sqlite`'s file.
+
+        The file's bytes are read once and opened in memory
+        (:meth:`from_sqlite_bytes`): no SQLite URI is built from the path, so
+        no character of a directory name (``%``, ``?``, ``#``) can redirect
+        the read to another file or create one.
+
+        Raises:
+            IntegrityError: the file is unreadable or not a valid entry table.
+        """
         try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise IntegrityError(
+                f"{path}: cannot read the vector-store entry table: {error}"
+            ) from None
+        return cls.from_sqlite_bytes(data, str(path))
+
+    @classmethod
+    def from_sqlite_bytes(cls, data: bytes, where: str) -> EntryTable:
+        """Rebuild a table from :meth:`sqlite_bytes`, checking every row and field.
+
+        Args:
+            data: the bytes of the SQLite database.
+            where: the file they came from, for error messages.
+
+        Raises:
+            IntegrityError: the bytes are not an entry table, or a row breaks
+                the format (rows not contiguous, an empty or non-text tenant or
+                id, an id repeated within a tenant, metadata that is not a
+                flat JSON object of finite scalars); the message names the
+                file, the row and the field.
+        """
+        connection = sqlite3.connect(":memory:")
+        try:
+            connection.deserialize(data)
             rows = connection.execute(
                 "SELECT row, tenant, id, metadata FROM entries ORDER BY row"
             ).fetchall()
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.Error, OverflowError, ValueError) as error:
             raise IntegrityError(
-                f"{path} is not a readable vector-store entry table: {error}"
+                f"{where} is not a readable vector-store entry table: {error}"
             ) from None
         finally:
             connection.close()
+        table = cls()
         run_tenant: str | None = None
         run_ids: list[str] = []
         run_metas: list[Metadata] = []
+        seen: set[tuple[str, str]] = set()
         for expected, (row, tenant, id_, meta) in enumerate(rows):
             if row != expected:
-                raise IntegrityError(f"{path}: rows are not contiguous (row {row} at {expected})")
+                raise IntegrityError(
+                    f"{where}: rows are not contiguous (row {row!r} at {expected})"
+                )
+            for field, value in (("tenant", tenant), ("id", id_)):
+                if not isinstance(value, str) or not value:
+                    raise IntegrityError(
+                        f"{where} row {row}: field {field!r} must be non-empty text, got {value!r}"
+                    )
+            if (tenant, id_) in seen:
+                raise IntegrityError(f"{where} row {row}: id {id_!r} repeats in tenant {tenant!r}")
+            seen.add((tenant, id_))
             if tenant != run_tenant and run_tenant is not None:
                 table.assign(run_tenant, run_ids, run_metas)  # rows keep their saved order
                 run_ids, run_metas = [], []
             run_tenant = tenant
             run_ids.append(id_)
-            run_metas.append(check_metadata_mapping(json.loads(meta), f"{path} row {row}"))
+            run_metas.append(_saved_metadata(meta, f"{where} row {row}"))
         if run_tenant is not None:
             table.assign(run_tenant, run_ids, run_metas)
         return table
+
+
+def _saved_metadata(text: object, where: str) -> Metadata:
+    """The metadata column of one saved row: a JSON object of finite scalars."""
+    if not isinstance(text, str):
+        raise IntegrityError(
+            f"{where}: field 'metadata' must be JSON text, got {type(text).__name__}"
+        )
+    try:
+        value = json.loads(text)
+        return check_metadata_mapping(value, f"{where} field 'metadata'")
+    except (ValueError, RecursionError) as error:  # InvalidInputError is a ValueError
+        raise IntegrityError(f"{where}: field 'metadata' is invalid: {error}") from None

@@ -83,10 +83,12 @@ class FaissVectors:
         grab = min(k, n if rows is None else int(rows.numel()))
         distances, labels = self.index.search(queries.numpy(), grab, params=params)
         scores: list[list[float]] = (-distances if self.metric == "l2" else distances).tolist()
-        # faiss orders equal scores its own way: order them by row, as the exact store does
+        # faiss orders equal scores its own way: order them by row, as the exact store does.
+        # Label -1 is faiss's "no result" (e.g. a NaN score): it is no row, never row -1.
         values, indices = [], []
         for row_scores, row_labels in zip(scores, labels.tolist(), strict=True):
-            pairs = sorted(zip(row_scores, row_labels, strict=True), key=lambda p: (-p[0], p[1]))
+            found = [(s, i) for s, i in zip(row_scores, row_labels, strict=True) if i >= 0]
+            pairs = sorted(found, key=lambda p: (-p[0], p[1]))
             values.append([p[0] for p in pairs])
             indices.append([p[1] for p in pairs])
         return values, indices

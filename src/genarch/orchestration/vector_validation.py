@@ -6,6 +6,21 @@ flat metadata — each raising :class:`~genarch.errors.InvalidInputError` with
 the caller's name. Values that passed these checks are trusted on the way
 out: :func:`trusted_record` builds result records without validating them
 again.
+
+**Scores stay finite.** Scores are computed in float32, where a finite vector
+can still overflow (``3e38 * 3e38 = inf``; faiss then ranks nothing and returns
+the label ``-1``). So :func:`scale_vectors` bounds vectors per metric before
+they are stored or searched with:
+
+* ``"cosine"``: any finite non-zero vector is accepted; it is normalised in
+  float64 (where no float32 value can overflow), so huge and tiny vectors keep
+  their direction instead of becoming zero.
+* ``"inner_product"`` and ``"l2"``: the norm must be at most
+  :data:`MAX_VECTOR_NORM` (``sqrt(float32 max / 8)``, about ``6.5e18``). Then
+  every inner product is at most ``float32 max / 8`` in magnitude and every
+  squared distance at most ``float32 max / 2``, so no score, nor any
+  intermediate of the ``2 q.v - |v|^2`` form, overflows. Larger vectors are
+  refused rather than rescaled, since rescaling would change their scores.
 """
 
 from __future__ import annotations
@@ -32,6 +47,8 @@ __all__ = [
     "check_metadata_mapping",
     "check_tenant",
     "check_vectors",
+    "scale_vectors",
+    "stored_vectors_problem",
     "trusted_record",
 ]
 
@@ -39,6 +56,11 @@ RecordT = TypeVar("RecordT", bound=Record)
 
 Metric = Literal["cosine", "inner_product", "l2"]
 """How similarity is measured; every score is "higher is better"."""
+
+MAX_SQUARED_NORM = float(np.finfo(np.float32).max) / 8
+"""The largest squared norm of a vector under ``"inner_product"`` and ``"l2"`` (see the module)."""
+MAX_VECTOR_NORM = math.sqrt(MAX_SQUARED_NORM)
+"""The largest norm of a vector under ``"inner_product"`` and ``"l2"``, about ``6.5e18``."""
 
 _SCALARS = (str, int, float, bool, type(None))
 _new = object.__new__
@@ -122,6 +144,66 @@ def check_vectors(vectors: object, rows: int | None, dim: int, where: str) -> to
         bad = int(np.flatnonzero(~finite.all(axis=1))[0])
         raise InvalidInputError(f"{where} expected finite vectors, but row {bad} holds NaN or inf")
     return out
+
+
+def scale_vectors(
+    vectors: torch.Tensor, metric: Metric, where: str, *, allow_zero: bool = False
+) -> torch.Tensor:
+    """Vectors from :func:`check_vectors`, made safe to score under ``metric``.
+
+    Under ``"cosine"`` each row is unit-normalised in float64 (a zero row stays
+    zero only when ``allow_zero``, as a query may); under ``"inner_product"``
+    and ``"l2"`` each row's norm must be at most :data:`MAX_VECTOR_NORM`, so
+    that no score overflows float32 (see the module docstring).
+
+    Raises:
+        InvalidInputError: a zero vector under ``"cosine"`` (unless
+            ``allow_zero``), or a norm above :data:`MAX_VECTOR_NORM` under the
+            other metrics; the message names the row.
+    """
+    if vectors.shape[0] == 0:
+        return vectors
+    wide = vectors.to(torch.float64)
+    squared = (wide * wide).sum(dim=1)  # at most dim * 1.2e77: finite in float64
+    if metric == "cosine":
+        zero = squared == 0
+        if not allow_zero and bool(zero.any()):
+            bad = int(zero.nonzero()[0, 0])
+            raise InvalidInputError(f"{where}: row {bad} is a zero vector, which has no cosine")
+        norms = torch.where(zero, 1.0, squared.sqrt()).unsqueeze(1)
+        return (wide / norms).to(torch.float32).contiguous()
+    too_long = squared > MAX_SQUARED_NORM
+    if bool(too_long.any()):
+        bad = int(too_long.nonzero()[0, 0])
+        raise InvalidInputError(
+            f"{where}: row {bad} has norm {math.sqrt(float(squared[bad])):.3g}; under metric "
+            f"{metric!r} a vector's norm must be at most {MAX_VECTOR_NORM:.3g} so that its "
+            "scores stay finite in float32 (scale the vectors down, or use metric='cosine')"
+        )
+    return vectors
+
+
+def stored_vectors_problem(vectors: torch.Tensor, metric: Metric) -> str | None:
+    """Why vectors read from a saved store could not have been stored, or ``None``.
+
+    Stored vectors are finite; under ``"inner_product"`` and ``"l2"`` their
+    norms are at most :data:`MAX_VECTOR_NORM`, under ``"cosine"`` at most 1
+    (unit vectors, or zero rows that older versions stored when a norm overflowed).
+    """
+    if vectors.shape[0] == 0:
+        return None
+    array = vectors.numpy()
+    finite = np.isfinite(array)
+    if not finite.all():
+        return f"row {int(np.flatnonzero(~finite.all(axis=1))[0])} holds NaN or inf"
+    squared = (array.astype(np.float64) ** 2).sum(axis=1)
+    limit = 1.0 + 1e-4 if metric == "cosine" else MAX_SQUARED_NORM
+    if (squared > limit).any():
+        bad = int(np.flatnonzero(squared > limit)[0])
+        return (
+            f"row {bad} has norm {math.sqrt(float(squared[bad])):.3g}, over the limit of {metric!r}"
+        )
+    return None
 
 
 def check_k(k: object, where: str) -> int:

@@ -29,7 +29,10 @@ Design points worth knowing:
 
 Scores are "higher is better": the inner product for ``"inner_product"``, the
 cosine similarity for ``"cosine"`` (vectors are unit-normalised when stored) and
-the negated squared Euclidean distance for ``"l2"``.
+the negated squared Euclidean distance for ``"l2"``. Every score is finite:
+vectors whose scores could overflow float32 are refused (see
+:func:`~genarch.orchestration.vector_validation.scale_vectors`), and a backend's
+"no result" (faiss's label ``-1``) is never turned into an entry.
 
 The pieces live in their own modules: the settings and input checks in
 :mod:`~genarch.orchestration.vector_validation`, the ids/tenants/metadata in
@@ -51,7 +54,6 @@ import torch
 
 from genarch._deprecated import moved_module
 from genarch.configured import Configured
-from genarch.errors import InvalidInputError
 from genarch.orchestration.entry_table import EntryTable
 from genarch.orchestration.store_files import read_store, write_store
 from genarch.orchestration.vector_validation import (
@@ -63,6 +65,7 @@ from genarch.orchestration.vector_validation import (
     check_metadata_mapping,
     check_tenant,
     check_vectors,
+    scale_vectors,
 )
 from genarch.schemas import Hit, Metadata, MetadataValue
 
@@ -304,19 +307,17 @@ class StoreHandle(Configured[VectorStoreConfig]):
 
         Raises:
             InvalidInputError: repeated ids, a wrong shape, NaN/inf, a zero
-                vector under ``"cosine"``, or metadata that is not flat scalars.
-                Nothing is stored when any of it is wrong.
+                vector under ``"cosine"``, a norm above
+                :data:`~genarch.orchestration.vector_validation.MAX_VECTOR_NORM`
+                under the other metrics (its scores would overflow float32), or
+                metadata that is not flat scalars. Nothing is stored when any of
+                it is wrong.
         """
         where = f"{type(self).__name__}.upsert"
         ids = check_ids(ids, where)
         rows = check_vectors(vectors, len(ids), self.dim, where)
         metas = check_metadata(metadata, len(ids), where)
-        if self.metric == "cosine" and rows.shape[0]:
-            norms = rows.norm(dim=1, keepdim=True)
-            if bool((norms == 0).any()):
-                bad = int((norms.flatten() == 0).nonzero()[0, 0])
-                raise InvalidInputError(f"{where}: row {bad} is a zero vector, which has no cosine")
-            rows = torch.div(rows, norms)
+        rows = scale_vectors(rows, self.metric, where)
         with self._lock:
             slots = self._table.assign(self._tenant, ids, metas)
             self._backend.write(slots, rows, len(self._table))
@@ -371,15 +372,16 @@ class StoreHandle(Configured[VectorStoreConfig]):
             ``Q`` lists of :class:`~genarch.schemas.Hit`; equal scores in store order.
 
         Raises:
-            InvalidInputError: wrong shape or dimension, NaN/inf, ``k <= 0``,
-                or a ``where`` that is not a flat mapping of scalars.
+            InvalidInputError: wrong shape or dimension, NaN/inf, a norm above
+                :data:`~genarch.orchestration.vector_validation.MAX_VECTOR_NORM`
+                under ``"inner_product"``/``"l2"``, ``k <= 0``, or a ``where``
+                that is not a flat mapping of scalars.
         """
         name = f"{type(self).__name__}.search"
         check_k(k, name)
         q = check_vectors(queries, None, self.dim, name)
         conditions = None if where is None else check_metadata_mapping(where, f"{name} where")
-        if self.metric == "cosine":
-            q = torch.nn.functional.normalize(q, dim=1)
+        q = scale_vectors(q, self.metric, name, allow_zero=True)
         with self._lock:
             table = self._table
             if not len(table):
@@ -388,7 +390,8 @@ class StoreHandle(Configured[VectorStoreConfig]):
             if rows is not None and rows.numel() == 0:
                 return [[] for _ in range(q.shape[0])]
             values, indices = self._backend.top_k(q, rows, k)
-            return [table.hits(r, s) for r, s in zip(indices, values, strict=True)]
+            tenant = self._tenant
+            return [table.hits(r, s, tenant) for r, s in zip(indices, values, strict=True)]
 
     # ------------------------------------------------------------ persistence
 

@@ -73,10 +73,21 @@ def text_requests() -> st.SearchStrategy[TextRequest]:
 
 
 def feedback() -> st.SearchStrategy[Rating | Correction | Preference]:
-    """Ratings, corrections and preferences with arbitrary text."""
+    """Ratings, corrections and preferences with arbitrary text (valid ones: a
+    non-empty prompt, a correction that changes the output, two different answers)."""
     short = st.text(max_size=50)
+    prompt = st.text(min_size=1, max_size=50)
+    pair = st.tuples(short, short).filter(lambda p: p[0] != p[1])
     return st.one_of(
-        st.builds(Rating, prompt=short, output=short, score=st.floats(0.0, 1.0)),
-        st.builds(Correction, prompt=short, output=short, corrected=short),
-        st.builds(Preference, prompt=short, chosen=short, rejected=short),
+        st.builds(Rating, prompt=prompt, output=short, score=st.floats(0.0, 1.0)),
+        pair.flatmap(
+            lambda p: st.builds(
+                Correction, prompt=prompt, output=st.just(p[0]), corrected=st.just(p[1])
+            )
+        ),
+        pair.flatmap(
+            lambda p: st.builds(
+                Preference, prompt=prompt, chosen=st.just(p[0]), rejected=st.just(p[1])
+            )
+        ),
     )

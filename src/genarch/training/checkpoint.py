@@ -16,7 +16,6 @@ plus the best one by a validation metric.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from genarch._io import discard, readable_directory, settle
 from genarch.errors import ConfigError, IntegrityError
 from genarch.persistence import open_saved, reading, save_component
 
@@ -41,6 +41,8 @@ WEIGHTS_FILE = "weights.safetensors"
 TENSORS_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 _NAME = re.compile(r"^step-(\d{8,})$")
+_LEFT_ASIDE = re.compile(r"^\.step-(\d{8,})\.old-")  # the previous copy, mid-swap
+_ANY_LEFTOVER = re.compile(r"^\.step-(\d{8,})\.(old-|trash-|\d+-.*\.tmp$)")
 
 
 def _encode(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -176,11 +178,20 @@ class CheckpointManager:
         return int(match.group(1)) if match else None
 
     def checkpoints(self) -> list[Path]:
-        """Complete checkpoints, oldest first (half-written ones have hidden names)."""
+        """Complete checkpoints, oldest first (half-written ones have hidden names).
+
+        A checkpoint whose save was interrupted between its two renames is listed
+        under its real name too: :func:`load_checkpoint` reads the complete copy
+        that was left aside.
+        """
         if not self.directory.is_dir():
             return []
-        found = [p for p in self.directory.iterdir() if _NAME.match(p.name) and p.is_dir()]
-        return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))  # type: ignore[union-attr]
+        steps = set()
+        for path in self.directory.iterdir():
+            match = _NAME.match(path.name) or _LEFT_ASIDE.match(path.name)
+            if match and readable_directory(self.directory / f"step-{match.group(1)}"):
+                steps.add(match.group(1))
+        return [self.directory / f"step-{step}" for step in sorted(steps, key=int)]
 
     def latest(self) -> Path | None:
         """The most recent checkpoint, or ``None``."""
@@ -205,8 +216,11 @@ class CheckpointManager:
 
     @staticmethod
     def _metric(path: Path) -> float | None:
+        root = readable_directory(path)
         try:
-            document = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+            if root is None:
+                return None
+            document = json.loads((root / STATE_FILE).read_text(encoding="utf-8"))
             value = document["state"].get("checkpoint_metric")
         except (OSError, ValueError, KeyError, AttributeError):
             return None
@@ -219,18 +233,22 @@ class CheckpointManager:
             keep.add(best)
         for path in found:
             if path not in keep:
-                # Rename first (atomic), so a kill mid-delete never leaves a
-                # partial checkpoint under a real name.
-                doomed = path.with_name(f".{path.name}.deleting")
-                os.replace(path, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
+                settle(path)  # a copy left aside becomes the real one, then goes too
+                discard(path)  # renamed first: a kill mid-delete leaves no partial checkpoint
 
     def _remove_leftovers(self) -> None:
-        """Delete staging directories left by a process killed while writing."""
+        """Finish what processes killed while writing left behind, losing nothing.
+
+        A checkpoint interrupted between its two renames is moved back under its
+        real name (it is the only complete copy of that step); staging and
+        half-deleted directories of dead processes are removed.
+        """
         if not self.directory.is_dir():
             return
-        for path in self.directory.iterdir():
-            if path.name.startswith(".step-") and path.is_dir():
-                logger.info("removing leftover of an interrupted checkpoint write: %s", path)
-                with contextlib.suppress(OSError):
-                    shutil.rmtree(path)
+        for path in list(self.directory.iterdir()):
+            match = _NAME.match(path.name) or _ANY_LEFTOVER.match(path.name)
+            if match:
+                settle(self.directory / f"step-{match.group(1)}")
+            elif path.name.startswith(".step-") and path.name.endswith(".deleting"):
+                logger.info("removing a half-deleted checkpoint: %s", path)
+                shutil.rmtree(path, ignore_errors=True)  # the older layout

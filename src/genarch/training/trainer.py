@@ -38,9 +38,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, TrainingError
+from genarch.progress import Progress
 from genarch.protocols import TrainingObjective
 from genarch.schemas import Config, Record, StepReport, TrainingReport
 from genarch.training.checkpoint import CheckpointManager, load_checkpoint
@@ -81,7 +81,8 @@ class TrainerConfig(Config):
         keep_last: checkpoints kept besides the best one.
         max_non_finite: steps with a non-finite loss tolerated before
             :class:`~genarch.errors.TrainingError` stops the run.
-        progress: show a tqdm progress bar (on rank 0).
+        progress: show progress on stderr (on rank 0): a tqdm bar on a terminal,
+            a plain line every 10 seconds in a log (:class:`~genarch.progress.Progress`).
     """
 
     max_steps: Annotated[int, Field(ge=1)] = 1000
@@ -416,12 +417,11 @@ class Trainer:
         if rank == 0 and cfg.checkpoint_dir is not None:
             Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
             log = open(Path(cfg.checkpoint_dir) / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        bar = tqdm(
+        bar = Progress(
             total=cfg.max_steps,
             initial=self.step_count,
-            disable=rank != 0 or not cfg.progress,
+            enabled=rank == 0 and cfg.progress,
             unit="step",
-            dynamic_ncols=True,
         )
         started = time.perf_counter()
         train_seconds, items_now = 0.0, 0
@@ -437,10 +437,7 @@ class Trainer:
                 train_seconds += time.perf_counter() - tick
                 items_now += report.num_items
                 rate = items_now / train_seconds if train_seconds > 0 else 0.0
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{report.losses[self._eval_player]:.4f}", items_s=f"{rate:.0f}"
-                )
+                bar.update(1, loss=f"{report.losses[self._eval_player]:.4f}", items_s=f"{rate:.0f}")
                 _write(log, {"step": report.step, "losses": report.losses, **report.metrics,
                              "items_per_second": rate, "skipped": report.skipped})  # fmt: skip
                 for callback in on_step_end:
