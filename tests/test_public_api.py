@@ -131,7 +131,7 @@ def test_records_parse_from_json_and_mappings():
     request = TextRequest(prompt="hi", seed=3)
     assert TextRequest.parse(request.model_dump_json()) == request
     assert TextRequest.parse({"prompt": "hi", "seed": 3}) == request
-    with pytest.raises(errors.InvalidInputError):
+    with pytest.raises(errors.InvalidInputError, match=r"TextRequest\.prompt: .*string"):
         TextRequest.parse('{"prompt": 3}')
 
 
@@ -143,5 +143,5 @@ def test_feedback_is_a_discriminated_union():
         }
     )
     assert type(stored.feedback).__name__ == "Preference"
-    with pytest.raises(errors.InvalidInputError):
+    with pytest.raises(errors.InvalidInputError, match=r"StoredFeedback\.feedback: .*'shrug'"):
         StoredFeedback.parse({"id": "1", "feedback": {"kind": "shrug", "prompt": "p"}})

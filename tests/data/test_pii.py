@@ -585,19 +585,19 @@ def test_keyed_modes_without_a_key_raise_config_error(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize(
-    "fields",
+    ("fields", "match"),
     [
-        {"mode": "shred"},
-        {"types": ("EMAIL", "EMAIL")},
-        {"types": ()},
-        {"mask_char": "**"},
-        {"x": 1},
+        ({"mode": "shred"}, r"PiiRedactorConfig\.mode: .*'shred'"),
+        ({"types": ("EMAIL", "EMAIL")}, "types repeat"),
+        ({"types": ()}, "at least one PII type"),
+        ({"mask_char": "**"}, r"PiiRedactorConfig\.mask_char: .*'\*\*'"),
+        ({"x": 1}, r"PiiRedactorConfig\.x: Extra inputs are not permitted"),
     ],
 )
-def test_bad_configs_raise_config_error(fields: dict[str, object]) -> None:
-    with pytest.raises(ConfigError):
+def test_bad_configs_raise_config_error(fields: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
         PiiRedactor(**fields)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=match):
         PiiRedactor.from_config(fields)
 
 
@@ -606,7 +606,7 @@ def test_wrong_types_raise_invalid_input_error() -> None:
         find_pii(b"ann@example.com")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="unknown PII type"):
         find_pii("x", types=["NAME"])  # type: ignore[list-item]
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidInputError, match="PiiRedactor.redact expected text as str"):
         PiiRedactor().redact(None)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="item 0"):
         list(PiiRedactor().process(["ann@example.com"]))  # type: ignore[list-item]

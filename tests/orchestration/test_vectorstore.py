@@ -424,6 +424,7 @@ def test_a_manifest_that_leaves_a_file_out_is_refused(tmp_path: Path) -> None:
     manifest = json.loads(manifest_file.read_text())
     del manifest["sha256"]["entries.sqlite"]
     manifest_file.write_text(json.dumps(manifest))
+    write_manifest(tmp_path / "store")  # consistent, so the store's own check is what refuses it
     with pytest.raises(IntegrityError, match="does not list"):
         ExactVectorStore.load(tmp_path / "store")
 

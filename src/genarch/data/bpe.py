@@ -34,7 +34,7 @@ import regex
 from pydantic import Field, model_validator
 
 from genarch.configured import Configured
-from genarch.data.tiktoken_files import CL100K_PATTERN
+from genarch.data.tiktoken_files import CL100K_PATTERN, empty_match_problem
 from genarch.data.tiktoken_tokenizer import TiktokenTokenizer
 from genarch.errors import InvalidInputError
 from genarch.schemas import Config, Document
@@ -87,6 +87,9 @@ class BPETrainerConfig(Config):
             regex.compile(self.pattern)
         except regex.error as error:
             raise ValueError(f"pattern is not a valid regex: {error}") from None
+        problem = empty_match_problem(self.pattern)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

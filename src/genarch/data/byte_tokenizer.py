@@ -136,7 +136,7 @@ class ByteTokenizer(Configured[ByteTokenizerConfig]):
                     ids.extend(piece.encode("utf-8"))
             return ids
         except UnicodeEncodeError:
-            raise surrogates_error("ByteTokenizer.encode") from None
+            raise surrogates_error("ByteTokenizer.encode", text) from None
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """The text of ``token_ids``; bytes that do not form UTF-8 become U+FFFD.

@@ -39,6 +39,7 @@ __all__ = [
     "STANDARD_ENCODINGS",
     "StandardEncoding",
     "build_encoding",
+    "empty_match_problem",
     "load_standard_encoding",
     "read_tiktoken_file",
     "standard_encoding_cache_paths",
@@ -302,6 +303,51 @@ def write_tiktoken_file(ranks: Mapping[bytes, int], path: PathLike) -> None:
     Path(path).write_bytes(tiktoken_file_bytes(ranks))
 
 
+# Texts a split pattern is tried on: every ASCII character, other whitespace,
+# letters, marks, digits and symbols of other scripts, contractions and specials.
+_EMPTY_MATCH_PROBES = (
+    "",
+    "".join(map(chr, range(128))),
+    "Hello, world! It's 2024: x=1.5e-3; I'M here\u00a0now\u2003\u3000.\r\n\n\t end ",
+    "caf\u00e9 nai\u0308ve \u65e5\u672c\u8a9e \u0645\u0631\u062d\u0628\u0627 "
+    "\u041f\u0440\u0438\u0432\u0435\u0442 \U0001f600\U0001f44d\u200d 123456789 <|endoftext|>",
+)
+
+
+def empty_match_problem(pattern: str) -> str | None:
+    r"""Why ``pattern`` cannot split text for BPE, or None when it can.
+
+    A split pattern must consume at least one character with every match:
+    tiktoken's Rust core *panics* on an empty match (``"a*"``, ``"x?"``,
+    ``"\b"``, ``""``) with an exception that ``except Exception`` does not
+    catch. Whether a regex can match the empty string somewhere is not decidable
+    from its text in general, so the pattern is tried on probe texts (every
+    ASCII character, other whitespace, several scripts, emoji, digits);
+    :class:`~genarch.data.tiktoken_tokenizer.TiktokenTokenizer` still turns a
+    panic on other text into :class:`~genarch.errors.InvalidInputError`.
+
+    Examples:
+        >>> empty_match_problem(CL100K_PATTERN) is None
+        True
+        >>> print(empty_match_problem("x?"))
+        the split pattern 'x?' matches the empty string (at position 0 of ''); every match must consume at least one character
+    """
+    try:
+        compiled = regex.compile(pattern)
+    except (regex.error, TypeError) as error:
+        return f"the split pattern does not compile: {error}"
+    for probe in _EMPTY_MATCH_PROBES:
+        for match in compiled.finditer(probe):
+            if match.start() == match.end():
+                shown = probe if len(probe) <= 12 else probe[:8] + "..."
+                return (
+                    f"the split pattern {pattern!r} matches the empty string (at position "
+                    f"{match.start()} of {shown!r}); every match must consume at least one "
+                    "character"
+                )
+    return None
+
+
 def build_encoding(
     name: str,
     *,
@@ -318,7 +364,8 @@ def build_encoding(
     Raises:
         InvalidInputError: a single byte is missing from ``ranks``, ranks repeat
             or are negative, a special token is empty or shares an id with a
-            rank, or the pattern does not compile.
+            rank, or the pattern does not compile or can match the empty string
+            (see :func:`empty_match_problem`).
     """
     if not isinstance(ranks, Mapping) or not all(
         isinstance(token, bytes) and type(rank) is int for token, rank in ranks.items()
@@ -352,6 +399,9 @@ def build_encoding(
         regex.compile(pattern)
     except (regex.error, TypeError) as error:
         raise InvalidInputError(f"encoding {name!r}: pattern does not compile: {error}") from None
+    problem = empty_match_problem(pattern)
+    if problem is not None:
+        raise InvalidInputError(f"encoding {name!r}: {problem}")
     try:
         return tiktoken.Encoding(
             name,

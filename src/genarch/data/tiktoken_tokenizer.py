@@ -64,11 +64,19 @@ class StandardEncodingReference(Record):
 
 
 class SavedTokenizerReference(Record):
-    """A tokeniser saved with ``save(path)``; ``vocab_sha256`` pins the vocabulary."""
+    """A tokeniser saved with ``save(path)``, pinned to what was saved there.
+
+    ``content_sha256`` (the SHA-256 of the save's ``SHA256SUMS``) pins *every*
+    file — the vocabulary, and the settings that change behaviour: the split
+    pattern, the special tokens and which of them user text may produce.
+    ``vocab_sha256`` alone (references written before manifests existed) pins
+    only the vocabulary.
+    """
 
     kind: Literal["saved"] = "saved"
     path: Annotated[str, Field(min_length=1)]
     vocab_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    content_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
 class TiktokenTokenizer:
@@ -289,7 +297,13 @@ class TiktokenTokenizer:
         return data.decode("utf-8", errors="replace")  # type: ignore[no-any-return]
 
     def token_bytes(self, token_id: int) -> bytes:
-        """The bytes one token stands for."""
+        """The bytes one token stands for.
+
+        Raises:
+            InvalidInputError: ``token_id`` is not an int (a bool is not) in the vocabulary.
+        """
+        if isinstance(token_id, bool):
+            raise bad_ids_error([token_id], self.vocab_size)
         try:
             return self._core.decode_single_token_bytes(token_id)  # type: ignore[no-any-return]
         except (KeyError, OverflowError, TypeError, ValueError) as error:
@@ -342,7 +356,9 @@ class TiktokenTokenizer:
             )
             tokenizer = cls(encoding, allowed_special=saved.field("allowed_special"))
             tokenizer._reference = SavedTokenizerReference(
-                path=str(Path(directory).resolve()), vocab_sha256=vocab_sha256
+                path=str(Path(directory).resolve()),
+                vocab_sha256=vocab_sha256,
+                content_sha256=saved.digest,
             )
         return tokenizer
 

@@ -44,8 +44,9 @@ def load_tokenizer(
 
     Raises:
         NotFoundError: nothing saved there, or a standard encoding's file is missing.
-        IntegrityError: the saved files are corrupt, or differ from the
-            reference's ``vocab_sha256``.
+        IntegrityError: the saved files are corrupt, or differ from what the
+            reference pins (``content_sha256``: every file; ``vocab_sha256``:
+            the vocabulary).
 
     Examples:
         >>> import tempfile
@@ -62,13 +63,15 @@ def load_tokenizer(
         )
     if isinstance(source, SavedTokenizerReference):
         tokenizer = load_tokenizer(source.path)
-        if source.vocab_sha256 is not None:
-            loaded = tokenizer.reference
-            actual = loaded.vocab_sha256 if isinstance(loaded, SavedTokenizerReference) else None
-            if actual != source.vocab_sha256:
+        loaded = tokenizer.reference
+        found = loaded if isinstance(loaded, SavedTokenizerReference) else None
+        for pin, what in (("content_sha256", "files"), ("vocab_sha256", "vocabulary")):
+            expected = getattr(source, pin)
+            actual = getattr(found, pin) if found is not None else None
+            if expected is not None and actual != expected:
                 raise IntegrityError(
                     f"the tokenizer at {source.path!r} has changed since the config was written "
-                    f"(vocabulary SHA-256 {actual}, expected {source.vocab_sha256})"
+                    f"(SHA-256 of its {what} {actual}, expected {expected})"
                 )
         return tokenizer
     if not isinstance(source, str | os.PathLike):

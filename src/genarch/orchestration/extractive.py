@@ -57,6 +57,26 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 _ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "cf", "vs", "mr", "dr", "no", "approx", "resp"})
 
 
+_LONGEST_ABBREVIATION = max(map(len, _ABBREVIATIONS))
+_WORD_BEFORE_DOT = re.compile(r"[\w.]+\Z")
+
+
+def _after_abbreviation(text: str, end: int) -> bool:
+    """Whether the ``.`` at ``end`` closes an abbreviation such as "e.g.".
+
+    The word before the dot is the run of word characters and dots that ends
+    there. Only a window one longer than the longest abbreviation is read: a
+    run that fills it is too long to be one. (Reading back from the start of
+    the text, as a regex search over ``text[:end]`` would, takes time
+    quadratic in the number of sentence ends.)
+    """
+    if text[end] != ".":
+        return False
+    window = max(0, end - _LONGEST_ABBREVIATION - 1)
+    word = _WORD_BEFORE_DOT.search(text, window, end)
+    return word is not None and word.group().lower() in _ABBREVIATIONS
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of each sentence of ``text``, whitespace trimmed.
 
@@ -72,9 +92,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for match in _PARAGRAPH.finditer(text):
         cuts.update((match.start(), match.end()))
     for match in _ENDS.finditer(text):
-        before = text[: match.start() + 1]
-        word = re.search(r"([\w.]+)\.$", before)
-        if word and word.group(1).lower() in _ABBREVIATIONS:
+        if _after_abbreviation(text, match.start()):
             continue
         cuts.add(match.end())
     ordered = sorted(cuts)

@@ -134,8 +134,8 @@ def _digests(saved: SavedComponent) -> dict[str, str]:
         or not all(isinstance(d, str) and _SHA256.fullmatch(d) for d in digests.values())
     ):
         raise IntegrityError(
-            f"{file}: field 'sha256' must map exactly {expected} to SHA-256 hex digests, "
-            f"got {describe(digests)}"
+            f"{file}: field 'sha256' does not list the store's files: expected exactly "
+            f"{expected}, each with a SHA-256 hex digest, got {describe(digests)}"
         )
     return digests
 
