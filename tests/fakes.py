@@ -54,6 +54,8 @@ from genarch import (
     VectorStore,
 )
 from genarch._io import atomic_directory, sha256_file
+from genarch.protocols import HealthStatus
+from genarch.registry import Registry
 from genarch.schemas import (
     MAX_PAGE_SIZE,
     Correction,
@@ -403,27 +405,70 @@ def reopen_feedback(closed: FeedbackLoop) -> InMemoryFeedback:
     return InMemoryFeedback(require_instance(closed, InMemoryFeedback, "reopen").storage)
 
 
-class _LocalEndpoint:
+@dataclass(frozen=True)
+class FakeHealth:
+    """What :class:`FakeEndpoint` reports: satisfies ``HealthStatus``."""
+
+    ready: bool
+    status: str
+
+
+class FakeEndpoint:
+    """Serves a generator in-process: the least an ``Endpoint`` must do."""
+
     def __init__(self, generator: Generator[Any, Any]) -> None:
-        self._generator = generator
+        self._generator: Generator[Any, Any] | None = generator
+
+    def _open(self) -> Generator[Any, Any]:
+        if self._generator is None:
+            raise InvalidInputError("FakeEndpoint: the endpoint is closed")
+        return self._generator
 
     def invoke(self, request: Any) -> Any:
-        return self._generator.generate(request)
+        return self._open().generate(request)
+
+    def invoke_batch(self, requests: Sequence[Any]) -> Sequence[Any]:
+        return self._open().generate_batch(requests)
+
+    def health(self) -> FakeHealth:
+        ready = self._generator is not None
+        return FakeHealth(ready=ready, status="ready" if ready else "closed")
 
     def close(self) -> None:
-        pass
+        self._generator = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+FAKE_REGISTRY = Registry({"tests.BigramLM": BigramLM})
+"""The classes :class:`DirectoryDeployer` rebuilds by name when given no registry."""
 
 
 class DirectoryDeployer:
-    """Packages a BigramLM with a hash manifest and serves it in-process."""
+    """Packages a BigramLM with a hash manifest and serves it in-process.
+
+    Rebuilds the component by its name in a registry (``tests.BigramLM``);
+    ``verify`` checks each listed file and refuses files it does not list.
+    """
 
     def package(
-        self, component: Persistable, directory: str | os.PathLike[str], *, name: str, version: str
+        self,
+        component: Persistable,
+        directory: str | os.PathLike[str],
+        *,
+        name: str,
+        version: str,
+        registry: Registry | None = None,
     ) -> ArtifactManifest:
+        component_name = (registry or FAKE_REGISTRY).name_of(type(component))
         with atomic_directory(directory) as staging:
             component.save(staging / "component")
             files = {
-                str(p.relative_to(staging)): FileDigest(
+                p.relative_to(staging).as_posix(): FileDigest(
                     sha256=sha256_file(p), size=p.stat().st_size
                 )
                 for p in sorted(staging.rglob("*"))
@@ -432,20 +477,45 @@ class DirectoryDeployer:
             manifest = ArtifactManifest(
                 name=name,
                 version=version,
-                component="tests.BigramLM",
+                component=component_name,
                 files=files,
                 genarch_version="test",
             )
             (staging / "manifest.json").write_text(manifest.model_dump_json())
         return manifest
 
-    def deploy(self, directory: str | os.PathLike[str]) -> Endpoint[Any, Any]:
+    def verify(self, directory: str | os.PathLike[str]) -> ArtifactManifest:
         root = Path(directory)
-        manifest = ArtifactManifest.parse((root / "manifest.json").read_text())
+        try:
+            manifest = ArtifactManifest.parse((root / "manifest.json").read_text())
+        except (OSError, InvalidInputError) as error:
+            raise IntegrityError(f"manifest.json is missing or corrupt: {error}") from None
         for relative, digest in manifest.files.items():
+            if not (root / relative).is_file():
+                raise IntegrityError(f"{relative} is missing")
             if sha256_file(root / relative) != digest.sha256:
                 raise IntegrityError(f"{relative}: SHA-256 does not match the manifest")
-        return _LocalEndpoint(BigramLM.load(root / "component"))
+        for path in root.rglob("*"):
+            relative = path.relative_to(root).as_posix()
+            if path.is_file() and relative != "manifest.json" and relative not in manifest.files:
+                raise IntegrityError(f"{relative} is not listed in the manifest")
+        return manifest
+
+    def load(
+        self, directory: str | os.PathLike[str], registry: Registry | None = None
+    ) -> Persistable:
+        manifest = self.verify(directory)
+        component_type = (registry or FAKE_REGISTRY).resolve(manifest.component)
+        loaded: Persistable = component_type.load(Path(directory) / "component")
+        return loaded
+
+    def serve(self, component: Any) -> FakeEndpoint:
+        return FakeEndpoint(require_instance(component, Generator, "serve"))  # type: ignore[type-abstract]
+
+    def deploy(
+        self, directory: str | os.PathLike[str], registry: Registry | None = None
+    ) -> FakeEndpoint:
+        return self.serve(self.load(directory, registry))
 
 
 class ExactVectorStore:
@@ -572,9 +642,11 @@ def _static_conformance() -> None:
     features: FeatureExtractor[str] = CharHistogram()
     feedback: FeedbackLoop = InMemoryFeedback()
     deployer: Deployer = DirectoryDeployer()
+    endpoint: Endpoint[TextRequest, TextResult] = FakeEndpoint(BigramLM())
+    health: HealthStatus = FakeHealth(ready=True, status="ready")
     store: VectorStore = ExactVectorStore(4)
     retriever: Retriever = KeywordRetriever([])
     template: PromptTemplate = SlotTemplate("[[x]]")
     persistable: Persistable = BigramLM()
-    del text_lm, images, latent, tabular, gan, dpo, features, feedback, deployer
+    del text_lm, images, latent, tabular, gan, dpo, features, feedback, deployer, endpoint, health
     del store, retriever, template, persistable

@@ -65,14 +65,18 @@ ALLOWED: dict[str, frozenset[str]] = {
     "orchestration": frozenset({"data", "features", "models", "training"}),
     # the kit checks protocols; it must work on components it has never heard of
     "testing": frozenset(),
-    # the feedback store stands on the core alone (schemas, errors, protocols, config shell)
-    "feedback": frozenset(),
+    # the store stands on the core alone; preference optimisation and the reward model
+    # train genarch models through genarch.training (never orchestration)
+    "feedback": frozenset({"data", "features", "models", "training"}),
+    # deployment stands on the core and rebuilds components by registry name; it
+    # reads the data layer's DataReport for model cards, nothing else
+    "deploy": frozenset({"data"}),
     # the command line and the package root sit on top
     "cli": frozenset({*LAYERS, TRAINING}),
     "__main__": frozenset({"cli"}),
 }
 #: sub-packages and top-level modules that are not the shared core.
-NOT_CORE = frozenset({*LAYERS, TRAINING, "feedback", "testing", "cli", "__main__"})
+NOT_CORE = frozenset({*LAYERS, TRAINING, "feedback", "deploy", "testing", "cli", "__main__"})
 #: modules the registry may import: it is a leaf naming components by dotted path.
 REGISTRY_MAY_IMPORT = frozenset({"genarch.errors"})
 

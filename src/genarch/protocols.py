@@ -13,7 +13,7 @@ Layer map::
     Generator[Req, Res]      generative model      request       -> result
     Optimizer[Batch]         training              batch         -> StepReport (one update)
     FeedbackLoop             feedback              feedback      -> durable, queryable store
-    Deployer                 deployment            component     -> verified artefact -> Endpoint
+    Deployer                 deployment            component     -> artefact -> verified -> Endpoint
     PromptTemplate, Retriever, VectorStore         orchestration
 
 Optional capabilities are small sub-protocols (:class:`StreamingGenerator`,
@@ -37,6 +37,7 @@ import torch
 from pydantic import BaseModel
 
 from genarch._deprecated import renamed_names
+from genarch.registry import Registry
 from genarch.schemas import (
     ArtifactManifest,
     Evaluation,
@@ -62,6 +63,7 @@ __all__ = [
     "FeedbackLoop",
     "Fittable",
     "Generator",
+    "HealthStatus",
     "LatentGenerator",
     "Optimizer",
     "Persistable",
@@ -446,31 +448,102 @@ class Evaluator(Protocol[Req_contra, Result_contra]):
 
 
 @runtime_checkable
+class HealthStatus(Protocol):
+    """What :meth:`Endpoint.health` reports: at least whether it can serve.
+
+    ``ready`` is ``True`` while the endpoint accepts requests and ``False``
+    once it is closed (or, for a server, while it loads or drains); ``status``
+    says the same in a word (``"ready"``, ``"closed"``, ...). Implementations
+    return a record with more fields (:class:`genarch.deploy.EndpointHealth`).
+    """
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+@runtime_checkable
 class Endpoint(Protocol[Req_contra, Res_co]):
-    """A served component: takes requests, returns results, can be closed."""
+    """A served component: takes requests, returns results, can be closed.
+
+    Implementations: :class:`genarch.deploy.LocalEndpoint` (in-process, what
+    :meth:`genarch.deploy.LocalDeployer.serve` returns).
+
+    Contract:
+        * ``invoke(request)`` gives what the served component gives for the
+          request (for a :class:`Generator`, ``generate``; for a
+          :class:`FeatureExtractor`, ``extract`` of a batch of items).
+        * ``invoke_batch(requests)`` equals ``[invoke(r) for r in requests]``
+          (up to float rounding); every request is checked before any work.
+        * ``health()`` reports ``ready=True`` until ``close()``, ``False`` after.
+        * ``close()`` releases the component and may be called again; after
+          it, ``invoke`` and ``invoke_batch`` raise
+          :class:`~genarch.errors.InvalidInputError` (like a closed file's
+          ``ValueError``). An endpoint is a context manager that closes on exit.
+        * A request the component refuses raises the component's
+          :class:`~genarch.errors.GenarchError`; the endpoint keeps serving.
+    """
 
     def invoke(self, request: Req_contra) -> Res_co: ...
 
+    def invoke_batch(self, requests: Sequence[Req_contra]) -> Sequence[Res_co]: ...
+
+    def health(self) -> HealthStatus: ...
+
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 @runtime_checkable
 class Deployer(Protocol):
-    """Packages components into verifiable artefacts and serves them.
+    """Packages components into verifiable artefacts, and serves them: package →
+    verify → load → serve, each step a method, ``deploy`` the last three in one.
+
+    Implementations: :class:`genarch.deploy.LocalDeployer`.
 
     Contract:
-        * ``package`` saves the component into ``directory`` with a manifest
-          listing every file's SHA-256; the write is atomic.
-        * ``deploy`` verifies every hash before loading anything and raises
-          :class:`~genarch.errors.IntegrityError` on any mismatch; the endpoint
-          it returns gives the same results as the packaged component.
+        * ``package(component, d, name=, version=, registry=)`` saves a
+          :class:`Persistable` component into ``d`` together with a manifest
+          listing every file's size and SHA-256 and the component's name in
+          ``registry``; the write is atomic (a crash leaves the previous
+          artefact or the new one). Returns the manifest.
+        * ``verify(d)`` checks every file against the manifest and returns it;
+          a changed byte, a missing file or an extra file raises
+          :class:`~genarch.errors.IntegrityError` naming the file. It reads
+          nothing but the manifests and the bytes it hashes.
+        * ``load(d, registry=)`` verifies first, then rebuilds the component
+          through the class that ``registry`` (default: genarch's
+          :func:`~genarch.registry.builtin_registry`) holds under the
+          manifest's name — a path written in a file is never imported.
+        * ``serve(component)`` wraps a loaded component in an :class:`Endpoint`.
+        * ``deploy(d, registry=)`` is ``serve(load(d, registry))``; the
+          endpoint gives the same results as the packaged component.
     """
 
     def package(
-        self, component: Persistable, directory: PathLike, *, name: str, version: str
+        self,
+        component: Persistable,
+        directory: PathLike,
+        *,
+        name: str,
+        version: str,
+        registry: Registry | None = None,
     ) -> ArtifactManifest: ...
 
-    def deploy(self, directory: PathLike) -> Endpoint[Any, Any]: ...
+    def verify(self, directory: PathLike) -> ArtifactManifest: ...
+
+    def load(self, directory: PathLike, registry: Registry | None = None) -> Any: ...
+
+    def serve(self, component: Any) -> Endpoint[Any, Any]: ...
+
+    def deploy(
+        self, directory: PathLike, registry: Registry | None = None
+    ) -> Endpoint[Any, Any]: ...
 
 
 # ------------------------------------------------------------------- orchestration

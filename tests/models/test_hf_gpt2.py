@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genarch.errors import ConfigError, IntegrityError, NotFoundError
+from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from genarch.models import TextGenerator, config_from_hf_gpt2, load_hf_gpt2
 from genarch.schemas import TextRequest
 from models.gpt_testing import ByteTokenizer, one_torch_thread
@@ -110,3 +110,67 @@ def test_unsupported_gpt2_configs_are_refused(change: dict[str, object]) -> None
     base = {"vocab_size": 256, "n_positions": 40, "n_embd": 32, "n_layer": 2, "n_head": 4}
     with pytest.raises(ConfigError):
         config_from_hf_gpt2({**base, **change})
+
+
+def test_a_prompt_that_fills_the_context_continues_as_in_transformers(tmp_path: Path) -> None:
+    reference = save_random_gpt2(tmp_path)  # n_positions = 40
+    generator = TextGenerator(load_hf_gpt2(tmp_path), ByteTokenizer())
+    prompt = "The context holds forty tokens, exactly."
+    assert len(prompt) == 40
+    ids = torch.tensor([list(prompt.encode())])
+    with torch.no_grad():  # transformers accepts it and predicts from the full context
+        expected = reference.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=1, do_sample=False,
+            pad_token_id=0,
+        )[0, ids.shape[1] :].tolist()
+    result = generator.generate(TextRequest(prompt=prompt, max_new_tokens=5, temperature=0))
+    assert list(result.token_ids) == expected  # one token: the next would need position 40
+    assert result.finish_reason == "end"
+    with pytest.raises(InvalidInputError, match="41 tokens long"):
+        generator.generate(TextRequest(prompt=prompt + "!", max_new_tokens=1))
+
+
+def test_generation_near_the_context_end_matches_transformers(tmp_path: Path) -> None:
+    reference = save_random_gpt2(tmp_path)
+    generator = TextGenerator(load_hf_gpt2(tmp_path), ByteTokenizer())
+    prompt = "x" * 37  # room for 3 fed positions, so 4 new tokens in all
+    ids = torch.tensor([list(prompt.encode())])
+    with torch.no_grad():
+        expected = reference.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, min_new_tokens=4,
+            do_sample=False, pad_token_id=0,
+        )[0, ids.shape[1] :].tolist()
+    result = generator.generate(TextRequest(prompt=prompt, max_new_tokens=10, temperature=0))
+    assert list(result.token_ids) == expected
+
+
+@pytest.mark.parametrize("field", ["vocab_size", "n_positions", "n_embd", "n_layer"])
+def test_a_config_with_an_absurd_size_is_refused_before_anything_is_allocated(
+    tmp_path: Path, field: str
+) -> None:
+    save_random_gpt2(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config[field] = 2**40
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=field if field != "n_positions" else "context_length"):
+        load_hf_gpt2(tmp_path)
+
+
+def test_weights_of_another_shape_are_refused_before_the_model_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_random_gpt2(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["vocab_size"] = 50_000  # the file holds 256 rows
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    built = []
+    monkeypatch.setattr(torch.nn.Embedding, "reset_parameters", lambda self: built.append(self))
+    with pytest.raises(IntegrityError, match=r"wte\.weight.*\(256, 32\).*\(50000, 32\)"):
+        load_hf_gpt2(tmp_path)
+    assert not built, "no layer may be allocated before the shapes are checked"
+
+
+@pytest.mark.parametrize("hf_config", [None, [], "gpt2", {"vocab_size": "many"}])
+def test_a_config_that_is_not_a_gpt2_mapping_is_a_config_error(hf_config: object) -> None:
+    with pytest.raises(ConfigError):
+        config_from_hf_gpt2(hf_config)  # type: ignore[arg-type]

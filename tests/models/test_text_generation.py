@@ -231,8 +231,21 @@ def test_max_new_tokens_bounds_the_output() -> None:
 
 def test_generation_ends_at_the_end_of_the_context() -> None:
     result = GENERATOR.generate(greedy("x" * 40, 20))
-    assert len(result.token_ids) == 48 - 40
+    assert len(result.token_ids) == 48 - 40 + 1  # the last one is predicted from a full context
     assert result.finish_reason == "end"
+
+
+def test_a_prompt_that_fills_the_context_gets_one_token_as_in_transformers() -> None:
+    result = GENERATOR.generate(greedy("x" * 48, 5))
+    assert len(result.token_ids) == 1
+    assert result.finish_reason == "end"
+    with torch.no_grad():
+        assert result.token_ids[0] == MODEL(torch.tensor([list(b"x" * 48)]))[0, -1].argmax()
+
+
+def test_a_batch_with_a_prompt_that_fills_the_context_equals_each_prompt_alone() -> None:
+    requests = [greedy("x" * 48, 5), greedy("short", 5), greedy("y" * 45, 9)]
+    assert GENERATOR.generate_batch(requests) == [GENERATOR.generate(r) for r in requests]
 
 
 def test_a_stop_token_ends_generation_and_is_not_in_the_text() -> None:
@@ -357,7 +370,7 @@ def test_logprobs_report_the_chosen_token_and_its_alternatives() -> None:
     ("request_", "message"),
     [
         (TextRequest(prompt=""), "empty"),
-        (TextRequest(prompt="x" * 48, max_new_tokens=1), "48 tokens long"),
+        (TextRequest(prompt="x" * 49, max_new_tokens=1), "49 tokens long"),
         (TextRequest.model_construct(prompt="x", max_new_tokens=-1), "max_new_tokens"),
         (TextRequest.model_construct(prompt="x", top_p=0.0), "top_p"),
         (TextRequest.model_construct(prompt="x", top_p=1.01), "top_p"),

@@ -303,7 +303,11 @@ _DETECTORS: tuple[_Detector, ...] = (
     _Detector(
         "PHONE",
         re.compile(
-            r"\+(?<![\w+]\+)[1-9]\d{0,2}(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}(?![\w-]|[.-]\d)"
+            # Possessive digit runs: a run of digits splits into groups one way only,
+            # so a long run fails at once instead of trying every split (which took
+            # 60 s per MB of "+1111...1 "); a 3-digit match is never a phone anyway.
+            r"\+(?<![\w+]\+)[1-9]\d{0,2}+(?:[ .-]?+(?:\(\d{1,5}+\)|\d{1,5}+)){1,6}"
+            r"(?![\w-]|[.-]\d)"
         ),
         validate=_phone_digits(8, 15),
         hint="+",

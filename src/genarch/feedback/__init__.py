@@ -5,9 +5,39 @@
   erasure and JSONL export/import.
 * :func:`preference_pairs` — explicit preferences, and corrections as
   corrected-over-original pairs, for preference optimisation.
+* :class:`ReviewQueue` — outputs awaiting human review (pending → approved /
+  rejected / corrected), with an append-only audit trail; its corrections
+  become preferences.
+* :class:`PreferenceOptimization` — DPO, conservative DPO and IPO of a policy
+  against a frozen reference, over a :class:`PreferenceBatch` built by
+  :func:`preference_batch`.
+* :class:`RewardModel` and :class:`RewardModeling` — a Bradley-Terry reward
+  head on a GPT and its objective; :func:`pairwise_accuracy`; :func:`best_of_n`
+  picks the best of n seeded samples by any reward.
 """
 
 from genarch.feedback.pairs import preference_pairs
+from genarch.feedback.preference import (
+    PreferenceBatch,
+    PreferenceOptimization,
+    PreferenceOptimizationConfig,
+    freeze_reference,
+    preference_batch,
+    preference_losses,
+    sequence_log_probs,
+)
+from genarch.feedback.review import ReviewQueue, ReviewQueueConfig
+from genarch.feedback.review_records import ReviewEvent, ReviewItem, ReviewPage, ReviewState
+from genarch.feedback.review_schema import REVIEW_SCHEMA_VERSION
+from genarch.feedback.reward import (
+    BestOfN,
+    RewardModel,
+    RewardModelConfig,
+    RewardModeling,
+    best_of_n,
+    candidate_seed,
+    pairwise_accuracy,
+)
 from genarch.feedback.schema import MIGRATIONS, SCHEMA_VERSION
 from genarch.feedback.sqlite_store import (
     PSEUDONYM_PREFIX,
@@ -18,8 +48,29 @@ from genarch.feedback.sqlite_store import (
 __all__ = [
     "MIGRATIONS",
     "PSEUDONYM_PREFIX",
+    "REVIEW_SCHEMA_VERSION",
     "SCHEMA_VERSION",
+    "BestOfN",
+    "PreferenceBatch",
+    "PreferenceOptimization",
+    "PreferenceOptimizationConfig",
+    "ReviewEvent",
+    "ReviewItem",
+    "ReviewPage",
+    "ReviewQueue",
+    "ReviewQueueConfig",
+    "ReviewState",
+    "RewardModel",
+    "RewardModelConfig",
+    "RewardModeling",
     "SQLiteFeedbackStore",
     "SQLiteFeedbackStoreConfig",
+    "best_of_n",
+    "candidate_seed",
+    "freeze_reference",
+    "pairwise_accuracy",
+    "preference_batch",
+    "preference_losses",
     "preference_pairs",
+    "sequence_log_probs",
 ]

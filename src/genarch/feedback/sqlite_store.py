@@ -4,8 +4,9 @@ Durability and concurrency: every connection runs in WAL mode with
 ``synchronous=FULL`` (a commit is on disk before ``record`` returns) and a
 ``busy_timeout``; a write that still meets ``SQLITE_BUSY`` is retried with
 jittered backoff for up to ``busy_retry_seconds``, so several processes can
-write one file at once. ``secure_delete`` is on, so erased rows are
-overwritten rather than left in free pages.
+write one file at once (``genarch.feedback._sqlite``, shared with the review
+queue). ``secure_delete`` is on, so erased rows are overwritten rather than
+left in free pages. JSONL export and import live in ``genarch.feedback._jsonl``.
 
 Privacy: user ids are stored as ``hmac-sha256:<hex>`` pseudonyms keyed by a
 secret (yours, or one the store generates into ``<file>.key``, mode 0600).
@@ -28,28 +29,21 @@ import hashlib
 import hmac
 import json
 import os
-import random
 import re
 import secrets
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Self
 
 from pydantic import Field
 
 from genarch.configured import Configured
-from genarch.errors import (
-    ConfigError,
-    GenarchError,
-    IntegrityError,
-    InvalidInputError,
-    NotFoundError,
-)
-from genarch.feedback._files import load_or_create_key, write_lines
-from genarch.feedback.pairs import preference_pairs
+from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.feedback import _jsonl
+from genarch.feedback._files import load_or_create_key
+from genarch.feedback._limits import check_text_sizes
+from genarch.feedback._sqlite import DurableConnection
 from genarch.feedback.schema import MIGRATIONS, SCHEMA_VERSION
 from genarch.schemas import (
     MAX_PAGE_SIZE,
@@ -57,7 +51,6 @@ from genarch.schemas import (
     Correction,
     FeedbackFilter,
     FeedbackPage,
-    OutputRef,
     Preference,
     Rating,
     StoredFeedback,
@@ -69,7 +62,6 @@ __all__ = [
     "SQLiteFeedbackStoreConfig",
 ]
 
-T = TypeVar("T")
 AnyFeedback = Rating | Correction | Preference
 
 PSEUDONYM_PREFIX = "hmac-sha256:"
@@ -78,7 +70,6 @@ _PSEUDONYM = re.compile(r"^hmac-sha256:[0-9a-f]{64}$")
 _KEY_CHECK = b"genarch.feedback key check"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
-_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (extended codes share the low byte)
 _SCAN_PAGE = 500
 
 
@@ -104,13 +95,6 @@ def _micros(moment: dt.datetime) -> int:
 
 def _moment(micros: int) -> dt.datetime:
     return _EPOCH + micros * _MICROSECOND
-
-
-def _is_busy(error: sqlite3.OperationalError) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in _BUSY_CODES
-    return "locked" in str(error) or "busy" in str(error)
 
 
 class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
@@ -149,9 +133,13 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
             raise ConfigError("SQLiteFeedbackStore key must be bytes, at least 16 of them")
         self.path = Path(path)
         self._key = key
-        self._db: sqlite3.Connection | None = None
-        self._closed = False
-        self._lock = threading.RLock()
+        self._db = DurableConnection(
+            self.path,
+            "feedback store",
+            self._migrate,
+            busy_timeout_ms=self.config.busy_timeout_ms,
+            busy_retry_seconds=self.config.busy_retry_seconds,
+        )
 
     @property
     def key_path(self) -> Path:
@@ -160,71 +148,22 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
 
     # ---------------------------------------------------------- connection
 
-    def _retry(self, attempt: Callable[[], T]) -> T:
-        deadline = time.monotonic() + self.config.busy_retry_seconds
-        delay = 0.002
-        while True:
-            try:
-                return attempt()
-            except sqlite3.OperationalError as error:
-                if not _is_busy(error) or time.monotonic() > deadline:
-                    raise
-            time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: writers do not march in step
-            delay = min(delay * 2, 0.1)
-
     def _connection(self) -> sqlite3.Connection:
-        with self._lock:
-            if self._closed:
-                raise GenarchError(f"the feedback store {self.path} is closed")
-            if self._db is None:
-                self._db = self._open()
-            return self._db
-
-    def _open(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(
-                self.path,
-                timeout=self.config.busy_timeout_ms / 1000,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,  # guarded by self._lock
-            )
-        except sqlite3.Error as error:
-            raise NotFoundError(f"cannot open the feedback store {self.path}: {error}") from None
-        try:
-            db.execute(f"PRAGMA busy_timeout = {self.config.busy_timeout_ms}")
-            mode = self._retry(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-            if mode != "wal":
-                raise IntegrityError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA secure_delete = ON")
-            self._retry(lambda: self._migrate(db))
-        except sqlite3.DatabaseError as error:
-            db.close()
-            raise IntegrityError(f"{self.path} is not a readable feedback store: {error}") from None
-        except BaseException:
-            db.close()
-            raise
-        return db
+        return self._db.connection()
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise IntegrityError(
-                    f"{self.path} has schema version {version}, newer than this genarch's "
-                    f"{SCHEMA_VERSION}: upgrade genarch to open it"
-                )
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[step](db)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            if self.config.pseudonymise_users:
-                self._check_key(db)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        """Bring the file to :data:`SCHEMA_VERSION` (runs inside the opening transaction)."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise IntegrityError(
+                f"{self.path} has schema version {version}, newer than this genarch's "
+                f"{SCHEMA_VERSION}: upgrade genarch to open it"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[step](db)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if self.config.pseudonymise_users:
+            self._check_key(db)
 
     def _check_key(self, db: sqlite3.Connection) -> None:
         check = hmac.new(self._secret(), _KEY_CHECK, hashlib.sha256).hexdigest()
@@ -244,28 +183,6 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
     def _load_or_create_key(self) -> bytes:
         return load_or_create_key(self.key_path)
 
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        db = self._connection()
-
-        def attempt() -> T:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(db)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            return result
-
-        with self._lock:
-            return self._retry(attempt)
-
-    def _read(self, sql: str, parameters: Iterable[Any]) -> list[Any]:
-        db = self._connection()
-        with self._lock:
-            return self._retry(lambda: db.execute(sql, tuple(parameters)).fetchall())
-
     # ---------------------------------------------------------- rows
 
     def _user_key(self, user: str | None) -> str | None:
@@ -275,24 +192,13 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
         return PSEUDONYM_PREFIX + digest
 
     def _check_sizes(self, feedback: AnyFeedback, where: str) -> None:
-        limit = self.config.max_text_bytes
         fields: list[tuple[str, object]] = list(feedback)
         fields += [(f"metadata.{k}", v) for k, v in feedback.metadata.items()]
-        for name, value in fields:
-            text = value.uri if isinstance(value, OutputRef) else value
-            if not isinstance(text, str):
-                continue
-            try:
-                size = len(text.encode("utf-8"))
-            except UnicodeEncodeError:
-                raise InvalidInputError(
-                    f"{where}{feedback.kind}.{name}: not encodable as UTF-8 (lone surrogate?)"
-                ) from None
-            if size > limit:
-                raise InvalidInputError(
-                    f"{where}{feedback.kind}.{name}: {size} bytes, over the limit of {limit} "
-                    "(SQLiteFeedbackStoreConfig.max_text_bytes)"
-                )
+        check_text_sizes(
+            ((f"{where}{feedback.kind}.{name}", value) for name, value in fields),
+            limit=self.config.max_text_bytes,
+            setting="SQLiteFeedbackStoreConfig.max_text_bytes",
+        )
 
     def _row(self, stored: StoredFeedback, where: str = "") -> tuple[Any, ...]:
         feedback = stored.feedback
@@ -347,7 +253,7 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
             )
         stored = StoredFeedback(id=secrets.token_hex(16), feedback=feedback)
         row = self._row(stored)
-        self._write(lambda db: db.execute(self._INSERT, row))
+        self._db.write(lambda db: db.execute(self._INSERT, row))
         return stored.id
 
     def get(self, feedback_id: str) -> StoredFeedback:
@@ -357,7 +263,7 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
             NotFoundError: no feedback has this id.
         """
         sql = f"SELECT {self._COLUMNS} FROM feedback WHERE id = ?"
-        rows = self._read(sql, [feedback_id]) if isinstance(feedback_id, str) else []
+        rows = self._db.read(sql, [feedback_id]) if isinstance(feedback_id, str) else []
         if not rows:
             raise NotFoundError(f"no feedback {feedback_id!r} in {self.path}")
         return self._stored(rows[0])
@@ -385,7 +291,7 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
             after = int(match[1])
         where, parameters = self._where(filters)
         sql = f"SELECT {self._COLUMNS} FROM feedback WHERE seq > ? {where} ORDER BY seq LIMIT ?"
-        rows = self._read(sql, [after, *parameters, limit + 1])
+        rows = self._db.read(sql, [after, *parameters, limit + 1])
         items = tuple(self._stored(row) for row in rows[:limit])
         next_cursor = f"seq:{rows[limit - 1][0]}" if len(rows) > limit else None
         return FeedbackPage(items=items, next_cursor=next_cursor)
@@ -444,20 +350,16 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
         if not isinstance(user, str) or not user:
             raise InvalidInputError(f"forget_user expected a non-empty user id, got {user!r}")
         key = self._user_key(user)
-        removed = self._write(
+        removed = self._db.write(
             lambda db: db.execute("DELETE FROM feedback WHERE user_key = ?", (key,)).rowcount
         )
-        with self._lock, contextlib.suppress(sqlite3.OperationalError):
+        with self._db.lock, contextlib.suppress(sqlite3.OperationalError):
             self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(removed)
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`~genarch.errors.GenarchError`."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-            self._closed = True
+        self._db.close()
 
     def __enter__(self) -> Self:
         return self
@@ -474,7 +376,7 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
 
         The file is written atomically; user ids appear as stored (pseudonyms by default).
         """
-        return write_lines(path, (s.model_dump_json() for s in self.scan(filters)))
+        return _jsonl.export_feedback(path, self.scan(filters))
 
     def export_preferences_jsonl(
         self, path: str | os.PathLike[str], filters: FeedbackFilter | None = None
@@ -485,14 +387,7 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
         and corrections as corrected over original); pairs whose outputs are
         references rather than text are left out. Returns the number of lines.
         """
-        lines = (
-            json.dumps(
-                {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}, ensure_ascii=False
-            )
-            for p in preference_pairs(self.scan(filters))
-            if isinstance(p.chosen, str) and isinstance(p.rejected, str)
-        )
-        return write_lines(path, lines)
+        return _jsonl.export_preferences(path, self.scan(filters))
 
     def import_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Add the records of a file :meth:`export_jsonl` wrote (ids kept); return the count.
@@ -507,26 +402,10 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
             NotFoundError: the file does not exist.
         """
         source = Path(path)
-        try:
-            data = source.read_bytes()
-        except FileNotFoundError:
-            raise NotFoundError(f"no JSONL file at {source}") from None
-        rows: list[tuple[int, tuple[Any, ...]]] = []
-        for number, raw in enumerate(data.split(b"\n"), start=1):
-            where = f"{source.name}: line {number}: "
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise InvalidInputError(
-                    f"{where}invalid UTF-8 at byte {error.start} of the line"
-                ) from None
-            if not text.strip():
-                continue
-            try:
-                stored = StoredFeedback.parse(text)
-            except InvalidInputError as error:
-                raise InvalidInputError(f"{where}{error}") from None
-            rows.append((number, self._row(stored, where)))
+        rows = [
+            (number, self._row(stored, f"{source.name}: line {number}: "))
+            for number, stored in _jsonl.read_feedback(source)
+        ]
 
         def insert_all(db: sqlite3.Connection) -> int:
             for number, row in rows:
@@ -538,4 +417,4 @@ class SQLiteFeedbackStore(Configured[SQLiteFeedbackStoreConfig]):
                     ) from None
             return len(rows)
 
-        return self._write(insert_all)
+        return self._db.write(insert_all)

@@ -140,6 +140,35 @@ def _check_names(values: Mapping[str, object], variables: frozenset[str], where:
         )
 
 
+def _unprintable(values: Mapping[str, object], where: str, error: Exception) -> InvalidInputError:
+    """The error for a value that has no text (its ``str()`` raised), naming the variable."""
+    for name, value in values.items():
+        try:
+            str(value)
+        except Exception:  # noqa: BLE001 - any failure of a foreign __str__ is the caller's
+            return _text_error(name, value, where, error)
+    return InvalidInputError(f"{where}: a value cannot be turned into text ({error})")
+
+
+def _text_error(name: str, value: object, where: str, error: Exception) -> InvalidInputError:
+    shown = f"an int of {value.bit_length()} bits" if isinstance(value, int) else type(value).__name__
+    return InvalidInputError(
+        f"{where}: the value of variable {name!r} ({shown}) cannot be turned into text: {error}"
+    )
+
+
+def _text(value: object, name: str, where: str) -> str:
+    """``str(value)``; a value whose ``str()`` fails is an InvalidInputError naming ``name``."""
+    try:
+        return str(value)
+    except Exception as error:  # noqa: BLE001 - e.g. ValueError for an int of 5000 digits
+        raise _text_error(name, value, where, error) from None
+
+
+def _texts(validated: BaseModel, variables: frozenset[str], where: str) -> dict[str, str]:
+    return {name: _text(getattr(validated, name), name, where) for name in variables}
+
+
 class TextTemplate:
     """A prompt template with typed variables, rendered without ``str.format``.
 
@@ -234,6 +263,8 @@ class TextTemplate:
             raise InvalidInputError(
                 f"{where}: {describe_validation_error(self._schema.__name__, error)}"
             ) from None
+        except ValueError as error:  # str() of a value failed, e.g. an int of 5000 digits
+            raise _unprintable(values, where, error) from None
 
     def render(self, values: Mapping[str, object]) -> str:
         """The prompt with every placeholder replaced by its value, literally.
@@ -242,7 +273,7 @@ class TextTemplate:
             InvalidInputError: see :meth:`validate_values`.
         """
         validated = self.validate_values(values)
-        return self._join({name: str(getattr(validated, name)) for name in self._variables})
+        return self._join(_texts(validated, self._variables, f"{self._name}.render"))
 
     def _join(self, texts: Mapping[str, str]) -> str:
         return "".join(texts[p.name] if isinstance(p, _Slot) else p for p in self._parts)
@@ -264,8 +295,10 @@ class TextTemplate:
                 f"{self._name}.partial: unknown variable(s) {unknown} "
                 f"(variables are {sorted(self._variables)})"
             )
+        where = f"{self._name}.partial"
         escaped = {
-            name: str(value).replace("{", "{{").replace("}", "}}") for name, value in values.items()
+            name: _text(value, name, where).replace("{", "{{").replace("}", "}}")
+            for name, value in values.items()
         }
         text = "".join(
             escaped.get(p.name, "{" + p.name + "}")
@@ -307,7 +340,7 @@ class TextTemplate:
                 f"{self._name}.render_within: trim={trim!r} is not a variable "
                 f"(variables are {sorted(self._variables)})"
             )
-        texts = {name: str(getattr(validated, name)) for name in self._variables}
+        texts = _texts(validated, self._variables, f"{self._name}.render_within")
         full = self._join(texts)
         if budget.fits(full):
             return full

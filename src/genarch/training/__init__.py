@@ -25,7 +25,12 @@ from genarch.training.finetune import (
     unfreeze,
     unmerge_lora,
 )
-from genarch.training.objectives import LanguageModeling, next_token_loss
+from genarch.training.objectives import (
+    LanguageModeling,
+    MeasuredLoss,
+    MeasuringObjective,
+    next_token_loss,
+)
 from genarch.training.optimizer import (
     ObjectiveOptimizer,
     OptimizerConfig,
@@ -44,6 +49,8 @@ __all__ = [
     "LanguageModeling",
     "LoRAConfig",
     "LoRALinear",
+    "MeasuredLoss",
+    "MeasuringObjective",
     "ObjectiveOptimizer",
     "OptimizerConfig",
     "ParameterCount",

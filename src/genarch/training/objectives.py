@@ -9,7 +9,8 @@ or the :class:`~genarch.training.Trainer` — turns that into updates.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -17,7 +18,42 @@ import torch.nn.functional as F  # noqa: N812
 from genarch.errors import ConfigError, InvalidInputError
 from genarch.validation import describe
 
-__all__ = ["LanguageModeling", "NextTokenLossModel", "next_token_loss"]
+__all__ = [
+    "LanguageModeling",
+    "MeasuredLoss",
+    "MeasuringObjective",
+    "NextTokenLossModel",
+    "next_token_loss",
+]
+
+
+@dataclass(frozen=True)
+class MeasuredLoss:
+    """A player's loss on a batch and what was measured on the way, for the step's log.
+
+    Attributes:
+        loss: the scalar loss to back-propagate.
+        metrics: plain floats (reward margins, an accuracy, a KL estimate);
+            the optimizer reports them as ``"<player>/<name>"`` in
+            :attr:`StepReport.metrics <genarch.schemas.StepReport.metrics>`,
+            averaged over micro-batches with the same weights as the loss.
+    """
+
+    loss: torch.Tensor
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class MeasuringObjective(Protocol):
+    """An objective that also reports metrics of each loss it computes.
+
+    :class:`~genarch.training.ObjectiveOptimizer` calls ``measured_loss``
+    instead of ``loss`` when an objective has it, so the metrics come from the
+    very forward pass that gave the loss (no second pass, no state kept in the
+    objective between calls).
+    """
+
+    def measured_loss(self, player: str, batch: Any) -> MeasuredLoss: ...
 
 
 @runtime_checkable

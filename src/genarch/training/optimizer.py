@@ -35,6 +35,7 @@ from pydantic import Field
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError
 from genarch.protocols import TrainingObjective
 from genarch.schemas import Config, StepReport
+from genarch.training.objectives import MeasuredLoss
 from genarch.training.schedules import Schedule, lr_factor
 from genarch.validation import describe
 
@@ -372,7 +373,7 @@ class ObjectiveOptimizer(Generic[Batch]):
                     with torch.autocast(
                         self._device_type, dtype=self.autocast, enabled=self.autocast is not None
                     ):
-                        loss = self.objective.loss(name, piece)
+                        loss = self._loss(name, piece, weight, metrics)
                     _check_loss(name, loss)
                     (loss * weight).backward()  # type: ignore[no-untyped-call]
                     total += loss.detach().float() * weight
@@ -395,6 +396,23 @@ class ObjectiveOptimizer(Generic[Batch]):
         return StepReport(
             step=self._step, losses=losses, metrics=metrics, num_items=items, skipped=skipped
         )
+
+    def _loss(
+        self, name: str, piece: Batch, weight: float, metrics: dict[str, float]
+    ) -> torch.Tensor:
+        """The player's loss on a micro-batch; an objective's own metrics go into ``metrics``."""
+        measure = getattr(self.objective, "measured_loss", None)
+        if not callable(measure):
+            return self.objective.loss(name, piece)
+        measured = measure(name, piece)
+        if not isinstance(measured, MeasuredLoss):
+            raise InvalidInputError(
+                f"measured_loss of player {name!r} must return a MeasuredLoss, "
+                f"got {describe(measured)}"
+            )
+        for key, value in measured.metrics.items():
+            metrics[f"{name}/{key}"] = metrics.get(f"{name}/{key}", 0.0) + float(value) * weight
+        return measured.loss
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the next steps depend on: step, seed, player weights, optimizer moments."""

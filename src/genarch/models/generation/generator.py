@@ -140,11 +140,12 @@ class TextGenerator:
             )
         ids = self.tokenizer.encode(request.prompt)
         context = self.model.config.context_length
-        room = 1 if request.max_new_tokens > 0 else 0
-        if len(ids) + room > context:
+        # As in transformers: a prompt may fill the whole context. Its last position
+        # predicts one more token, which is never fed back, so it needs no position.
+        if len(ids) > context:
             raise InvalidInputError(
-                f"the prompt is {len(ids)} tokens long, but the model's context holds {context} "
-                f"and {room} must be left to generate; shorten the prompt"
+                f"the prompt is {len(ids)} tokens long, but the model's context holds {context}; "
+                "shorten the prompt"
             )
         return request, ids
 
@@ -258,8 +259,8 @@ class TextGenerator:
         """
         prompts = [row.prompt_ids for row in rows]
         context = self.model.config.context_length
-        steps = max(
-            min(r.request.max_new_tokens, context - len(p))
+        steps = max(  # the last token of a row is sampled but never fed back: +1
+            min(r.request.max_new_tokens, context - len(p) + 1)
             for r, p in zip(rows, prompts, strict=True)
         )
         if steps <= 0:
@@ -291,7 +292,7 @@ class TextGenerator:
             seen = torch.zeros((batch, vocab), dtype=torch.bool, device=device)
             for i, prompt in enumerate(prompts):
                 seen[i, prompt] = True
-        cache = model.new_cache(batch, width + steps)
+        cache = model.new_cache(batch, width + steps - 1)  # the last tokens are never fed
         one_token = step_function(model)  # module-free when the model is a stock GPT
         hidden = model.hidden_states(
             idx, positions=positions, cache=cache, key_mask=key_mask if padded else None

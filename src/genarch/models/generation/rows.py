@@ -5,7 +5,8 @@
 each unfinished row's new token (with its log-probability and alternatives
 when asked for) and the row decides whether it stops: a stop token or string
 (``"stop"``), ``max_new_tokens`` (``"length"``) or the end of the model's
-context (``"end"``).
+context (``"end"``: prompt and output hold ``context_length + 1`` tokens, the
+last predicted from a full context, as in transformers).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class DecodingRow:
             self.finish_reason = "stop"
         elif len(self.token_ids) >= request.max_new_tokens:
             self.finish_reason = "length"
-        elif len(self.prompt_ids) + len(self.token_ids) >= self.context_length:
+        elif len(self.prompt_ids) + len(self.token_ids) > self.context_length:
+            # The context is full and the last token was predicted from it: another
+            # one would need a position the model does not have.
             self.finish_reason = "end"
 
     def result(self) -> TextResult:

@@ -55,10 +55,23 @@ class TokenSampler:
         self.min_p = column([r.min_p or 0.0 for r in rows]) if any(r.min_p for r in rows) else None
 
     def _column(self, values: list[float]) -> Tensor:
-        return torch.tensor(values, dtype=torch.float32, device=self.device).unsqueeze(1)
+        # Clamped into float32's normal range: a temperature or penalty too small
+        # for float32 would round to 0 and divide by it.
+        tiny, huge = torch.finfo(torch.float32).tiny, torch.finfo(torch.float32).max
+        column = [min(max(v, tiny), huge) if v > 0 else max(v, -huge) for v in values]
+        return torch.tensor(column, dtype=torch.float32, device=self.device).unsqueeze(1)
 
     def __call__(self, logits: Tensor, seen: Tensor | None, counts: Tensor | None) -> Tensor:
-        """Pick one token per row of ``logits (B, V)``; ``seen``/``counts`` feed the penalties."""
+        """Pick one token per row of ``logits (B, V)``; ``seen``/``counts`` feed the penalties.
+
+        Numerically safe for every setting a :class:`~genarch.schemas.TextRequest`
+        accepts and any logits: overflow from a penalty is clamped to the largest
+        float, NaN counts as impossible, and the temperature divides logits
+        *after* the row's largest is subtracted (so ``1e-300`` gives zeros and
+        ``-inf``, never ``inf - inf``). The most likely token always keeps
+        probability mass, so the draw always has something to choose; a row
+        whose logits are all NaN or ``-inf`` falls back to its argmax.
+        """
         if self.penalised and seen is not None and counts is not None:
             logits = torch.where(
                 seen,
@@ -66,10 +79,13 @@ class TokenSampler:
                 logits,
             )
             logits = logits - self.frequency * counts - self.presence * (counts > 0).float()
+        largest = torch.finfo(logits.dtype).max
+        logits = torch.nan_to_num(logits, nan=-torch.inf, posinf=largest, neginf=-torch.inf)
         best = argmax(logits)
         if self.greedy:
             return best
-        logits = logits / self.temperature
+        top = logits.max(dim=-1, keepdim=True).values  # finite unless the row is all -inf
+        logits = (logits - top) / self.temperature  # <= 0 everywhere, 0 at the best token
         if any(k is not None for k in self.top_k):
             largest = max(k for k in self.top_k if k is not None)
             values = logits.topk(min(largest, logits.size(-1)), dim=-1).values
@@ -94,9 +110,10 @@ class TokenSampler:
         if self.min_p is not None:
             floor = self.min_p * probs.max(dim=-1, keepdim=True).values
             probs = probs.masked_fill(probs < floor, 0.0)
+        drawable = torch.isfinite(top[:, 0]).tolist()
         chosen = torch.empty_like(best)
         for row, generator in enumerate(self.generators):
-            if self.is_greedy[row]:
+            if self.is_greedy[row] or not drawable[row]:
                 chosen[row] = best[row]
             else:
                 chosen[row] = torch.multinomial(probs[row], 1, generator=generator)[0]

@@ -34,7 +34,12 @@ from genarch.testing.checks.data import (
     data_processor_checks,
     tokenizer_checks,
 )
-from genarch.testing.checks.deployment import check_deployer, deployer_checks
+from genarch.testing.checks.deployment import (
+    check_deployer,
+    check_endpoint,
+    deployer_checks,
+    endpoint_checks,
+)
 from genarch.testing.checks.features import check_feature_extractor, feature_extractor_checks
 from genarch.testing.checks.feedback import check_feedback_loop, feedback_loop_checks
 from genarch.testing.checks.generators import check_generator, generator_checks
@@ -52,6 +57,7 @@ __all__ = [
     "Check",
     "check_data_processor",
     "check_deployer",
+    "check_endpoint",
     "check_feature_extractor",
     "check_feedback_loop",
     "check_generator",
@@ -62,6 +68,7 @@ __all__ = [
     "check_vector_store",
     "data_processor_checks",
     "deployer_checks",
+    "endpoint_checks",
     "feature_extractor_checks",
     "feedback_loop_checks",
     "generator_checks",
