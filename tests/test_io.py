@@ -137,3 +137,11 @@ def test_interrupted_saves_leave_no_garbage_after_the_next_save(tmp_path):
         (tmp_path / f".model.999999{number}-x.tmp").mkdir()
     saved(tmp_path / "model", "v2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_manifest_line_break_changed_to_another_separator_is_refused(tmp_path):
+    saved(tmp_path / "model", "v1")
+    manifest = tmp_path / "model" / "SHA256SUMS"
+    manifest.write_text(manifest.read_text().replace("\n", "\x0b"))  # splitlines() would accept it
+    [problem] = manifest_problems(tmp_path / "model")
+    assert "does not end with a line break" in problem

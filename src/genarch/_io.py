@@ -28,6 +28,7 @@ __all__ = [
     "discard",
     "manifest_digest",
     "manifest_problems",
+    "read_manifest",
     "readable_directory",
     "settle",
     "sha256_file",
@@ -231,6 +232,40 @@ def write_manifest(directory: str | os.PathLike[str]) -> str:
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
+def read_manifest(file: str | os.PathLike[str]) -> dict[str, str]:
+    """The entries of a :data:`MANIFEST_FILE`: relative path → SHA-256.
+
+    Lines are split on ``\\n`` only (``str.splitlines`` would also split on
+    ``\\v``, ``\\f`` and others, so a changed byte could pass unnoticed), the
+    file must end with a line break, and every path must stay inside the
+    directory.
+
+    Raises:
+        ValueError: the file is unreadable or malformed (the message says how).
+    """
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{MANIFEST_FILE} is unreadable ({error})") from None
+    if text and not text.endswith("\n"):
+        raise ValueError(f"{MANIFEST_FILE} was changed: it does not end with a line break")
+    entries: dict[str, str] = {}
+    for number, line in enumerate(text.split("\n")[:-1], 1):
+        digest, separator, name = line.partition("  ")
+        parts = PurePosixPath(name).parts
+        if (
+            not separator
+            or len(digest) != 64
+            or digest.strip("0123456789abcdef")
+            or not name
+            or name.startswith("/")
+            or ".." in parts
+        ):
+            raise ValueError(f"{MANIFEST_FILE} line {number} is malformed: {line[:120]!r}")
+        entries[name] = digest
+    return entries
+
+
 def manifest_problems(directory: str | os.PathLike[str]) -> list[str] | None:
     """What is wrong with ``directory`` against its :data:`MANIFEST_FILE`.
 
@@ -243,23 +278,9 @@ def manifest_problems(directory: str | os.PathLike[str]) -> list[str] | None:
     if not manifest.is_file():
         return None
     try:
-        text = manifest.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        return [f"{MANIFEST_FILE} is unreadable ({error})"]
-    expected: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        digest, separator, name = line.partition("  ")
-        parts = PurePosixPath(name).parts
-        if (
-            not separator
-            or len(digest) != 64
-            or digest.strip("0123456789abcdef")
-            or not name
-            or name.startswith("/")
-            or ".." in parts
-        ):
-            return [f"{MANIFEST_FILE} line {number} is malformed: {line[:120]!r}"]
-        expected[name] = digest
+        expected = read_manifest(manifest)
+    except ValueError as error:
+        return [str(error)]
     present = set(_files_below(root))
     problems = [f"{name} is missing" for name in sorted(expected.keys() - present)]
     problems += [

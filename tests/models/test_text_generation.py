@@ -67,7 +67,9 @@ REQUESTS = [
 ]
 INVALID = [
     TextRequest(prompt=""),
-    TextRequest(prompt="x" * 48, max_new_tokens=1),
+    TextRequest(prompt="x" * 49, max_new_tokens=1),
+    TextRequest.model_construct(prompt="x", temperature=float("nan")),
+    TextRequest.model_construct(prompt="x", frequency_penalty=float("inf")),
     TextRequest.model_construct(prompt="x", max_new_tokens=-1),
     TextRequest.model_construct(prompt="x", top_p=0.0),
     TextRequest.model_construct(prompt="x", top_p=1.5),

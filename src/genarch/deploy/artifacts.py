@@ -39,7 +39,13 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
-from genarch._io import MANIFEST_FILE, atomic_directory, readable_directory, sha256_file
+from genarch._io import (
+    MANIFEST_FILE,
+    atomic_directory,
+    read_manifest,
+    readable_directory,
+    sha256_file,
+)
 from genarch._io import write_manifest as write_sums
 from genarch._version import __version__
 from genarch.data.report import DataReport
@@ -120,18 +126,9 @@ def _read_sums(path: Path) -> dict[str, str] | str:
     if not path.is_file():
         return f"{MANIFEST_FILE} is missing"
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        return f"{MANIFEST_FILE} is unreadable ({error})"
-    if text and not text.endswith("\n"):
-        return f"{MANIFEST_FILE} was changed: it does not end with a line break"
-    entries: dict[str, str] = {}
-    for number, line in enumerate(text.split("\n")[:-1], 1):  # not splitlines: \v, \f ...
-        digest, separator, name = line.partition("  ")
-        if not separator or not re.fullmatch(r"[0-9a-f]{64}", digest) or not name:
-            return f"{MANIFEST_FILE} was changed: line {number} is malformed ({line[:80]!r})"
-        entries[name] = digest
-    return entries
+        return read_manifest(path)
+    except ValueError as error:
+        return str(error)
 
 
 class _Files:

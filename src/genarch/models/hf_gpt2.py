@@ -20,8 +20,10 @@ import torch
 from torch import Tensor
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.models._weights import check_saved_shapes, module_shapes, saved_shapes
 from genarch.models.transformer import GPT, GPTConfig
 from genarch.protocols import PathLike
+from genarch.validation import describe
 
 __all__ = ["config_from_hf_gpt2", "load_hf_gpt2"]
 
@@ -42,8 +44,9 @@ def config_from_hf_gpt2(hf_config: Mapping[str, Any]) -> GPTConfig:
     """Translate a Hugging Face GPT-2 ``config.json`` mapping into a :class:`GPTConfig`.
 
     Raises:
-        ConfigError: the config uses a feature genarch's GPT does not have
-            (another activation, attention scaled by layer index, ...).
+        ConfigError: not a mapping, a size out of :class:`GPTConfig`'s bounds, or
+            a feature genarch's GPT does not have (another activation, attention
+            scaled by layer index, ...).
 
     Example:
         >>> config = config_from_hf_gpt2(
@@ -53,6 +56,10 @@ def config_from_hf_gpt2(hf_config: Mapping[str, Any]) -> GPTConfig:
         >>> config.mlp, config.context_length
         ('gelu_tanh', 1024)
     """
+    if not isinstance(hf_config, Mapping):
+        raise ConfigError(
+            f"config_from_hf_gpt2 expected the config.json mapping, got {describe(hf_config)}"
+        )
     model_type = hf_config.get("model_type", "gpt2")
     if model_type != "gpt2":
         raise ConfigError(f"expected a GPT-2 config (model_type 'gpt2'), got {model_type!r}")
@@ -91,32 +98,53 @@ def config_from_hf_gpt2(hf_config: Mapping[str, Any]) -> GPTConfig:
         raise ConfigError(f"the GPT-2 config does not describe a valid GPT: {error}") from None
 
 
+def _genarch_name(name: str, config: GPTConfig) -> tuple[str | None, bool]:
+    """genarch's name for a Hugging Face GPT-2 tensor (None: not needed) and whether
+    it is stored transposed (``Conv1D`` keeps ``(in, out)``; ``nn.Linear`` wants ``(out, in)``).
+
+    Raises:
+        IntegrityError: a tensor GPT-2 does not have.
+    """
+    if name.endswith(_IGNORED_SUFFIXES):
+        return None, False
+    if name == "lm_head.weight":
+        return (None if config.tie_embeddings else name), False
+    inner = name.removeprefix("transformer.")
+    if inner in ("wte.weight", "wpe.weight"):
+        return inner, False
+    if inner.startswith("ln_f."):
+        return "norm_f." + inner.removeprefix("ln_f."), False
+    if inner.startswith("h.") and inner.count(".") >= 3:
+        _, layer, rest = inner.split(".", 2)
+        module, _, kind = rest.rpartition(".")
+        if module in _BLOCK_NAMES:
+            return (
+                f"blocks.{layer}.{_BLOCK_NAMES[module]}.{kind}",
+                module in _CONV1D and kind == "weight",
+            )
+    raise IntegrityError(f"unexpected GPT-2 tensor {name!r}")
+
+
 def _convert(hf_state: Mapping[str, Tensor], config: GPTConfig) -> dict[str, Tensor]:
     """Rename (and transpose) Hugging Face GPT-2 tensors into genarch's names."""
     state: dict[str, Tensor] = {}
     for name, tensor in hf_state.items():
-        if name.endswith(_IGNORED_SUFFIXES):
-            continue
-        if name == "lm_head.weight":
-            if not config.tie_embeddings:
-                state[name] = tensor
-            continue
-        inner = name.removeprefix("transformer.")
-        if inner in ("wte.weight", "wpe.weight"):
-            state[inner] = tensor
-        elif inner.startswith("ln_f."):
-            state["norm_f." + inner.removeprefix("ln_f.")] = tensor
-        elif inner.startswith("h."):
-            _, layer, rest = inner.split(".", 2)
-            module, _, kind = rest.rpartition(".")
-            if module not in _BLOCK_NAMES:
-                raise IntegrityError(f"unexpected GPT-2 tensor {name!r}")
-            if module in _CONV1D and kind == "weight":
-                tensor = tensor.t()  # Conv1D stores (in, out); nn.Linear wants (out, in)
-            state[f"blocks.{layer}.{_BLOCK_NAMES[module]}.{kind}"] = tensor.contiguous()
-        else:
-            raise IntegrityError(f"unexpected GPT-2 tensor {name!r}")
+        target, transposed = _genarch_name(name, config)
+        if target is not None:
+            state[target] = (tensor.t() if transposed else tensor).contiguous()
     return state
+
+
+def _converted_shapes(
+    shapes: Mapping[str, tuple[int, ...]], config: GPTConfig
+) -> dict[str, tuple[int, ...]]:
+    """:func:`_convert` applied to shapes alone (read from the file's header)."""
+    converted: dict[str, tuple[int, ...]] = {}
+    for name, shape in shapes.items():
+        target, transposed = _genarch_name(name, config)
+        if target is not None:
+            converted[target] = tuple(reversed(shape)) if transposed else tuple(shape)
+    return converted
 
 
 def load_hf_gpt2(directory: PathLike, *, device: str | torch.device = "cpu") -> GPT:
@@ -156,10 +184,19 @@ def load_hf_gpt2(directory: PathLike, *, device: str | torch.device = "cpu") -> 
     if not isinstance(hf_config, dict):
         raise IntegrityError(f"{root / 'config.json'} does not hold a JSON object")
     config = config_from_hf_gpt2(hf_config)
+    weights = root / "model.safetensors"
+    # Shapes first, from the file's header and a model on the meta device: a config
+    # that does not fit its weights fails before the model is allocated.
+    check_saved_shapes(
+        _converted_shapes(saved_shapes(weights), config),
+        module_shapes(lambda: GPT(config)),
+        str(weights),
+        optional=frozenset({"lm_head.weight"}) if config.tie_embeddings else frozenset(),
+    )
     try:
-        hf_state = load_file(str(root / "model.safetensors"))
+        hf_state = load_file(str(weights))
     except Exception as error:
-        raise IntegrityError(f"cannot read {root / 'model.safetensors'}: {error}") from error
+        raise IntegrityError(f"cannot read {weights}: {error}") from error
     model = GPT(config)
-    model.load_weights(_convert(hf_state, config), where=str(root / "model.safetensors"))
+    model.load_weights(_convert(hf_state, config), where=str(weights))
     return model.to(device)

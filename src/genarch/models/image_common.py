@@ -30,10 +30,11 @@ from torch import Tensor, nn
 
 from genarch._deprecated import renamed_names
 from genarch.errors import InvalidInputError
-from genarch.persistence import load_state, open_saved, save_component
+from genarch.models._weights import check_saved_shapes, module_shapes, saved_shapes
+from genarch.persistence import WEIGHTS_FILE, load_state, open_saved, save_component
 from genarch.protocols import PathLike
 from genarch.schemas import ImageRequest, ImageResult
-from genarch.validation import describe
+from genarch.validation import describe, ensure_iterable
 
 if TYPE_CHECKING:
     from genarch.configured import Configured
@@ -53,17 +54,22 @@ __all__ = [
 # ----------------------------------------------------------------- requests and noise
 
 
-def check_image_request(request: object, num_classes: int, where: str) -> ImageRequest:
+def check_image_request(
+    request: object, num_classes: int, where: str, *, max_samples: int | None = None
+) -> ImageRequest:
     """Return ``request`` if this model can serve it.
 
     Args:
         request: what arrived.
         num_classes: classes the model was trained on (0: unconditional).
         where: the caller's name for the message.
+        max_samples: the most images the model serves per request (None: no
+            cap beyond :data:`~genarch.schemas.MAX_IMAGE_SAMPLES`).
 
     Raises:
-        InvalidInputError: not an :class:`~genarch.schemas.ImageRequest`, a label
-            for an unconditional model, or a label outside ``range(num_classes)``.
+        InvalidInputError: not an :class:`~genarch.schemas.ImageRequest`, more
+            samples than ``max_samples``, a label for an unconditional model, or
+            a label outside ``range(num_classes)``.
 
     Examples:
         >>> check_image_request(ImageRequest(label=3), 10, "VAE.generate").label
@@ -75,6 +81,14 @@ def check_image_request(request: object, num_classes: int, where: str) -> ImageR
     """
     if not isinstance(request, ImageRequest):
         raise InvalidInputError(f"{where} expected an ImageRequest, got {describe(request)}")
+    # Requests built with model_construct skip pydantic: check the bounds again.
+    request = type(request).parse(request.model_dump())
+    if max_samples is not None and request.num_samples > max_samples:
+        raise InvalidInputError(
+            f"{where}: num_samples is {request.num_samples}, more than this model's "
+            f"max_request_samples ({max_samples}); ask in several requests, or raise "
+            "max_request_samples on the model"
+        )
     if request.label is not None:
         if num_classes == 0:
             raise InvalidInputError(
@@ -246,6 +260,9 @@ class _ImageModel(Protocol):
 
     def generate(self, request: ImageRequest) -> ImageResult: ...
 
+    @property
+    def generation_batch_size(self) -> int: ...
+
 
 class ImageModelMixin:
     """``image_shape``, ``conditions``, ``generate_batch``, ``save`` and ``load``, shared by
@@ -260,6 +277,31 @@ class ImageModelMixin:
     """
 
     FORMAT: ClassVar[str]
+
+    max_request_samples: int = 4096
+    """The most images one request may ask for (at most
+    :data:`~genarch.schemas.MAX_IMAGE_SAMPLES`). Set it on a model (or its
+    class) to serve more or fewer."""
+
+    generation_batch_size: int = 256
+    """Images generated at a time: a large request is generated in batches of
+    this many, so the working memory stays that of one batch (the result holds
+    every image). A seeded request of a stochastic sampler (DDPM, DDIM with
+    ``eta > 0``) depends on it."""
+
+    def _checked_request(self: _ImageModel, request: object, where: str) -> ImageRequest:
+        """The request, if this model can serve it (see :func:`check_image_request`)."""
+        return check_image_request(
+            request,
+            self.config.num_classes,
+            where,
+            max_samples=cast("ImageModelMixin", self).max_request_samples,
+        )
+
+    def _batches(self, total: int) -> list[slice]:
+        """Slices of ``range(total)``, each at most :attr:`generation_batch_size` long."""
+        size = max(1, int(self.generation_batch_size))
+        return [slice(start, min(start + size, total)) for start in range(0, total, size)]
 
     @property
     def image_shape(self: _ImageModel) -> tuple[int, int, int]:
@@ -288,8 +330,8 @@ class ImageModelMixin:
     def generate_batch(self: _ImageModel, requests: Sequence[ImageRequest]) -> list[ImageResult]:
         """``[generate(r) for r in requests]``, every request checked before any work."""
         where = f"{type(self).__name__}.generate_batch"
-        for request in requests:
-            check_image_request(request, self.config.num_classes, where)
+        for request in ensure_iterable(requests, where):
+            cast("ImageModelMixin", self)._checked_request(request, where)
         return [self.generate(request) for request in requests]
 
     def save(self, directory: PathLike) -> None:
@@ -307,8 +349,15 @@ class ImageModelMixin:
         """
         saved = open_saved(directory, cls.FORMAT)
         model_type = cast("type[_SavableImageModel]", cls)
-        model = model_type(saved.config(model_type.config_type))
-        load_state(model, saved.tensors(), f"the saved {cls.FORMAT} in {str(saved.root)!r}")
+        config = saved.config(model_type.config_type)
+        where = f"the saved {cls.FORMAT} in {str(saved.root)!r}"
+        # Shapes first (the file's header against a model on the meta device), so a
+        # config that does not fit its weights fails before anything is allocated.
+        check_saved_shapes(
+            saved_shapes(saved.path(WEIGHTS_FILE)), module_shapes(lambda: model_type(config)), where
+        )
+        model = model_type(config)
+        load_state(model, saved.tensors(), where)
         return cast(Self, model)
 
 

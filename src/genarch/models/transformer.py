@@ -57,20 +57,46 @@ from genarch.models.transformer_layers import (
     norm_layer,
     rotary_tables,
 )
-from genarch.persistence import load_state, open_saved, save_component
+from genarch.models._weights import check_saved_shapes, module_shapes, saved_shapes
+from genarch.persistence import WEIGHTS_FILE, load_state, open_saved, save_component
 from genarch.protocols import PathLike
 from genarch.schemas import Config
 
-__all__ = ["GPT", "GPTConfig", "KVCache"]
+__all__ = [
+    "GPT",
+    "MAX_CONTEXT_LENGTH",
+    "MAX_ELEMENTS",
+    "MAX_HEADS",
+    "MAX_LAYERS",
+    "MAX_VOCAB_SIZE",
+    "MAX_WIDTH",
+    "GPTConfig",
+    "KVCache",
+]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "genarch.GPT"  # the kind in config.json (kept from the first release: old saves load)
 
+# The bounds of GPTConfig's sizes: far above any model this library trains or
+# loads (GPT-2 XL: 50,257 x 1,024 positions, 48 layers, width 1,600), far below
+# what would make building the model try to allocate terabytes.
+MAX_VOCAB_SIZE = 2**24  #: token ids: 16.7M (the largest public vocabularies hold ~256k)
+MAX_CONTEXT_LENGTH = 2**20  #: positions: 1M
+MAX_LAYERS = 1024  #: transformer blocks
+MAX_HEADS = 1024  #: attention heads
+MAX_WIDTH = 2**16  #: the residual stream's width (n_embd); the MLP's is at most 4x this
+MAX_ELEMENTS = 2**36  #: weights and position tables together: 68.7G numbers (275 GB in float32)
+
 
 class GPTConfig(Config):
-    """Everything that defines a :class:`GPT` (frozen; unknown or inconsistent fields raise
-    :class:`~genarch.errors.ConfigError`).
+    """Everything that defines a :class:`GPT` (frozen; unknown, inconsistent or
+    out-of-bounds fields raise :class:`~genarch.errors.ConfigError`).
+
+    Every size is bounded (:data:`MAX_VOCAB_SIZE`, :data:`MAX_CONTEXT_LENGTH`,
+    :data:`MAX_LAYERS`, :data:`MAX_HEADS`, :data:`MAX_WIDTH`), and so is the
+    whole (:data:`MAX_ELEMENTS`, see :meth:`num_elements`): a config read from a
+    damaged or hostile file fails here, before anything is allocated.
 
     Attributes:
         vocab_size: number of token ids the model reads and predicts.
@@ -97,18 +123,18 @@ class GPTConfig(Config):
         tie_embeddings: share the token-embedding matrix with the output layer.
     """
 
-    vocab_size: Annotated[int, Field(ge=1)]
-    context_length: Annotated[int, Field(ge=1)] = 256
-    n_layer: Annotated[int, Field(ge=1)] = 6
-    n_head: Annotated[int, Field(ge=1)] = 6
-    n_kv_head: Annotated[int, Field(ge=1)] | None = None
-    n_embd: Annotated[int, Field(ge=1)] = 384
+    vocab_size: Annotated[int, Field(ge=1, le=MAX_VOCAB_SIZE)]
+    context_length: Annotated[int, Field(ge=1, le=MAX_CONTEXT_LENGTH)] = 256
+    n_layer: Annotated[int, Field(ge=1, le=MAX_LAYERS)] = 6
+    n_head: Annotated[int, Field(ge=1, le=MAX_HEADS)] = 6
+    n_kv_head: Annotated[int, Field(ge=1, le=MAX_HEADS)] | None = None
+    n_embd: Annotated[int, Field(ge=1, le=MAX_WIDTH)] = 384
     positions: Literal["learned", "rotary"] = "learned"
-    rope_base: Annotated[float, Field(gt=1.0)] = 10000.0
+    rope_base: Annotated[float, Field(gt=1.0, allow_inf_nan=False)] = 10000.0
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    norm_eps: Annotated[float, Field(gt=0.0)] = 1e-5
+    norm_eps: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-5
     mlp: Literal["gelu", "gelu_tanh", "swiglu"] = "gelu"
-    mlp_hidden: Annotated[int, Field(ge=1)] | None = None
+    mlp_hidden: Annotated[int, Field(ge=1, le=4 * MAX_WIDTH)] | None = None
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     bias: bool = True
     tie_embeddings: bool = True
@@ -123,7 +149,23 @@ class GPTConfig(Config):
             )
         if self.positions == "rotary" and self.head_dim % 2:
             raise ValueError(f"rotary positions need an even head size, got {self.head_dim}")
+        if self.num_elements() > MAX_ELEMENTS:
+            raise ValueError(
+                f"the model would hold about {self.num_elements():,} parameters and tables, more "
+                f"than the {MAX_ELEMENTS:,} a GPTConfig allows; check vocab_size, "
+                "context_length, n_layer, n_embd and mlp_hidden"
+            )
         return self
+
+    def num_elements(self) -> int:
+        """About how many numbers the model holds (weights and position tables):
+        what building it allocates, computed without building it."""
+        width, hidden, kv = self.n_embd, self.hidden_width, self.kv_heads * self.head_dim
+        attention = width * (width + 2 * kv) + width * width
+        mlp = (3 if self.mlp == "swiglu" else 2) * width * hidden
+        tables = self.vocab_size * width * (1 if self.tie_embeddings else 2)
+        tables += self.context_length * (width if self.positions == "learned" else self.head_dim)
+        return self.n_layer * (attention + mlp) + tables
 
     @property
     def head_dim(self) -> int:
@@ -424,8 +466,18 @@ class GPT(nn.Module, Configured[GPTConfig]):
             IntegrityError: the files are corrupt or belong to another kind of model.
         """
         saved = open_saved(directory, FORMAT)
-        model = cls(saved.config(GPTConfig))
-        model.load_weights(saved.tensors(), where=f"the saved {FORMAT} in {str(saved.root)!r}")
+        config = saved.config(GPTConfig)
+        where = f"the saved {FORMAT} in {str(saved.root)!r}"
+        # The weights' shapes are checked against the config before the model is
+        # allocated: a config that does not belong to its weights fails cheaply.
+        check_saved_shapes(
+            saved_shapes(saved.path(WEIGHTS_FILE)),
+            module_shapes(lambda: cls(config)),
+            where,
+            optional=frozenset({"lm_head.weight"}) if config.tie_embeddings else frozenset(),
+        )
+        model = cls(config)
+        model.load_weights(saved.tensors(), where=where)
         return model.to(device)
 
     def load_weights(self, state: Mapping[str, Tensor], *, where: str = "state") -> None:

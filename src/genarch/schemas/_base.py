@@ -36,6 +36,10 @@ def describe_validation_error(name: str, error: ValidationError) -> str:
     """Turn a pydantic ``ValidationError`` into one readable sentence per problem."""
     parts = []
     for item in error.errors():
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, InvalidInputError):  # a genarch message already: keep it as it is
+            parts.append(str(cause))
+            continue
         location = ".".join(str(part) for part in item["loc"]) or "(record)"
         value = item.get("input")
         shown = repr(value)

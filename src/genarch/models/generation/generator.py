@@ -118,15 +118,9 @@ class TextGenerator:
         """Validate a request and encode its prompt, before any model work."""
         if not isinstance(request, TextRequest):
             raise InvalidInputError(f"expected a TextRequest, got {describe(request)}")
-        # Requests built with model_construct/model_copy skip pydantic; check what decoding needs.
-        if request.max_new_tokens < 0:
-            raise InvalidInputError(f"max_new_tokens must be >= 0, got {request.max_new_tokens}")
-        if not 0.0 < request.top_p <= 1.0:
-            raise InvalidInputError(f"top_p must be in (0, 1], got {request.top_p}")
-        if request.temperature < 0 or (request.top_k is not None and request.top_k < 1):
-            raise InvalidInputError(
-                f"temperature must be >= 0 and top_k >= 1, got {request.temperature}, {request.top_k}"
-            )
+        # Requests built with model_construct/model_copy skip pydantic: validate them
+        # again, so every bound of TextRequest (finite sampling settings) holds here.
+        TextRequest.parse(request.model_dump())
         if request.seed is not None and not _SEED_RANGE[0] <= request.seed <= _SEED_RANGE[1]:
             raise InvalidInputError(f"seed must fit in 64 bits, got {request.seed}")
         vocab = self.model.config.vocab_size
