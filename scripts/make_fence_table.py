@@ -91,9 +91,12 @@ def main(confusables_file: str, properties_file: str, note: str) -> None:
     header = Path(properties_file).read_text("utf-8").splitlines()[0].lstrip("# ").strip()
 
     def escaped(text: str) -> str:
-        return "".join(c if c.isascii() and c.isprintable() and c not in "\\\"" else
-                       (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
-                       for c in text)
+        return "".join(
+            c
+            if c.isascii() and c.isprintable() and c not in '\\"'
+            else (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+            for c in text
+        )
 
     by_letter: dict[str, str] = {}
     for char, letter in sorted(letters.items()):
@@ -108,7 +111,7 @@ def main(confusables_file: str, properties_file: str, note: str) -> None:
         "LETTERS: dict[str, str] = {",
         *(f'    "{letter}": "{escaped(chars)}",' for letter, chars in sorted(by_letter.items())),
         "}",
-        "# Characters that read as the tag opener \"<\" and as \"/\"",
+        '# Characters that read as the tag opener "<" and as "/"',
         f'OPENERS = "{escaped(openers)}"',
         f'SLASHES = "{escaped(slashes)}"',
         "# Default_Ignorable_Code_Point ranges (inclusive): invisible wherever they stand",
@@ -118,8 +121,10 @@ def main(confusables_file: str, properties_file: str, note: str) -> None:
         "",
     ]
     OUTPUT.write_text("\n".join(lines), "utf-8")
-    print(f"wrote {OUTPUT}: {len(letters)} letters, {len(openers)} openers, "
-          f"{len(slashes)} slashes, {len(ranges)} ignorable ranges")
+    print(
+        f"wrote {OUTPUT}: {len(letters)} letters, {len(openers)} openers, "
+        f"{len(slashes)} slashes, {len(ranges)} ignorable ranges"
+    )
 
 
 if __name__ == "__main__":

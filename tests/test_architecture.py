@@ -68,6 +68,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the store stands on the core alone; preference optimisation and the reward model
     # train genarch models through genarch.training (never orchestration)
     "feedback": frozenset({"data", "features", "models", "training"}),
+    # evaluators score what every layer produces, RAG answers included; nothing imports them
+    "evaluation": frozenset({"data", "features", "models", "training", "orchestration"}),
     # deployment stands on the core and rebuilds components by registry name; it
     # reads the data layer's DataReport for model cards, nothing else
     "deploy": frozenset({"data"}),
@@ -76,7 +78,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "__main__": frozenset({"cli"}),
 }
 #: sub-packages and top-level modules that are not the shared core.
-NOT_CORE = frozenset({*LAYERS, TRAINING, "feedback", "deploy", "testing", "cli", "__main__"})
+NOT_CORE = frozenset(
+    {*LAYERS, TRAINING, "feedback", "evaluation", "deploy", "testing", "cli", "__main__"}
+)
 #: modules the registry may import: it is a leaf naming components by dotted path.
 REGISTRY_MAY_IMPORT = frozenset({"genarch.errors"})
 

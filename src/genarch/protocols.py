@@ -438,7 +438,19 @@ class FeedbackLoop(Protocol):
 class Evaluator(Protocol[Req_contra, Result_contra]):
     """Scores one generated result for its request (relevance, realism, ...).
 
-    Deterministic: the same request and result always get the same scores.
+    Implementations: the evaluators of :mod:`genarch.evaluation` (BLEU,
+    ROUGE-L, exact match, token F1, perplexity, distinct-n, self-BLEU,
+    groundedness, answer relevance, a toxicity flag); each documents what its
+    ``request`` and ``result`` are.
+
+    Contract (checked by :func:`genarch.testing.check_evaluator`):
+        * ``evaluate`` returns an :class:`~genarch.schemas.Evaluation` whose
+          scores are finite floats, higher is better unless documented.
+        * Deterministic: the same request and result always get the same
+          scores, whatever was evaluated before and whatever the global RNGs.
+        * Every input gets the same score names, so scores can be aggregated.
+        * Input it cannot score raises :class:`~genarch.errors.InvalidInputError`
+          (or another :class:`~genarch.errors.GenarchError`) naming the argument.
     """
 
     def evaluate(self, request: Req_contra, result: Result_contra) -> Evaluation: ...

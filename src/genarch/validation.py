@@ -181,7 +181,7 @@ def require_count(
     """
     bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
     try:  # ints and integer scalars (numpy, torch) but not bools, floats or strings
-        if isinstance(value, bool) or isinstance(value, float | str | bytes):
+        if isinstance(value, bool | float | str | bytes):
             raise TypeError
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:

@@ -54,3 +54,18 @@ def test_bad_input_and_config_are_refused():
         ImageNormalizer(mode="standardize").transform(RGB)
     with pytest.raises(InvalidInputError, match="3 channels"):
         ImageNormalizer(mode="standardize").fit(RGB).transform(IMAGES)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("method", ["transform", "fit", "inverse"])
+def test_non_finite_pixels_are_invalid_input_naming_their_index(method: str, value: float) -> None:
+    images = torch.zeros(2, 1, 3, 3)
+    images[1, 0, 2, 1] = value
+    with pytest.raises(InvalidInputError, match=r"finite pixels.*index \(1, 0, 2, 1\)"):
+        getattr(ImageNormalizer(), method)(images)
+
+
+@pytest.mark.parametrize("field", [{"low": float("-inf")}, {"high": float("nan")}])
+def test_non_finite_normalizer_settings_are_config_errors(field: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        ImageNormalizer(**field)

@@ -61,3 +61,49 @@ def test_python_docs_mostly_pass():
 def test_bad_thresholds_are_config_errors():
     with pytest.raises(ConfigError, match="min_alpha_word_fraction"):
         QualityFilter(min_alpha_word_fraction=1.5)
+
+
+# ------------------------------------------------------------------ tables are content
+
+TABLE_TOPICS = ("operator-summary", "typesseq-mutable")  # operator precedence, s[i] = x, ...
+
+
+@pytest.mark.parametrize("topic", TABLE_TOPICS)
+@pytest.mark.parametrize("cleaned", [False, True], ids=["raw", "cleaned"])
+def test_reference_pages_made_of_tables_are_kept(topic, cleaned):
+    (document,) = [d for d in python_docs() if d.id == topic]
+    if cleaned:
+        (document,) = TextCleaner().process([document])
+    verdict = QualityFilter().explain(document)
+    assert verdict.kept, verdict.reasons
+
+
+def test_every_python_docs_topic_is_kept():
+    docs = list(TextCleaner().process(python_docs()))
+    assert [d.id for d in docs if not QualityFilter().explain(d).kept] == []
+
+
+RULE = "+------------+-----------+\n"
+BOILERPLATE_TABLES = {
+    "repeated rows": "Deals\n" + (RULE + "| click here | buy now   |\n") * 20,
+    "one phrase in every cell": "| Name | Value |\n|------|-------|\n"
+    + "".join(f"| buy now cheap | buy now cheap {i} |\n" for i in range(20)),
+    "navigation bar": "Menu\n" + "| Home | About | Contact |\n|---|---|---|\n" * 10,
+    "only rules": RULE * 500,
+    "box-drawing frame": ("\u250c\u2500\u2500\u2500\u2510\n\u2502 spam spam \u2502\n") * 30,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOILERPLATE_TABLES))
+def test_tables_of_boilerplate_are_still_dropped(name):
+    verdict = QualityFilter().explain(Document(id=name, text=BOILERPLATE_TABLES[name]))
+    assert not verdict.kept
+
+
+def test_ruled_lines_are_not_lines_and_cell_borders_are_not_words():
+    from genarch.data.quality import measure_quality
+
+    table = "Intro line here.\n" + (RULE + "| alpha      | beta      |\n") + RULE * 3
+    measures = measure_quality(table)
+    assert measures.words == 5  # "Intro line here." and the two cells
+    assert measures.duplicate_line_fraction == 0.0

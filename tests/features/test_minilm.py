@@ -303,3 +303,24 @@ def test_a_deleted_pinned_file_is_refused(model_directory: Path, tmp_path: Path)
     (copy / "modules.json").unlink()
     with pytest.raises(NotFoundError, match="modules.json"):
         load_minilm(copy)
+
+
+PEER_EDGE_TEXTS = [
+    "I love you \U0001fa77",  # unassigned in older Python tables: one [UNK], not deleted
+    "rare ideographs \U0002b820\U0002b91f\U0002b920 and \U00031350",  # CJK Extension E/F edges
+    "\u0890price\u0891 \u061d end \u2e55x\u2e56",  # format and punctuation newer than the peer's tables
+    "\u1100\u1161\u11a8 \uac01 \uf900\ufaff e\U0001d16d\U0001d165\u0301",  # jamo, compatibility, marks
+]
+
+
+def test_minilm_matches_sentence_transformers_where_unicode_versions_differ(
+    encoder: MiniLMEncoder, model_directory: Path
+) -> None:
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    reference = sentence_transformers.SentenceTransformer(str(model_directory), device="cpu")
+    for text in PEER_EDGE_TEXTS:
+        expected_ids = reference.tokenizer(text, truncation=True, max_length=256)["input_ids"]
+        assert encoder.tokenizer.encode(text, max_length=256) == expected_ids, text
+    expected = reference.encode(PEER_EDGE_TEXTS, convert_to_tensor=True)
+    assert float((encoder.extract(PEER_EDGE_TEXTS) - expected).abs().max()) <= 1e-5

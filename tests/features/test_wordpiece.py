@@ -191,3 +191,85 @@ def test_ids_match_hugging_face_on_random_text() -> None:
         assert tokenizer.encode(text) == expected
 
     same_ids()
+
+
+# ------------------------------------------------------------------ every string, every code point
+
+# Characters where the peer's Unicode data and Python's disagree, or that need care:
+# unassigned in Python's tables, assigned after the peer's tables (U+0890 format,
+# U+061D and U+2E55 punctuation, U+1734 a mark), every CJK range and its edges
+# (Extensions B-F, the U+2B820/U+2B920 difference, compatibility ideographs),
+# Hangul, accents and combining marks that canonical ordering moves.
+TRICKY = [
+    "\U0001fa77", "\U0001fae8", "\U000e01f0", "\U0010fffd", "\U0003134a", "\U00031350",
+    "\u0890", "\u0891", "\u08e2", "\u061d", "\u2e55", "\u2e5d", "\u1734", "\u0d81", "\u1abf",
+    "\u4e00", "\u9fff", "\u3400", "\u4dbf", "\U00020000", "\U0002a6df", "\U0002a700",
+    "\U0002b73f", "\U0002b740", "\U0002b81f", "\U0002b820", "\U0002b91f", "\U0002b920",
+    "\U0002ceaf", "\U0002ceb0", "\U0002ebe0", "\uf900", "\ufaff", "\U0002f800", "\U0002fa1f",
+    "\uac00", "\ud7a3", "\u1100", "\u0301", "\u0308", "\u0327", "\u0345", "\U0001d165",
+    "\U0001d16d", "\U0001d16e", "\u05b0", "\u0f71", "\u0f72", "\u0f73", "\u0130", "\u03a3",
+    "\u00df", "\ufb01", "\u01c5", "\x00", "\x7f", "\x85", "\u200b", "\u2028", "\ufffd",
+    "\u180e", "\ufeff", "\u3000", "\u00a0", "[CLS]", "[SEP]", "[MASK]", "[cls]",
+]  # fmt: skip
+ANY_TEXT = st.lists(
+    st.one_of(
+        st.characters(exclude_categories=("Cs",)),  # any code point, assigned or not
+        st.sampled_from(TRICKY),
+        st.sampled_from(list("ab Z.,!?'-")),
+    ),
+    max_size=40,
+).map("".join)
+
+
+@pytest.fixture(scope="module")
+def hugging_face() -> tuple[object, WordPieceTokenizer]:
+    return _hf_tokenizer()
+
+
+@given(text=ANY_TEXT)
+def test_ids_match_hugging_face_on_any_text(hugging_face, text: str) -> None:
+    reference, tokenizer = hugging_face
+    expected = reference(text, truncation=True, max_length=256)["input_ids"]
+    assert tokenizer.encode(text) == expected
+
+
+@pytest.mark.parametrize("char", TRICKY)
+def test_ids_match_hugging_face_on_each_tricky_character(hugging_face, char: str) -> None:
+    reference, tokenizer = hugging_face
+    for text in (char, f"a{char}b", f"x {char} y", f"e{char}\u0301\u0316", f"{char}{char}"):
+        expected = reference(text, truncation=True, max_length=256)["input_ids"]
+        assert tokenizer.encode(text) == expected, [hex(ord(c)) for c in text]
+
+
+def test_a_character_python_does_not_know_is_unk_not_deleted(hugging_face) -> None:
+    _reference, tokenizer = hugging_face
+    assert tokenizer.tokenize("love \U0001fa77") == ["love", "[UNK]"]
+
+
+def test_the_documented_cjk_ranges_are_the_ones_used() -> None:
+    from genarch.features.wordpiece import CJK_RANGES
+
+    for first, last in CJK_RANGES:
+        for code in (first, last):
+            assert basic_tokenize(f"a{chr(code)}b", lowercase=False) == ["a", chr(code), "b"]
+    for outside in (0x2B820, 0x2B91F, 0x2CEB0, 0x2EBE0, 0x31350):  # Extension E/F edges
+        assert basic_tokenize(f"a{chr(outside)}b", lowercase=False) == [f"a{chr(outside)}b"]
+
+
+def test_the_table_is_measured_from_the_installed_peer() -> None:
+    """Every code point of a few blocks classifies and lower-cases as the peer does."""
+    normalizers = pytest.importorskip("tokenizers.normalizers")
+    from genarch.features.wordpiece import _normalize
+
+    lower = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True
+    )
+    cased = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=False
+    )
+    blocks = [(0, 0x3000), (0x1F000, 0x1FB00), (0x2B700, 0x2CF00), (0xE0000, 0xE0200)]
+    for first, last in blocks:
+        for code in range(first, last):
+            char = chr(code)
+            assert _normalize(char, True) == lower.normalize_str(char), hex(code)
+            assert _normalize(char, False) == cased.normalize_str(char), hex(code)

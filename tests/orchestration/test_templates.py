@@ -311,3 +311,26 @@ def test_length_budget_selector_wraps_another_selector() -> None:
 def test_bad_selector_arguments_raise_genarch_errors(make: object) -> None:
     with pytest.raises(GenarchError):
         make()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.render({"x": 10**5000}),
+        lambda t: t.partial({"x": 10**5000}),
+        lambda t: t.render_within({"x": 10**5000}, TokenBudget(ByteTokenizer(), 50), trim="x"),
+    ],
+    ids=["render", "partial", "render_within"],
+)
+def test_a_value_without_text_is_invalid_input_naming_the_variable(call) -> None:
+    with pytest.raises(InvalidInputError, match=r"variable 'x' \(an int of \d+ bits\)"):
+        call(TextTemplate("{x}"))
+
+
+def test_a_value_whose_str_fails_is_invalid_input_naming_the_variable() -> None:
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    with pytest.raises(InvalidInputError, match=r"variable 'x' \(Broken\).*no text"):
+        TextTemplate("{x}").partial({"x": Broken()})

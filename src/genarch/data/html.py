@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 
 from genarch.configured import Configured
-from genarch.schemas import Config, Document
 from genarch.errors import InvalidInputError
+from genarch.schemas import Config, Document
 from genarch.validation import checked_items, describe, require_text
 
 __all__ = ["HtmlToText", "HtmlToTextConfig", "html_to_text"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 import torch
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from genarch._io import MANIFEST_FILE, readable_directory
 from genarch.configured import Configured
@@ -41,10 +41,10 @@ class ImageNormalizerConfig(Config):
     """
 
     mode: Literal["range", "standardize"] = "range"
-    low: float = 0.0
-    high: float = 255.0
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
+    low: Annotated[float, Field(allow_inf_nan=False)] = 0.0
+    high: Annotated[float, Field(allow_inf_nan=False)] = 255.0
+    mean: tuple[Annotated[float, Field(allow_inf_nan=False)], ...] | None = None
+    std: tuple[Annotated[float, Field(allow_inf_nan=False)], ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -90,7 +90,19 @@ class ImageNormalizer(Configured[ImageNormalizerConfig]):
             raise InvalidInputError(
                 f"{where}: fitted for {len(self._config.mean)} channels, got images with {channels}"
             )
-        return images.to(torch.float32) if not images.is_floating_point() else images
+        if images.is_complex() or images.dtype == torch.bool:
+            raise InvalidInputError(
+                f"{where} expected real-valued pixels, got dtype {images.dtype}"
+            )
+        images = images.to(torch.float32) if not images.is_floating_point() else images
+        finite = torch.isfinite(images)
+        if not bool(finite.all()):
+            index = tuple(int(i) for i in (~finite).nonzero()[0])
+            raise InvalidInputError(
+                f"{where} expected finite pixels, got {images[index].item()} at index {index} "
+                f"(one of {int((~finite).sum())} non-finite values)"
+            )
+        return images
 
     def _statistics(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         config = self._config
@@ -115,7 +127,13 @@ class ImageNormalizer(Configured[ImageNormalizerConfig]):
         return self
 
     def transform(self, images: torch.Tensor) -> torch.Tensor:
-        """Pixels to model space."""
+        """Pixels to model space.
+
+        Raises:
+            InvalidInputError: not a ``(N, C, H, W)`` real tensor, a channel count
+                other than the fitted one, or a NaN or infinite pixel (its index
+                is named): it would pass through into training unnoticed.
+        """
         images = self._check(images, "ImageNormalizer.transform")
         center, scale = self._statistics(images)
         return (images - center) / scale

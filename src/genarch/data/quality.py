@@ -6,6 +6,16 @@ same line, and degenerate text dominated by one repeated n-gram. Each dropped
 document is counted under the *first* rule it broke, so the pipeline trace
 says why data disappeared, and :meth:`QualityFilter.explain` shows every
 measure for one document.
+
+Tables are content. Reference pages are often mostly tables (an operator
+precedence table, a list of sequence operations), and a table's *structure*
+repeats by design: every row is framed by the same ruled line
+(``+----+----+``, ``|====|====|``, ``| --- | :-: |``, ``==== ====``) and
+every cell by the same ``|``. So the measures look at the *text* of a page:
+ruled lines are not lines (they can repeat any number of times) and cell
+borders are not words (they form no n-grams). The rows themselves are
+measured like any other line, so a "table" whose rows repeat, or whose cells
+repeat one phrase, is still dropped as boilerplate.
 """
 
 from __future__ import annotations
@@ -31,6 +41,31 @@ __all__ = [
 
 _WORD = re.compile(r"\S+")
 _ALPHA = re.compile(r"[^\W\d_]")  # any letter, in any script
+# A ruled line of a table: only rule characters and spaces, with a run of 3+
+# dashes, equals signs or box-drawing lines (reStructuredText grid and simple
+# tables, Markdown's header rule, box-drawing frames). Linear: one character class.
+_RULE_CHARS = "-=+|:_~\u2500-\u257f"
+_RULED_LINE = re.compile(f"[{_RULE_CHARS} \t]*")
+_RULE_RUN = re.compile("[-=_~\u2500-\u257f]{3}")
+_CELL_BORDER = re.compile(f"[{_RULE_CHARS}]+")  # a word made only of rule characters
+
+
+def _is_rule(line: str) -> bool:
+    return _RULED_LINE.fullmatch(line) is not None and _RULE_RUN.search(line) is not None
+
+
+def _content(text: str) -> tuple[list[str], list[str]]:
+    """The words and the non-empty lines of ``text``, without tables' rules and cell borders."""
+    lines: list[str] = []
+    words: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or _is_rule(line):
+            continue
+        lines.append(line)
+        words.extend(w for w in _WORD.findall(line) if _CELL_BORDER.fullmatch(w) is None)
+    return words, lines
+
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -39,7 +74,8 @@ class QualityFilterConfig(Config):
     """Thresholds of :class:`QualityFilter`; ``None`` switches a rule off.
 
     Attributes:
-        min_words: fewer whitespace-separated words than this is too short.
+        min_words: fewer whitespace-separated words than this is too short
+            (tables' ruled lines and cell borders are not words).
         max_words: more words than this is too long.
         min_alpha_word_fraction: at least this fraction of words must contain a letter.
         max_duplicate_line_fraction: at most this fraction of non-empty lines may
@@ -92,13 +128,15 @@ def _top_ngram_fraction(words: list[str], n: int) -> float:
 def measure_quality(text: str) -> QualityMeasures:
     """Compute the quality measures of one text.
 
+    Words and lines are those of the text's content: the ruled lines and cell
+    borders of tables are left out (see the module docstring).
+
     Examples:
         >>> m = measure_quality("spam spam spam spam spam spam\\nspam spam spam spam spam spam")
         >>> m.duplicate_line_fraction, m.top_ngram_fraction[2] > 0.9
         (0.5, True)
     """
-    words = _WORD.findall(text)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    words, lines = _content(text)
     seen: set[str] = set()
     duplicates = 0
     for line in lines:

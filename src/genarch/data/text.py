@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 from genarch.configured import Configured
-from genarch.schemas import Config, Document
 from genarch.errors import InvalidInputError
+from genarch.schemas import Config, Document
 from genarch.validation import checked_items, describe, require_text
 
 __all__ = ["TextCleaner", "TextCleanerConfig", "clean_text"]

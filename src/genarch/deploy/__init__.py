@@ -7,12 +7,21 @@
 * :class:`ModelRegistry` stores artefacts by content address, with versions,
   aliases (``production``, ``staging``, ...), promotion, rollback and an
   append-only audit log.
+* :class:`GenerationService` and :class:`EmbeddingService` serve a text
+  generator or feature extractor in process: micro-batching, streaming, a
+  response cache, caps, API keys, rate limits, redaction and metrics (see the
+  [serving concept page](../concepts/serving.md)).
 
 See the [deployment concept page](../concepts/deployment.md).
 """
 
 from genarch.deploy.artifacts import LocalDeployer, artifact_digest
+from genarch.deploy.cache import ResponseCache
+from genarch.deploy.embedding_service import EmbeddingService
 from genarch.deploy.endpoints import LocalEndpoint, serve
+from genarch.deploy.keys import ApiKey, ApiKeyStore
+from genarch.deploy.limits import RateLimiter, TokenBucket
+from genarch.deploy.metrics import MetricsRegistry
 from genarch.deploy.model_card import count_parameters, render_model_card
 from genarch.deploy.model_registry import ModelRegistry
 from genarch.deploy.records import (
@@ -22,15 +31,46 @@ from genarch.deploy.records import (
     RetrievalRequest,
     VectorSearchRequest,
 )
+from genarch.deploy.service import GenerationService
+from genarch.deploy.serving_errors import (
+    AuthenticationError,
+    AuthorizationError,
+    CapExceededError,
+    RateLimitError,
+    ServiceClosedError,
+)
+from genarch.deploy.serving_records import (
+    EmbeddingServiceConfig,
+    GenerationServiceConfig,
+    ServiceHealth,
+)
+from genarch.deploy.streams import TokenStream
 
 __all__ = [
+    "ApiKey",
+    "ApiKeyStore",
     "AuditEntry",
+    "AuthenticationError",
+    "AuthorizationError",
+    "CapExceededError",
+    "EmbeddingService",
+    "EmbeddingServiceConfig",
     "EndpointHealth",
+    "GenerationService",
+    "GenerationServiceConfig",
     "LocalDeployer",
     "LocalEndpoint",
+    "MetricsRegistry",
     "ModelRegistry",
     "ModelVersion",
+    "RateLimitError",
+    "RateLimiter",
+    "ResponseCache",
     "RetrievalRequest",
+    "ServiceClosedError",
+    "ServiceHealth",
+    "TokenBucket",
+    "TokenStream",
     "VectorSearchRequest",
     "artifact_digest",
     "count_parameters",

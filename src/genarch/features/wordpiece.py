@@ -7,17 +7,28 @@ done here exactly as Hugging Face's ``tokenizers`` ``BertNormalizer`` +
 ``BertPreTokenizer`` + ``WordPiece`` model do it, so the ids match the ones the
 checkpoint was trained with:
 
-1. **Normalise.** Drop NUL, U+FFFD and control/format characters (Unicode
-   category ``C*``, except tab, newline and carriage return); turn every
-   whitespace character into a space; put spaces around CJK ideographs (so each
-   becomes a word of its own); if lower-casing: decompose (NFD), drop the
-   combining marks (accents, category ``Mn``) and lower-case character by character.
+1. **Normalise.** Drop NUL, U+FFFD and control/format characters (tab, newline
+   and carriage return excepted); turn every whitespace character into a space;
+   put spaces around CJK ideographs (so each becomes a word of its own); if
+   lower-casing: decompose (NFD), drop the combining marks (accents) and
+   lower-case character by character.
 2. **Pre-tokenise.** Split on whitespace, and split every punctuation character
-   (ASCII symbols and Unicode category ``P*``) into a word of its own.
+   (ASCII symbols and Unicode's punctuation) into a word of its own.
 3. **WordPiece.** Cut each word greedily into the longest vocabulary entry from
    the left, then the longest ``##``-prefixed continuation, and so on. A word
    that cannot be cut this way, or is longer than ``max_word_chars`` characters,
    becomes ``[UNK]`` as a whole.
+
+Which character is a control, whitespace, a CJK ideograph or punctuation, and
+how it decomposes and lower-cases, is read from tables measured from the
+``tokenizers`` library itself (:mod:`genarch.features._bert_unicode`, made by
+``scripts/make_bert_unicode_table.py``), not from Python's ``unicodedata``: the
+library's Unicode data is older than Python's and differs from it (a character
+it does not know, such as U+1FA77, is an ordinary character there, so its word
+becomes ``[UNK]``; its CJK ranges read ``0x2B920`` where BERT's Python code reads
+``0x2B820``, see :data:`CJK_RANGES`), and Python's own tables change with its
+version. So the ids are the same as sentence-transformers' for every string, on
+every Python.
 
 Special tokens written in the text (``[CLS]``, ``[SEP]``, ``[MASK]``, ...) are
 kept as those tokens, as the ``tokenizers`` library does. An encoded sequence is
@@ -31,9 +42,10 @@ a readable approximation and this class is *not* a
 
 from __future__ import annotations
 
+import bisect
+import functools
 import os
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,41 +53,75 @@ from pathlib import Path
 import torch
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+from genarch.features import _bert_unicode as _table
 from genarch.validation import describe
 
 __all__ = ["EncodedBatch", "WordPieceTokenizer", "basic_tokenize"]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
-# CJK Unified Ideographs and their extensions and compatibility blocks — the
-# ranges BERT treats as one-character words (Korean and Japanese kana are not here:
-# they are written with spaces or are handled as ordinary letters).
-_CJK_RANGES = (
+# What each character is, as the peer sees it (see _bert_unicode): runs of code
+# points that are not ordinary word characters, searched by their first code point.
+_RANGE_STARTS = [start for start, _, _ in _table.CLASS_RANGES]
+_HANGUL_FIRST, _HANGUL_LAST = 0xAC00, 0xD7A3  # syllables: decomposed by Unicode's algorithm
+# The peer's CJK ideographs (BertNormalizer's is_chinese_char). These are the
+# ranges of Python's BasicTokenizer except that one reads 0x2B920 where the
+# other reads 0x2B820; the table holds what the peer does, so they are
+# documented here and checked by the tests rather than used.
+CJK_RANGES = (
     (0x4E00, 0x9FFF),
     (0x3400, 0x4DBF),
     (0x20000, 0x2A6DF),
     (0x2A700, 0x2B73F),
     (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF),
+    (0x2B920, 0x2CEAF),
     (0xF900, 0xFAFF),
     (0x2F800, 0x2FA1F),
 )
-_ASCII_PUNCTUATION = frozenset(
-    chr(c) for r in ((33, 48), (58, 65), (91, 97), (123, 127)) for c in range(*r)
-)
-# Rust's ``char::is_whitespace`` (the Unicode White_Space property) less the
-# control characters, which are dropped before whitespace is looked at.
-_WHITESPACE = frozenset(" \t\n\r\u00a0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
-    chr(c) for c in range(0x2000, 0x200B)
-)
 
 
-def _is_cjk(code: int) -> bool:
-    return any(low <= code <= high for low, high in _CJK_RANGES)
+@functools.lru_cache(maxsize=8192)
+def _char_class(char: str) -> int:
+    code = ord(char)
+    index = bisect.bisect_right(_RANGE_STARTS, code) - 1
+    if index >= 0:
+        _, last, kind = _table.CLASS_RANGES[index]
+        if code <= last:
+            return kind
+    return _table.WORD
 
 
 def _is_punctuation(char: str) -> bool:
-    return char in _ASCII_PUNCTUATION or unicodedata.category(char).startswith("P")
+    return _char_class(char) == _table.PUNCT
+
+
+def _decompose(char: str) -> str:
+    """The canonical decomposition (NFD) of one character, as the peer computes it."""
+    code = ord(char)
+    if _HANGUL_FIRST <= code <= _HANGUL_LAST:
+        index = code - _HANGUL_FIRST
+        lead, vowel, tail = index // 588, (index % 588) // 28, index % 28
+        jamo = chr(0x1100 + lead) + chr(0x1161 + vowel)
+        return jamo + chr(0x11A7 + tail) if tail else jamo
+    return _table.DECOMPOSITIONS.get(char, char)
+
+
+def _reorder(chars: list[str]) -> list[str]:
+    """Canonical ordering: each run of combining characters sorted (stably) by class."""
+    combining = _table.COMBINING
+    out: list[str] = []
+    run: list[str] = []
+    for char in chars:
+        if char in combining:
+            run.append(char)
+            continue
+        if run:
+            out.extend(sorted(run, key=combining.__getitem__) if len(run) > 1 else run)
+            run = []
+        out.append(char)
+    if run:
+        out.extend(sorted(run, key=combining.__getitem__) if len(run) > 1 else run)
+    return out
 
 
 def _normalize(text: str, lowercase: bool) -> str:
@@ -88,28 +134,27 @@ def _normalize(text: str, lowercase: bool) -> str:
         return text.lower() if lowercase else text
     out = []
     for char in text:
-        code = ord(char)
-        category = unicodedata.category(char)
-        if char in _WHITESPACE or category == "Zs":
-            out.append(" ")
-        elif code == 0xFFFD or category.startswith("C"):  # NUL is a control character
-            continue
-        elif _is_cjk(code):
-            out.append(f" {char} ")
-        else:
+        kind = _char_class(char)
+        if kind == _table.WORD or kind == _table.PUNCT:
             out.append(char)
-    text = "".join(out)
-    if lowercase:
-        text = unicodedata.normalize("NFD", text)
-        text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-        # Character by character, as tokenizers does: str.lower() would turn a
-        # word-final capital sigma into the final form, which BERT's vocab lacks.
-        text = "".join(ch.lower() for ch in text) if "\u03a3" in text else text.lower()
-    return text
+        elif kind == _table.SPACE:
+            out.append(" ")
+        elif kind == _table.CJK:
+            out.append(f" {char} ")
+        # DROP (control and format characters, NUL, U+FFFD): nothing
+    if not lowercase:
+        return "".join(out)
+    # NFD, drop the non-spacing marks, lower-case: each decomposed character's
+    # result is in the table, and the decomposition is put in canonical order first.
+    decomposed = [part for char in "".join(out) for part in _decompose(char)]
+    if any(char in _table.COMBINING for char in decomposed):
+        decomposed = _reorder(decomposed)
+    lowered = _table.LOWERED
+    return "".join([lowered.get(char, char) for char in decomposed])
 
 
 def _split_punctuation(word: str) -> list[str]:
-    if word.isalnum():
+    if word.isascii() and word.isalnum():
         return [word]
     pieces: list[str] = []
     start = 0
@@ -132,7 +177,9 @@ def basic_tokenize(text: str, *, lowercase: bool = True) -> list[str]:
         ['hello', ',', 'world', '!', '北', '京']
     """
     words: list[str] = []
-    for word in _normalize(text, lowercase).split():
+    for word in _normalize(text, lowercase).split(" "):  # all whitespace is " " by now
+        if not word:
+            continue
         words.extend(_split_punctuation(word))
     return words
 

@@ -14,8 +14,20 @@
 * :class:`RewardModel` and :class:`RewardModeling` — a Bradley-Terry reward
   head on a GPT and its objective; :func:`pairwise_accuracy`; :func:`best_of_n`
   picks the best of n seeded samples by any reward.
+* :func:`win_rate`, :func:`sampled_kl` and :func:`perplexity_change` — a
+  feedback round measured: the new model's held-out win rate against the base
+  under a preference, its KL to the base, and held-out perplexity.
 """
 
+from genarch.feedback.loop import (
+    KLEstimate,
+    PerplexityChange,
+    WinRate,
+    perplexity_change,
+    preference_from_score,
+    sampled_kl,
+    win_rate,
+)
 from genarch.feedback.pairs import preference_pairs
 from genarch.feedback.preference import (
     PreferenceBatch,
@@ -51,6 +63,8 @@ __all__ = [
     "REVIEW_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "BestOfN",
+    "KLEstimate",
+    "PerplexityChange",
     "PreferenceBatch",
     "PreferenceOptimization",
     "PreferenceOptimizationConfig",
@@ -65,12 +79,17 @@ __all__ = [
     "RewardModeling",
     "SQLiteFeedbackStore",
     "SQLiteFeedbackStoreConfig",
+    "WinRate",
     "best_of_n",
     "candidate_seed",
     "freeze_reference",
     "pairwise_accuracy",
+    "perplexity_change",
     "preference_batch",
+    "preference_from_score",
     "preference_losses",
     "preference_pairs",
+    "sampled_kl",
     "sequence_log_probs",
+    "win_rate",
 ]

@@ -39,9 +39,10 @@ from torch import Tensor, nn
 from genarch.configured import Configured
 from genarch.errors import InvalidInputError
 from genarch.models.image_common import (
+    MAX_CLASSES,
+    MAX_IMAGE_WIDTH,
     ImageModelMixin,
     check_image_batch,
-    check_image_request,
     check_labels,
     interpolate,
     request_generator,
@@ -74,8 +75,8 @@ class GANConfig(Config):
     image_size: Annotated[int, Field(ge=2, le=64, multiple_of=2)] = 8
     channels: Annotated[int, Field(ge=1, le=4)] = 1
     latent_dim: Annotated[int, Field(ge=1, le=512)] = 32
-    width: Annotated[int, Field(ge=1)] = 32
-    num_classes: Annotated[int, Field(ge=0)] = 0
+    width: Annotated[int, Field(ge=1, le=MAX_IMAGE_WIDTH)] = 32
+    num_classes: Annotated[int, Field(ge=0, le=MAX_CLASSES)] = 0
     loss: Literal["non_saturating", "hinge"] = "hinge"
     spectral_norm: bool = True
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.99
@@ -229,14 +230,20 @@ class GAN(nn.Module, Configured[GANConfig], ImageModelMixin):
     def generate(self, request: ImageRequest) -> ImageResult:
         """Decode latents drawn from N(0, I) with the request's seed.
 
+        Every latent is drawn first, then decoded ``generation_batch_size`` at a
+        time, so the images do not depend on the batch size.
+
         Raises:
-            InvalidInputError: not an ImageRequest, or an unknown label.
+            InvalidInputError: not an ImageRequest, more samples than
+                ``max_request_samples``, or an unknown label.
         """
-        request = check_image_request(request, self.config.num_classes, "GAN.generate")
+        request = self._checked_request(request, "GAN.generate")
         generator = request_generator(request.seed)
         labels = request_labels(request, self.config.num_classes, generator)
         latents = torch.randn((request.num_samples, self.config.latent_dim), generator=generator)
-        images = self.decode(latents, labels)
+        images = torch.empty((request.num_samples, *self.image_shape))
+        for rows in self._batches(request.num_samples):
+            images[rows] = self.decode(latents[rows], None if labels is None else labels[rows])
         return ImageResult(images=images, labels=result_labels(labels, request.num_samples))
 
     def objective(self) -> GANObjective:

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from genarch.configured import Configured
 
 __all__ = [
+    "MAX_CLASSES",
+    "MAX_HIDDEN",
+    "MAX_IMAGE_WIDTH",
     "ImageModelMixin",
     "check_image_batch",
     "check_image_request",
@@ -49,6 +52,13 @@ __all__ = [
     "request_labels",
     "result_labels",
 ]
+
+
+# Bounds of the image models' config sizes: far above what a model of at most
+# 64x64 images needs, far below what would allocate without bound.
+MAX_IMAGE_WIDTH = 1024  #: channels of a network's first level (``width``)
+MAX_HIDDEN = 2**16  #: a fully connected layer's width (``hidden``)
+MAX_CLASSES = 100_000  #: classes of a conditional model (``num_classes``)
 
 
 # ----------------------------------------------------------------- requests and noise
@@ -260,9 +270,6 @@ class _ImageModel(Protocol):
 
     def generate(self, request: ImageRequest) -> ImageResult: ...
 
-    @property
-    def generation_batch_size(self) -> int: ...
-
 
 class ImageModelMixin:
     """``image_shape``, ``conditions``, ``generate_batch``, ``save`` and ``load``, shared by
@@ -289,14 +296,10 @@ class ImageModelMixin:
     every image). A seeded request of a stochastic sampler (DDPM, DDIM with
     ``eta > 0``) depends on it."""
 
-    def _checked_request(self: _ImageModel, request: object, where: str) -> ImageRequest:
+    def _checked_request(self, request: object, where: str) -> ImageRequest:
         """The request, if this model can serve it (see :func:`check_image_request`)."""
-        return check_image_request(
-            request,
-            self.config.num_classes,
-            where,
-            max_samples=cast("ImageModelMixin", self).max_request_samples,
-        )
+        classes = cast("_ImageModel", self).config.num_classes
+        return check_image_request(request, classes, where, max_samples=self.max_request_samples)
 
     def _batches(self, total: int) -> list[slice]:
         """Slices of ``range(total)``, each at most :attr:`generation_batch_size` long."""

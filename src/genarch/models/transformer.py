@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from genarch._deprecated import renamed_names
 from genarch.configured import Configured
 from genarch.errors import InvalidInputError
+from genarch.models._weights import check_saved_shapes, module_shapes, saved_shapes
 from genarch.models.output_loss import linear_cross_entropy
 from genarch.models.transformer_layers import (
     Block,
@@ -57,7 +58,6 @@ from genarch.models.transformer_layers import (
     norm_layer,
     rotary_tables,
 )
-from genarch.models._weights import check_saved_shapes, module_shapes, saved_shapes
 from genarch.persistence import WEIGHTS_FILE, load_state, open_saved, save_component
 from genarch.protocols import PathLike
 from genarch.schemas import Config

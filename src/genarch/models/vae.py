@@ -34,9 +34,11 @@ from torch import Tensor, nn
 from genarch.configured import Configured
 from genarch.errors import InvalidInputError
 from genarch.models.image_common import (
+    MAX_CLASSES,
+    MAX_HIDDEN,
+    MAX_IMAGE_WIDTH,
     ImageModelMixin,
     check_image_batch,
-    check_image_request,
     check_labels,
     interpolate,
     request_generator,
@@ -70,11 +72,11 @@ class VAEConfig(Config):
     image_size: Annotated[int, Field(ge=2, le=64, multiple_of=2)] = 8
     channels: Annotated[int, Field(ge=1, le=4)] = 1
     latent_dim: Annotated[int, Field(ge=1, le=512)] = 8
-    width: Annotated[int, Field(ge=1)] = 32
-    hidden: Annotated[int, Field(ge=1)] = 256
-    num_classes: Annotated[int, Field(ge=0)] = 0
-    beta: Annotated[float, Field(ge=0)] = 1.0
-    observation_std: Annotated[float, Field(gt=0)] = 0.2
+    width: Annotated[int, Field(ge=1, le=MAX_IMAGE_WIDTH)] = 32
+    hidden: Annotated[int, Field(ge=1, le=MAX_HIDDEN)] = 256
+    num_classes: Annotated[int, Field(ge=0, le=MAX_CLASSES)] = 0
+    beta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    observation_std: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.2
     label_dropout: Annotated[float, Field(ge=0, le=1)] = 0.1
 
 
@@ -249,18 +251,25 @@ class VAE(nn.Module, Configured[VAEConfig], ImageModelMixin):
     def generate(self, request: ImageRequest) -> ImageResult:
         """Decode latents drawn from the prior N(0, I) with the request's seed.
 
+        Every latent is drawn first, then decoded ``generation_batch_size`` at a
+        time, so the images do not depend on the batch size.
+
         Raises:
-            InvalidInputError: not an ImageRequest, or an unknown label.
+            InvalidInputError: not an ImageRequest, more samples than
+                ``max_request_samples``, or an unknown label.
         """
-        request = check_image_request(request, self.config.num_classes, "VAE.generate")
+        request = self._checked_request(request, "VAE.generate")
         generator = request_generator(request.seed)
         labels = request_labels(request, self.config.num_classes, generator)
         latents = torch.randn((request.num_samples, self.config.latent_dim), generator=generator)
+        condition = self._one_hot(labels, request.num_samples)
+        images = torch.empty((request.num_samples, *self.image_shape))
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                images = self._decode(latents, self._one_hot(labels, request.num_samples))
+                for rows in self._batches(request.num_samples):
+                    images[rows] = self._decode(latents[rows], condition[rows])
         finally:
             self.train(was_training)
         return ImageResult(images=images, labels=result_labels(labels, request.num_samples))

@@ -159,8 +159,7 @@ def _attribute(value: str) -> str:
     """
     escaped = html.escape(value, quote=True)
     return "".join(
-        f"&#x{ord(c):X};" if unicodedata.category(c)[0] in "CZ" and c != " " else c
-        for c in escaped
+        f"&#x{ord(c):X};" if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in escaped
     )
 
 
@@ -190,7 +189,8 @@ def build_prompt(question: str, sources: Sequence[Source]) -> str:
     """
     if not isinstance(question, str):
         raise InvalidInputError(f"build_prompt expected question as str, got {describe(question)}")
-    if isinstance(sources, str | bytes) or not isinstance(sources, Sequence):
+    given: object = sources  # checked, whatever the annotation says
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
         raise InvalidInputError(
             f"build_prompt expected sources as a sequence of Source, got {describe(sources)}"
         )

@@ -145,13 +145,15 @@ def _unprintable(values: Mapping[str, object], where: str, error: Exception) -> 
     for name, value in values.items():
         try:
             str(value)
-        except Exception:  # noqa: BLE001 - any failure of a foreign __str__ is the caller's
+        except Exception:  # any failure of a value's __str__ is the caller's to fix
             return _text_error(name, value, where, error)
     return InvalidInputError(f"{where}: a value cannot be turned into text ({error})")
 
 
 def _text_error(name: str, value: object, where: str, error: Exception) -> InvalidInputError:
-    shown = f"an int of {value.bit_length()} bits" if isinstance(value, int) else type(value).__name__
+    shown = (
+        f"an int of {value.bit_length()} bits" if isinstance(value, int) else type(value).__name__
+    )
     return InvalidInputError(
         f"{where}: the value of variable {name!r} ({shown}) cannot be turned into text: {error}"
     )
@@ -161,7 +163,7 @@ def _text(value: object, name: str, where: str) -> str:
     """``str(value)``; a value whose ``str()`` fails is an InvalidInputError naming ``name``."""
     try:
         return str(value)
-    except Exception as error:  # noqa: BLE001 - e.g. ValueError for an int of 5000 digits
+    except Exception as error:  # e.g. ValueError for an int of more than 4300 digits
         raise _text_error(name, value, where, error) from None
 
 

@@ -11,7 +11,7 @@ Records that carry tensors (:class:`ImageResult`) compare with
 
 Import every record from here, ``genarch.schemas``: the private modules
 (``_base``, ``_data``, ``_generation``, ``_training``, ``_feedback``,
-``_deployment``, ``_pipeline``) are where each family is written, not where
+``_evaluation``, ``_deployment``, ``_pipeline``) are where each family is written, not where
 it lives.
 """
 
@@ -24,6 +24,7 @@ from genarch.schemas._base import (
 )
 from genarch.schemas._data import Chunk, Document, Hit, ScoredChunk
 from genarch.schemas._deployment import ArtifactManifest, FileDigest
+from genarch.schemas._evaluation import BiasFinding, ConfidenceInterval, MetricSummary
 from genarch.schemas._feedback import (
     MAX_PAGE_SIZE,
     Correction,
@@ -55,7 +56,9 @@ __all__ = [
     "MAX_IMAGE_SAMPLES",
     "MAX_PAGE_SIZE",
     "ArtifactManifest",
+    "BiasFinding",
     "Chunk",
+    "ConfidenceInterval",
     "Config",
     "Correction",
     "Document",
@@ -70,6 +73,7 @@ __all__ = [
     "ImageResult",
     "Metadata",
     "MetadataValue",
+    "MetricSummary",
     "Output",
     "OutputRef",
     "PipelineTrace",

@@ -35,9 +35,10 @@ from genarch.models.diffusion.sampling import (
 )
 from genarch.models.diffusion.unet import UNetDenoiser
 from genarch.models.image_common import (
+    MAX_CLASSES,
+    MAX_IMAGE_WIDTH,
     ImageModelMixin,
     check_image_batch,
-    check_image_request,
     check_labels,
     request_generator,
     request_labels,
@@ -57,6 +58,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = "genarch.diffusion/1"  # the kind in config.json (kept: old saves load)
+MAX_GUIDANCE = 100.0  # classifier-free guidance beyond this only saturates the images
 
 
 # ---------------------------------------------------------------------- the objective
@@ -161,12 +163,12 @@ class DiffusionConfig(Config):
 
     image_size: Annotated[int, Field(ge=2, le=64, multiple_of=2)] = 8
     channels: Annotated[int, Field(ge=1, le=4)] = 1
-    num_classes: Annotated[int, Field(ge=0)] = 0
-    width: Annotated[int, Field(ge=8, multiple_of=8)] = 32
+    num_classes: Annotated[int, Field(ge=0, le=MAX_CLASSES)] = 0
+    width: Annotated[int, Field(ge=8, le=MAX_IMAGE_WIDTH, multiple_of=8)] = 32
     schedule: NoiseSchedule = NoiseSchedule()
     label_dropout: Annotated[float, Field(ge=0, le=1)] = 0.1
     sampler: Sampler = DDIMSampler()
-    guidance_scale: Annotated[float, Field(ge=0)] = 2.0
+    guidance_scale: Annotated[float, Field(ge=0, le=MAX_GUIDANCE)] = 2.0
 
 
 class DiffusionRequest(ImageRequest):
@@ -178,7 +180,7 @@ class DiffusionRequest(ImageRequest):
     """
 
     sampler: Sampler | None = None
-    guidance_scale: Annotated[float, Field(ge=0)] | None = None
+    guidance_scale: Annotated[float, Field(ge=0, le=MAX_GUIDANCE)] | None = None
 
 
 class Diffusion(nn.Module, Configured[DiffusionConfig], ImageModelMixin):
@@ -225,7 +227,7 @@ class Diffusion(nn.Module, Configured[DiffusionConfig], ImageModelMixin):
             InvalidInputError: not an ImageRequest, an unknown label, or a
                 sampler with more steps than the schedule has timesteps.
         """
-        request = check_image_request(request, self.config.num_classes, "Diffusion.generate")
+        request = self._checked_request(request, "Diffusion.generate")
         sampler: DDPMSampler | DDIMSampler = self.config.sampler
         guidance = self.config.guidance_scale
         if isinstance(request, DiffusionRequest):
@@ -235,18 +237,20 @@ class Diffusion(nn.Module, Configured[DiffusionConfig], ImageModelMixin):
         generator = request_generator(request.seed)
         labels = request_labels(request, self.config.num_classes, generator)
         noise = torch.randn((request.num_samples, *self.image_shape), generator=generator)
+        images = torch.empty_like(noise)
         was_training = self.training
         self.eval()
         try:
-            images = sample(
-                cast(Denoiser, self.denoiser),
-                sampler,
-                self.config.schedule,
-                noise,
-                generator=generator,
-                labels=labels,
-                guidance_scale=guidance if labels is not None else 1.0,
-            )
+            for rows in self._batches(request.num_samples):  # bounded working memory
+                images[rows] = sample(
+                    cast(Denoiser, self.denoiser),
+                    sampler,
+                    self.config.schedule,
+                    noise[rows],
+                    generator=generator,
+                    labels=None if labels is None else labels[rows],
+                    guidance_scale=guidance if labels is not None else 1.0,
+                )
         finally:
             self.train(was_training)
         return ImageResult(

@@ -117,7 +117,7 @@ class DDPMSampler(Config):
     """
 
     kind: Literal["ddpm"] = "ddpm"
-    steps: Annotated[int, Field(ge=1)] | None = None
+    steps: Annotated[int, Field(ge=1, le=10_000)] | None = None
     variance: Literal["posterior", "beta"] = "posterior"
     clip_denoised: bool = True
 
@@ -160,8 +160,8 @@ class DDIMSampler(Config):
     """
 
     kind: Literal["ddim"] = "ddim"
-    steps: Annotated[int, Field(ge=1)] = 50
-    eta: Annotated[float, Field(ge=0)] = 0.0
+    steps: Annotated[int, Field(ge=1, le=10_000)] = 50
+    eta: Annotated[float, Field(ge=0, le=10.0)] = 0.0
     clip_denoised: bool = True
 
     def timesteps(self, num_timesteps: int) -> list[tuple[int, int]]:

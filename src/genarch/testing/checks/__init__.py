@@ -20,6 +20,7 @@ One module per layer:
 * :mod:`genarch.testing.checks.generators` — ``Generator`` and its optional capabilities;
 * :mod:`genarch.testing.checks.optimizers` — ``Optimizer``;
 * :mod:`genarch.testing.checks.feedback` — ``FeedbackLoop``;
+* :mod:`genarch.testing.checks.evaluation` — ``Evaluator``;
 * :mod:`genarch.testing.checks.deployment` — ``Deployer``;
 * :mod:`genarch.testing.checks.orchestration` — ``VectorStore``, ``Retriever``, ``PromptTemplate``.
 
@@ -40,6 +41,7 @@ from genarch.testing.checks.deployment import (
     deployer_checks,
     endpoint_checks,
 )
+from genarch.testing.checks.evaluation import check_evaluator, evaluator_checks
 from genarch.testing.checks.features import check_feature_extractor, feature_extractor_checks
 from genarch.testing.checks.feedback import check_feedback_loop, feedback_loop_checks
 from genarch.testing.checks.generators import check_generator, generator_checks
@@ -58,6 +60,7 @@ __all__ = [
     "check_data_processor",
     "check_deployer",
     "check_endpoint",
+    "check_evaluator",
     "check_feature_extractor",
     "check_feedback_loop",
     "check_generator",
@@ -69,6 +72,7 @@ __all__ = [
     "data_processor_checks",
     "deployer_checks",
     "endpoint_checks",
+    "evaluator_checks",
     "feature_extractor_checks",
     "feedback_loop_checks",
     "generator_checks",

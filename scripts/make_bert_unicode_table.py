@@ -1,0 +1,154 @@
+"""Regenerate ``src/genarch/features/_bert_unicode.py``: BERT's text normalisation, as tables.
+
+Hugging Face's ``tokenizers`` (the Rust library that ``transformers`` and
+sentence-transformers run) decides what a character is — a control character
+to drop, whitespace, a CJK ideograph, punctuation — and how it decomposes,
+loses its accents and lower-cases, from Unicode tables compiled into it (of
+several Unicode versions, mostly older than Python's). To give the same token
+ids for every string on every Python, :mod:`genarch.features.wordpiece` reads
+those decisions from this generated table instead of from ``unicodedata``.
+
+The table is measured, code point by code point, from the installed
+``tokenizers`` (``BertNormalizer``, ``BertPreTokenizer`` and ``NFD``), so it is
+exactly the peer's behaviour; the generated module names the version.
+
+Usage: ``python scripts/make_bert_unicode_table.py`` (with ``tokenizers`` installed).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import tokenizers
+from tokenizers import normalizers, pre_tokenizers
+
+OUTPUT = Path(__file__).resolve().parent.parent / "src/genarch/features/_bert_unicode.py"
+WORD, DROP, SPACE, CJK, PUNCT = range(5)
+HANGUL = (0xAC00, 0xD7A3)
+
+
+def main() -> None:
+    cased = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+    )
+    lower = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
+    )
+    nfd = normalizers.NFD()
+    pre = pre_tokenizers.BertPreTokenizer()
+
+    classes: dict[int, int] = {}
+    decompositions: dict[int, str] = {}
+    lowered: dict[int, str] = {}
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        out = cased.normalize_str(char)
+        if out == "":
+            kind = DROP
+        elif out == " ":
+            kind = SPACE
+        elif out == f" {char} ":
+            kind = CJK
+        else:
+            assert out == char, hex(code)
+            pieces = [w for w, _ in pre.pre_tokenize_str(f"a{char}a")]
+            kind = PUNCT if pieces == ["a", char, "a"] else WORD
+        classes[code] = kind
+        if kind in (DROP, SPACE):
+            continue
+        decomposed = nfd.normalize_str(char)
+        if decomposed != char and not HANGUL[0] <= code <= HANGUL[1]:
+            decompositions[code] = decomposed
+        if decomposed == char:  # lower-casing and accent stripping of a decomposed character
+            folded = (
+                lower.normalize_str(char).strip(" ") if kind == CJK else lower.normalize_str(char)
+            )
+            if folded != char:
+                lowered[code] = folded
+    for code in range(HANGUL[0], HANGUL[1] + 1):  # decomposed by the algorithm in wordpiece.py
+        syllable = chr(code)
+        assert nfd.normalize_str(syllable) == unicodedata.normalize("NFD", syllable)
+
+    # Canonical combining classes, as the peer's reordering sees them: Unicode's
+    # value (which never changes once assigned) or 0 for a character its tables lack.
+    combining: dict[int, int] = {}
+    for code in range(0x110000):
+        char = chr(code)
+        value = unicodedata.combining(char) if not 0xD800 <= code <= 0xDFFF else 0
+        if value == 0 or code in decompositions:
+            continue
+        probe, expect = ("\u0334", "\u0334" + char) if value > 1 else ("\u0301", char + "\u0301")
+        text = char + probe if value > 1 else probe + char
+        if nfd.normalize_str(text) == expect:
+            combining[code] = value
+
+    ranges: list[tuple[int, int, int]] = []
+    for code in sorted(classes):
+        kind = classes[code]
+        if ranges and ranges[-1][2] == kind and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code, kind)
+        elif kind != WORD:
+            ranges.append((code, code, kind))
+    # the surrogate gap splits runs; merge runs that only the gap separates
+    merged: list[tuple[int, int, int]] = []
+    for start, end, kind in ranges:
+        if merged and merged[-1][2] == kind and merged[-1][1] == 0xD7FF and start == 0xE000:
+            merged[-1] = (merged[-1][0], end, kind)
+        else:
+            merged.append((start, end, kind))
+
+    def literal(text: str) -> str:
+        return (
+            '"'
+            + "".join(
+                c
+                if c.isascii() and c.isprintable() and c not in '\\"'
+                else (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+                for c in text
+            )
+            + '"'
+        )
+
+    def rows(items: list[str], per_line: int) -> list[str]:
+        return ["    " + " ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+
+    lines = [
+        '"""BERT\'s text normalisation as tables: generated by scripts/make_bert_unicode_table.py, do not edit.',
+        "",
+        f"Measured from Hugging Face tokenizers {tokenizers.__version__} (BertNormalizer,",
+        "BertPreTokenizer, NFD), code point by code point; see wordpiece.py for their use.",
+        '"""',
+        "",
+        "# fmt: off",
+        f"WORD, DROP, SPACE, CJK, PUNCT = {WORD}, {DROP}, {SPACE}, {CJK}, {PUNCT}",
+        "# (first, last, class) for every run of code points that is not WORD",
+        "CLASS_RANGES: tuple[tuple[int, int, int], ...] = (",
+        *rows([f"(0x{a:X}, 0x{b:X}, {k})," for a, b, k in merged], 4),
+        ")",
+        "# canonical decompositions (NFD) other than Hangul syllables'",
+        "DECOMPOSITIONS: dict[str, str] = {",
+        *rows([f"{literal(chr(c))}: {literal(d)}," for c, d in sorted(decompositions.items())], 4),
+        "}",
+        "# lower-cased and accent-stripped form of each decomposed character that changes",
+        "LOWERED: dict[str, str] = {",
+        *rows([f"{literal(chr(c))}: {literal(d)}," for c, d in sorted(lowered.items())], 6),
+        "}",
+        "# canonical combining class of each character the reordering moves",
+        "COMBINING: dict[str, int] = {",
+        *rows([f"{literal(chr(c))}: {v}," for c, v in sorted(combining.items())], 8),
+        "}",
+        "# fmt: on",
+        "",
+    ]
+    OUTPUT.write_text("\n".join(lines), "utf-8")
+    print(
+        f"wrote {OUTPUT}: {len(merged)} ranges, {len(decompositions)} decompositions, "
+        f"{len(lowered)} lowered, {len(combining)} combining classes"
+    )
+
+
+if __name__ == "__main__":
+    main()
