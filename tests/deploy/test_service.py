@@ -100,7 +100,9 @@ def submit_together(service: GenerationService, requests: list[TextRequest]) -> 
 def test_batched_and_unbatched_decoding_give_the_same_tokens(generator: TextGenerator) -> None:
     requests = mixed_requests()
     alone = [generator.generate(r) for r in requests]
-    with GenerationService(generator, max_batch=8, max_wait_ms=200) as batched:
+    # max_batch = the number of requests and a long wait: the batch goes out when it is
+    # full, so a loaded machine (slow threads) cannot split it
+    with GenerationService(generator, max_batch=len(requests), max_wait_ms=5000) as batched:
         together = submit_together(batched, requests)
         sizes = batched.metrics.snapshot()["genarch_batch_size"]["values"]['{service="generate"}']
     with GenerationService(generator, max_batch=1, max_wait_ms=0) as unbatched:
@@ -112,7 +114,7 @@ def test_batched_and_unbatched_decoding_give_the_same_tokens(generator: TextGene
 
 def test_concurrent_submits_are_decoded_in_batches_larger_than_one() -> None:
     spy = Spy()
-    with GenerationService(spy, max_batch=8, max_wait_ms=300) as service:
+    with GenerationService(spy, max_batch=8, max_wait_ms=5000) as service:  # full before the wait
         results = submit_together(service, [TextRequest(prompt=f"p{i}") for i in range(8)])
         histogram = service.metrics.snapshot()["genarch_batch_size"]["values"]
     assert [r.text for r in results] == [f"p{i}"[::-1] for i in range(8)]

@@ -5,7 +5,9 @@ The percentile bootstrap (Efron & Tibshirani, 1993, ch. 13): draw
 and report the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of those
 means (NumPy's default linear interpolation). The draws come from
 ``numpy.random.Generator(PCG64(seed))``, so the same values, level, resamples
-and seed always give the same interval.
+and seed always give the same interval. Should the quantiles miss the mean
+(possible for very skewed data), the interval is widened to include it; values
+that are all equal give that value as a zero-width interval with 0 resamples.
 
 Limits: with few values (say under 20) the percentile interval is too narrow;
 it assumes the values are independent draws (paired differences are — pass

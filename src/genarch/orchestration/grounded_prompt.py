@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import functools
 import html
-import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -55,9 +54,6 @@ _LETTERS = {char: letter for letter, chars in _fence_table.LETTERS.items() for c
 _IGNORABLE_STARTS = [start for start, _ in _fence_table.IGNORABLE_RANGES]
 _IGNORABLE_ENDS = [end for _, end in _fence_table.IGNORABLE_RANGES]
 _INVISIBLE_CATEGORIES = frozenset({"Mn", "Me", "Cf", "Cc"})
-# In the skeleton: an opener, then any gap of spaces and slashes (possessive: no
-# backtracking, so the search is linear), then a reserved word.
-_TAG_SKELETON = re.compile(f"{_OPENER}[ {_SLASH}]*+(?:{'|'.join(_RESERVED)})")
 _MAYBE_OPENER = re.compile(f"[{re.escape(_fence_table.OPENERS)}]")
 
 
@@ -132,14 +128,9 @@ def neutralise(text: str) -> str:
     """
     if not isinstance(text, str):
         raise InvalidInputError(f"neutralise expected str, got {describe(text)}")
-    if _MAYBE_OPENER.search(text) is None:  # the usual case: nothing that reads as "<"
+    openers = [m.start() for m in _MAYBE_OPENER.finditer(text) if _opens_a_tag(text, m.end())]
+    if not openers:
         return text
-    folded = list(map(_fold, text))
-    matches = [m.start() for m in _TAG_SKELETON.finditer("".join(folded))]
-    if not matches:
-        return text
-    ends = list(itertools.accumulate(map(len, folded)))  # skeleton end of each character
-    openers = sorted({bisect.bisect_right(ends, start) for start in matches})
     pieces, last = [], 0
     for index in openers:
         pieces.append(text[last:index])
@@ -147,6 +138,32 @@ def neutralise(text: str) -> str:
         last = index + 1
     pieces.append(text[last:])
     return "".join(pieces)
+
+
+_LONGEST = max(map(len, _RESERVED))
+
+
+def _opens_a_tag(text: str, start: int) -> bool:
+    """Whether ``text[start:]`` reads as a gap of spaces and slashes, then a reserved word.
+
+    Stops at the next ``<`` look-alike (that one is checked on its own), so
+    every character is read by at most one call: linear in ``len(text)``.
+    """
+    end = len(text)
+    index = start
+    while index < end:  # the gap: spaces, slashes, invisible characters
+        folded = _fold(text[index])
+        if folded.strip(" /"):
+            break
+        index += 1
+    letters = ""
+    while index < end and len(letters) < _LONGEST:  # the word, invisible characters skipped
+        folded = _fold(text[index])
+        if _OPENER in folded or " " in folded or _SLASH in folded:
+            break
+        letters += folded
+        index += 1
+    return letters.startswith(_RESERVED)
 
 
 def _attribute(value: str) -> str:
