@@ -84,6 +84,7 @@ class TokenStream(Iterator[str]):
         if not self._done:
             self._done = True
             self._state.cancelled = True
+            self._state.end()  # wakes a reader blocked in next() on another thread
             self._on_cancel()
 
     cancel = close

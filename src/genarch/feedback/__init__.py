@@ -17,8 +17,12 @@
 * :func:`win_rate`, :func:`sampled_kl` and :func:`perplexity_change` — a
   feedback round measured: the new model's held-out win rate against the base
   under a preference, its KL to the base, and held-out perplexity.
+* :class:`DriftMonitor` — are recent requests still like the training data?
+  Token-histogram PSI and embedding-mean shift, flagged above thresholds in a
+  :class:`DriftReport`.
 """
 
+from genarch.feedback.drift import DriftMonitor, DriftMonitorConfig, DriftReport, TokenShift
 from genarch.feedback.loop import (
     KLEstimate,
     PerplexityChange,
@@ -63,6 +67,9 @@ __all__ = [
     "REVIEW_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "BestOfN",
+    "DriftMonitor",
+    "DriftMonitorConfig",
+    "DriftReport",
     "KLEstimate",
     "PerplexityChange",
     "PreferenceBatch",
@@ -79,6 +86,7 @@ __all__ = [
     "RewardModeling",
     "SQLiteFeedbackStore",
     "SQLiteFeedbackStoreConfig",
+    "TokenShift",
     "WinRate",
     "best_of_n",
     "candidate_seed",

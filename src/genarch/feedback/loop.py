@@ -109,8 +109,8 @@ def preference_from_score(score: Callable[[str], float]) -> PreferenceFunction:
     """A preference function that prefers the answer with the higher ``score`` (equal: a tie).
 
     Example:
-        >>> prefer = preference_from_score(lambda text: -text.count("um"))
-        >>> prefer("Q?", "Yes.", "Um, yes."), prefer("Q?", "um", "Um"), prefer("Q?", "a", "b")
+        >>> prefer = preference_from_score(lambda text: -text.lower().count("um"))
+        >>> prefer("Q?", "Yes.", "Um, yes."), prefer("Q?", "Um, um.", "Um."), prefer("Q?", "a", "b")
         (1.0, 0.0, 0.5)
     """
     if not callable(score):

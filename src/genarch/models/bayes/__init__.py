@@ -1,0 +1,29 @@
+"""Discrete Bayesian networks: structure, CPTs, exact inference, sampling, learning, BIF.
+
+:class:`BayesianNetwork` (:mod:`~genarch.models.bayes.network`) holds the DAG and
+its tables; :mod:`~genarch.models.bayes.inference` does variable elimination,
+MAP and sampling; :mod:`~genarch.models.bayes.learning` estimates the tables
+from rows; :mod:`~genarch.models.bayes.bif` reads and writes the BIF format that
+pgmpy and bnlearn exchange.
+"""
+
+from genarch.models.bayes.bif import format_bif, parse_bif, read_bif, write_bif
+from genarch.models.bayes.network import (
+    BayesianNetwork,
+    BayesianNetworkConfig,
+    Distribution,
+    MapAssignment,
+    Variable,
+)
+
+__all__ = [
+    "BayesianNetwork",
+    "BayesianNetworkConfig",
+    "Distribution",
+    "MapAssignment",
+    "Variable",
+    "format_bif",
+    "parse_bif",
+    "read_bif",
+    "write_bif",
+]
