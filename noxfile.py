@@ -33,8 +33,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "benchmarks")
-    session.run("ruff", "format", "--check", "src", "tests", "benchmarks")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "scripts")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "scripts")
 
 
 @nox.session

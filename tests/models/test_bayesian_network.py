@@ -187,7 +187,7 @@ def test_log_prob_is_float64_minus_infinity_for_impossible_rows_and_empty_for_no
         (lambda n: n.query(["lung"], {"smoke": "maybe"}), "'smoke' has no state 'maybe'"),
         (lambda n: n.query(["lung"], {"lung": "yes"}), "not in the evidence"),
         (lambda n: n.query("lung"), "non-empty list"),
-        (lambda n: n.query(["either"], {"tub": "yes", "either": "no"}), "probability zero"),
+        (lambda n: n.query(["lung"], {"tub": "yes", "either": "no"}), "probability zero"),
         (lambda n: n.map_assignment({"tub": "yes", "either": "no"}), "probability zero"),
         (lambda n: n.sample(3, {"tub": "yes", "either": "no"}), "probability zero"),
         (lambda n: n.sample(-1), "num_rows"),

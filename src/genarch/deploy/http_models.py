@@ -20,13 +20,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "UNSUPPORTED",
     "ChatCompletionRequest",
     "ChatMessageIn",
     "CompletionRequest",
     "EmbeddingRequest",
     "FeedbackRequest",
     "StreamOptions",
-    "UNSUPPORTED",
     "error_body",
 ]
 
@@ -150,6 +150,8 @@ def unsupported_field(request: BaseModel) -> str | None:
     return next((name for name in UNSUPPORTED if _asks(request, name)), None)
 
 
-def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, type_: str, code: str | None, param: str | None = None
+) -> dict[str, Any]:
     """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}

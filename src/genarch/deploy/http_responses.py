@@ -86,7 +86,10 @@ def chat_logprobs(
     for entry in logprobs:
         alternatives = sorted(entry.alternatives.items(), key=lambda pair: -pair[1])[:top]
         content.append(
-            {**item(entry.token_id, entry.logprob), "top_logprobs": [item(*a) for a in alternatives]}
+            {
+                **item(entry.token_id, entry.logprob),
+                "top_logprobs": [item(*a) for a in alternatives],
+            }
         )
     return {"content": content}
 

@@ -142,6 +142,9 @@ def posterior_sample(
         combined = step.combined
         others = [u for u in combined.variables if u != step.variable]
         table = combined.expanded([*others, step.variable])  # (*others, states of variable)
-        weights = table[tuple(codes[:, u] for u in others)]  # (N, states)
+        if others:
+            weights = table[tuple(codes[:, u] for u in others)]  # (N, states)
+        else:
+            weights = np.broadcast_to(table, (rows, table.shape[-1]))
         codes[:, step.variable] = _draw(np.asarray(weights, dtype=np.float64), uniforms[:, step.variable])
     return codes
