@@ -74,7 +74,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     # reads the data layer's DataReport for model cards, nothing else
     "deploy": frozenset({"data"}),
     # the command line and the package root sit on top
-    "cli": frozenset({*LAYERS, TRAINING}),
+    "cli": frozenset({*LAYERS, TRAINING, "deploy", "feedback"}),
     "__main__": frozenset({"cli"}),
 }
 #: sub-packages and top-level modules that are not the shared core.

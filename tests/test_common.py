@@ -33,7 +33,7 @@ import torch
 
 from genarch.errors import ConfigError, GenarchError, IntegrityError, MissingDependencyError
 from genarch.registry import builtin_registry
-from genarch.schemas import Chunk, Document, ImageRequest, TextRequest
+from genarch.schemas import Chunk, Document, ImageRequest, TabularRequest, TextRequest
 from genarch.testing import (
     Check,
     assert_same,
@@ -248,6 +248,31 @@ def pipeline() -> Any:
     )
 
 
+def fitted_bayesian_network() -> Any:
+    """A two-variable network fitted to a few rows (Dirichlet prior: every cell positive)."""
+    network = component("genarch.BayesianNetwork")(
+        variables=[
+            {"name": "weather", "states": ["sun", "rain"]},
+            {"name": "mood", "states": ["glad", "glum"], "parents": ["weather"]},
+        ],
+        estimator="dirichlet",
+    )
+    rows = [("sun", "glad"), ("sun", "glad"), ("sun", "glum"), ("rain", "glum")]
+    return network.fit([{"weather": w, "mood": m} for w, m in rows])
+
+
+def tabular_generator_kit(network: Any) -> list[Check]:
+    return generator_checks(
+        network,
+        [TabularRequest(num_rows=3, seed=0), TabularRequest(evidence={"mood": "glum"}, seed=1)],
+        invalid_requests=[TabularRequest(evidence={"mood": "meh"})],
+    )
+
+
+def generate_rows(network: Any) -> Any:
+    return network.generate(TabularRequest(num_rows=5, evidence={"weather": "rain"}, seed=0))
+
+
 def tiny_diffusion() -> Any:
     from genarch.models import DDIMSampler, NoiseSchedule
 
@@ -303,6 +328,7 @@ CASES: dict[str, Case] = {
     ),
     # models (the GAN and diffusion model unconditional, the VAE conditional: the
     # kit checks both ways of stating conditions)
+    "genarch.BayesianNetwork": Case(fitted_bayesian_network, tabular_generator_kit, generate_rows),
     "genarch.Diffusion": Case(
         tiny_diffusion,
         image_generator_kit(0),

@@ -1,4 +1,4 @@
-"""The ``genarch`` command line: ``genarch --version``, ``genarch quickstart``."""
+"""The ``genarch`` command line: ``genarch --version``, ``quickstart``, ``serve`` and ``keys``."""
 
 from __future__ import annotations
 
@@ -151,6 +151,177 @@ def _quickstart_images(args: argparse.Namespace) -> int:
     return 0
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _load_verified(reference: str, registry_root: str | None) -> tuple[Any, str, str]:
+    """``(component, name, version key)`` of an artefact directory or a ``name@alias`` reference,
+    every file verified before anything is loaded."""
+    from pathlib import Path
+
+    from genarch.deploy import LocalDeployer, ModelRegistry, artifact_digest
+    from genarch.errors import InvalidInputError
+    from genarch.models import TextGenerator
+    from genarch.registry import builtin_registry
+
+    components = builtin_registry().register("genarch.TextGenerator", TextGenerator)
+    if Path(reference).is_dir():
+        deployer = LocalDeployer()
+        digest = artifact_digest(reference)
+        manifest = deployer.verify(reference, digest=digest)
+        component = deployer.load(reference, components, digest=digest)
+        return component, manifest.name, f"{manifest.name}@{manifest.version}:{digest[:12]}"
+    if "@" not in reference or registry_root is None:
+        raise InvalidInputError(
+            f"{reference!r} is neither an artefact directory nor a 'name@alias' reference "
+            "with --registry ROOT"
+        )
+    registry = ModelRegistry(registry_root)
+    version = registry.resolve(reference)
+    component = registry.load(reference, components)
+    return component, version.name, f"{version.name}@{version.version}:{version.digest[:12]}"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from genarch.deploy import ApiKeyStore, EmbeddingService, GenerationService, RateLimiter
+    from genarch.deploy.http import create_app
+    from genarch.deploy.metrics import MetricsRegistry
+    from genarch.errors import InvalidInputError, missing_dependency
+    from genarch.orchestration.chat_template import ChatTemplate
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise missing_dependency("uvicorn", "serve", "genarch serve") from None
+    if args.host not in LOOPBACK and args.api_keys is None:
+        raise InvalidInputError(
+            f"--host {args.host} serves beyond this machine: give --api-keys FILE "
+            "(genarch keys create) so callers must authenticate"
+        )
+    if args.api_keys is None:
+        print("genarch serve: no --api-keys: serving WITHOUT authentication", file=sys.stderr)
+    keys = ApiKeyStore(args.api_keys) if args.api_keys else None
+    limiter = None
+    if args.requests_per_second is not None or args.tokens_per_second is not None:
+        limiter = RateLimiter(
+            requests_per_second=args.requests_per_second,
+            request_burst=args.request_burst,
+            tokens_per_second=args.tokens_per_second,
+            token_burst=args.token_burst,
+        )
+    generator, name, version = _load_verified(args.reference, args.registry)
+    metrics = MetricsRegistry()
+    service = GenerationService(
+        generator,
+        keys=keys,
+        limiter=limiter,
+        metrics=metrics,
+        model_version=version,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_new_tokens=args.max_new_tokens,
+        max_prompt_tokens=args.max_prompt_tokens,
+        max_body_bytes=args.max_body_bytes,
+        cache_bytes=args.cache_bytes,
+        redact_prompts=args.redact,
+        redact_outputs=args.redact,
+    )
+    embeddings = None
+    if args.embeddings is not None:
+        extractor, _, embedding_version = _load_verified(args.embeddings, args.registry)
+        embeddings = EmbeddingService(
+            extractor,
+            keys=keys,
+            limiter=limiter,
+            metrics=metrics,
+            model_version=embedding_version,
+            redact_inputs=args.redact,
+        )
+    feedback = None
+    if args.feedback is not None:
+        from genarch.feedback import SQLiteFeedbackStore
+
+        feedback = SQLiteFeedbackStore(args.feedback)
+    app = create_app(
+        service,
+        embeddings,
+        feedback,
+        model_name=args.model_name or name,
+        keys=keys,
+        chat_template=ChatTemplate(),
+        tokenizer=getattr(generator, "tokenizer", None),
+    )
+    print(
+        f"genarch serve: {version} on http://{args.host}:{args.port}", file=sys.stderr, flush=True
+    )
+    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: it stops accepting, lets
+    # in-flight requests finish, then the app's lifespan closes (drains) the services.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from genarch.deploy import ApiKeyStore
+
+    store = ApiKeyStore(args.file)
+    if args.keys_command == "create":
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        print(store.create_key(args.name, scopes))
+        print("store this key now: it is not shown again", file=sys.stderr)
+    elif args.keys_command == "revoke":
+        revoked = store.revoke(args.name)
+        print(f"revoked {revoked.name} ({revoked.id})")
+    else:
+        for key in store.keys():  # noqa: SIM118 - ApiKeyStore is not a dict
+            state = "revoked" if key.revoked_at else "valid"
+            print(f"{key.id}  {key.name}  {','.join(key.scopes)}  {state}")
+    return 0
+
+
+def _add_serve_commands(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve", help="serve an artefact over an OpenAI-compatible HTTP API (genarch[serve])"
+    )
+    serve.add_argument("reference", help="an artefact directory, or name@alias with --registry")
+    serve.add_argument("--registry", help="the ModelRegistry root that name@alias is resolved in")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--api-keys", help="the API key file (genarch keys create); none: no auth")
+    serve.add_argument("--embeddings", help="also serve this feature extractor at /v1/embeddings")
+    serve.add_argument("--feedback", help="SQLite file that /v1/feedback records into")
+    serve.add_argument(
+        "--model-name", help="the model id clients use (default: the artefact's name)"
+    )
+    serve.add_argument("--max-batch", type=int, default=8, help="requests decoded together")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="micro-batch wait (ms)")
+    serve.add_argument("--max-new-tokens", type=int, default=512, help="cap on max_tokens")
+    serve.add_argument("--max-prompt-tokens", type=int, default=4096, help="cap on prompt tokens")
+    serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="cap on body size")
+    serve.add_argument("--cache-bytes", type=int, default=0, help="response cache (0: off)")
+    serve.add_argument("--requests-per-second", type=float, help="per-key request rate")
+    serve.add_argument("--request-burst", type=float, help="per-key request burst")
+    serve.add_argument("--tokens-per-second", type=float, help="per-key token rate")
+    serve.add_argument("--token-burst", type=float, help="per-key token burst")
+    serve.add_argument("--redact", action="store_true", help="redact PII in prompts and outputs")
+    serve.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    serve.set_defaults(handler=_serve)
+
+    keys = commands.add_parser("keys", help="create, revoke or list API keys")
+    actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("name")
+    create.add_argument(
+        "--scopes", required=True, help="comma-separated: generate,embed,feedback,admin"
+    )
+    create.add_argument("--file", required=True, help="the API key file")
+    revoke = actions.add_parser("revoke", help="revoke the valid key of NAME (or key id)")
+    revoke.add_argument("name")
+    revoke.add_argument("--file", required=True, help="the API key file")
+    listing = actions.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--file", required=True, help="the API key file")
+    keys.set_defaults(handler=_keys)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -189,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="training time for --modality image (default 90)",
     )
     quickstart.set_defaults(handler=_quickstart)
+    _add_serve_commands(commands)
     return parser
 
 

@@ -216,11 +216,10 @@ class Generator(Protocol[Req_contra, Res_co]):
     """A generative model behind one request/result interface.
 
     The same protocol serves every family: genarch's text generator
-    (``TextRequest`` -> ``TextResult``) and its image VAE, GAN and diffusion
-    models (``ImageRequest`` -> ``ImageResult``) implement it, and the
-    ``TabularRequest`` -> ``TabularResult`` records are there for tabular
-    models (genarch ships none yet; the test suite checks the protocol with a
-    tabular fake).
+    (``TextRequest`` -> ``TextResult``), its image VAE, GAN and diffusion
+    models (``ImageRequest`` -> ``ImageResult``) and its tabular
+    :class:`~genarch.models.BayesianNetwork` (``TabularRequest`` ->
+    ``TabularResult``, conditioned on any variable) implement it.
 
     Contract:
         * Determinism: a request that carries a seed gives the same result every
@@ -280,8 +279,9 @@ class ScoringGenerator(Protocol[Sample_contra]):
     """A generator that scores samples: log-probabilities (or a documented bound).
 
     Returns a float64 tensor of shape ``(len(samples),)``: the exact
-    log-likelihood for genarch's text generator (sum over tokens), the ELBO
-    (a seeded lower bound of it) for the VAE.
+    log-likelihood for genarch's text generator (sum over tokens) and for its
+    Bayesian network (rows of states; a row with missing values scores the
+    marginal probability of the values it gives), the ELBO (a seeded lower bound of it) for the VAE.
     """
 
     def log_prob(self, samples: Sequence[Sample_contra]) -> torch.Tensor: ...

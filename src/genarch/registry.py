@@ -143,6 +143,7 @@ def builtin_registry() -> Registry:
 BUILTIN_COMPONENTS: Mapping[str, str] = MappingProxyType(
     {
         "genarch.BM25Retriever": "genarch.orchestration:BM25Retriever",
+        "genarch.BayesianNetwork": "genarch.models:BayesianNetwork",
         "genarch.ByteTokenizer": "genarch.data:ByteTokenizer",
         "genarch.Chunker": "genarch.data:Chunker",
         "genarch.ContrastiveSentenceEncoder": "genarch.features:ContrastiveSentenceEncoder",

@@ -234,7 +234,8 @@ def test_a_crash_at_any_rename_of_a_token_file_save_leaves_the_old_or_the_new_fi
             break
     else:
         pytest.fail("the save never finished")
-    assert outcomes == {(1, 2, 3), (7, 8, 9, 4)}  # some crashes kept the old, the last wrote the new
+    # Some crashes kept the old file, the last (uninterrupted) save wrote the new one.
+    assert outcomes == {(1, 2, 3), (7, 8, 9, 4)}
 
 
 @pytest.mark.parametrize("vocab_size", [0, -1, True, 2**32 + 1, 2.5, "10", None])

@@ -152,7 +152,7 @@ def brute_joint(net: BayesianNetwork) -> np.ndarray:
     for states in itertools.product(*(range(k) for k in shape)):
         p = 1.0
         for v, name in enumerate(names):
-            index = tuple(states[names.index(u)] for u in net.parents(name)) + (states[v],)
+            index = (*(states[names.index(u)] for u in net.parents(name)), states[v])
             p *= cpts[name][index]
         joint[states] = p
     return joint
@@ -164,9 +164,7 @@ def brute_posterior(
     """``P(query | evidence)`` from the enumerated joint, axes in ``query`` order."""
     names = list(net.variables)
     joint = brute_joint(net)
-    index = tuple(
-        net.states(n).index(evidence[n]) if n in evidence else slice(None) for n in names
-    )
+    index = tuple(net.states(n).index(evidence[n]) if n in evidence else slice(None) for n in names)
     reduced = joint[index]
     left = [n for n in names if n not in evidence]
     summed = reduced.sum(axis=tuple(i for i, n in enumerate(left) if n not in query))

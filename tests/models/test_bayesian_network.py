@@ -15,7 +15,7 @@ from genarch.models.bayes import BayesianNetwork
 from genarch.protocols import Fittable, Generator, ScoringGenerator, is_conditional
 from genarch.schemas import TabularRequest, TabularResult
 from genarch.testing import check_generator
-from tests.models.bayes_testing import (
+from models.bayes_testing import (
     asia,
     brute_joint,
     brute_posterior,
@@ -70,9 +70,12 @@ def test_bad_structures_and_tables_are_refused(
 
 
 def test_omitted_cpts_are_uniform_and_config_lists_the_structure() -> None:
-    net = BayesianNetwork(variables=[TWO, {"name": "b", "states": ["p", "q", "r"], "parents": ["a"]}])
+    net = BayesianNetwork(
+        variables=[TWO, {"name": "b", "states": ["p", "q", "r"], "parents": ["a"]}]
+    )
     np.testing.assert_allclose(net.cpt("b"), np.full((2, 3), 1 / 3))
-    assert net.parents("b") == ("a",) and net.states("b") == ("p", "q", "r")
+    assert net.parents("b") == ("a",)
+    assert net.states("b") == ("p", "q", "r")
     assert BayesianNetwork.from_config(net.config.model_dump(mode="json")).config == net.config
 
 
@@ -101,7 +104,9 @@ def test_every_single_and_pair_posterior_equals_enumeration(make: object) -> Non
         for state in net.states(observed):
             evidence = {observed: state}
             expected = brute_posterior(net, [target], evidence)
-            np.testing.assert_allclose(net.query([target], evidence).probabilities, expected, atol=1e-12)
+            np.testing.assert_allclose(
+                net.query([target], evidence).probabilities, expected, atol=1e-12
+            )
     for pair in itertools.combinations(names, 2):
         np.testing.assert_allclose(
             net.query(list(pair)).probabilities, brute_posterior(net, pair, {}), atol=1e-12
@@ -136,7 +141,9 @@ def test_joint_queries_on_random_networks_equal_enumeration(
     query = data.draw(st.lists(st.sampled_from(free), unique=True, min_size=1, max_size=3))
     result = net.query(query, evidence)
     assert result.variables == tuple(query)
-    np.testing.assert_allclose(result.probabilities, brute_posterior(net, query, evidence), atol=1e-10)
+    np.testing.assert_allclose(
+        result.probabilities, brute_posterior(net, query, evidence), atol=1e-10
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -166,16 +173,20 @@ def test_log_prob_of_complete_and_partial_rows_equals_enumeration(
     scores = net.log_prob([complete, partial]).numpy()
     index = tuple(net.states(n).index(complete[n]) for n in names)
     with np.errstate(divide="ignore"):
-        assert scores[0] == pytest.approx(math.log(joint[index]) if joint[index] > 0 else -math.inf, abs=1e-10)
-    marginal = joint[tuple(net.states(n).index(partial[n]) if n in partial else slice(None) for n in names)]
+        assert scores[0] == pytest.approx(
+            math.log(joint[index]) if joint[index] > 0 else -math.inf, abs=1e-10
+        )
+    marginal = joint[
+        tuple(net.states(n).index(partial[n]) if n in partial else slice(None) for n in names)
+    ]
     assert scores[1] == pytest.approx(math.log(marginal.sum()), abs=1e-10)
 
 
 def test_log_prob_is_float64_minus_infinity_for_impossible_rows_and_empty_for_no_rows() -> None:
     net = asia()
-    row = {n: "no" for n in net.variables} | {"lung": "yes"}  # lung without either: impossible
+    row = dict.fromkeys(net.variables, "no") | {"lung": "yes"}  # lung without either: impossible
     scores = net.log_prob([row, {"either": "yes", "lung": "no", "tub": "no"}])
-    assert scores.dtype.is_floating_point and str(scores.dtype) == "torch.float64"
+    assert str(scores.dtype) == "torch.float64"
     assert scores.tolist() == [-math.inf, -math.inf]
     assert net.log_prob([]).shape == (0,)
 
@@ -191,7 +202,10 @@ def test_log_prob_is_float64_minus_infinity_for_impossible_rows_and_empty_for_no
         (lambda n: n.map_assignment({"tub": "yes", "either": "no"}), "probability zero"),
         (lambda n: n.sample(3, {"tub": "yes", "either": "no"}), "probability zero"),
         (lambda n: n.sample(-1), "num_rows"),
-        (lambda n: n.log_prob([{"smoke": "maybe"}]), "column 'smoke' has the unknown state 'maybe'"),
+        (
+            lambda n: n.log_prob([{"smoke": "maybe"}]),
+            "column 'smoke' has the unknown state 'maybe'",
+        ),
         (lambda n: n.log_prob([{"smoke": float("nan")}]), "column 'smoke' has the unknown value"),
     ],
 )
@@ -202,7 +216,8 @@ def test_bad_queries_raise_invalid_input_naming_the_problem(call: object, messag
 
 def test_asia_map_assignment_given_a_positive_xray() -> None:
     best = asia().map_assignment({"xray": "yes", "dysp": "yes"})
-    assert best.assignment["either"] == "yes" and best.assignment["smoke"] == "yes"
+    assert best.assignment["either"] == "yes"
+    assert best.assignment["smoke"] == "yes"
 
 
 # ------------------------------------------------------------------ sampling
@@ -243,7 +258,8 @@ def test_samples_under_evidence_match_the_exact_posterior_by_chi_square() -> Non
 def test_sampling_is_seeded_and_vectorised_over_many_rows() -> None:
     net = random_network(3, 40, max_parents=3)
     first, second = net.sample(5000, seed=7), net.sample(5000, seed=7)
-    assert first == second and len(first) == 5000
+    assert len(first) == 5000
+    assert first == second
     assert net.sample(5000, seed=8) != first
 
 
@@ -252,11 +268,14 @@ def test_sampling_is_seeded_and_vectorised_over_many_rows() -> None:
 
 def test_it_is_a_conditional_scoring_fittable_tabular_generator() -> None:
     net = asia()
-    assert isinstance(net, Generator) and isinstance(net, ScoringGenerator)
-    assert isinstance(net, Fittable) and is_conditional(net)
+    assert isinstance(net, Generator)
+    assert isinstance(net, ScoringGenerator)
+    assert isinstance(net, Fittable)
+    assert is_conditional(net)
     assert net.conditions["smoke"] == ["yes", "no"]
     result = net.generate(TabularRequest(num_rows=3, evidence={"asia": "yes"}, seed=0))
-    assert isinstance(result, TabularResult) and [r["asia"] for r in result.rows] == ["yes"] * 3
+    assert isinstance(result, TabularResult)
+    assert [r["asia"] for r in result.rows] == ["yes"] * 3
     assert list(result.rows[0]) == list(net.variables)
 
 

@@ -120,7 +120,10 @@ def test_a_prompt_that_fills_the_context_continues_as_in_transformers(tmp_path: 
     ids = torch.tensor([list(prompt.encode())])
     with torch.no_grad():  # transformers accepts it and predicts from the full context
         expected = reference.generate(
-            ids, attention_mask=torch.ones_like(ids), max_new_tokens=1, do_sample=False,
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=1,
+            do_sample=False,
             pad_token_id=0,
         )[0, ids.shape[1] :].tolist()
     result = generator.generate(TextRequest(prompt=prompt, max_new_tokens=5, temperature=0))
@@ -137,8 +140,12 @@ def test_generation_near_the_context_end_matches_transformers(tmp_path: Path) ->
     ids = torch.tensor([list(prompt.encode())])
     with torch.no_grad():
         expected = reference.generate(
-            ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, min_new_tokens=4,
-            do_sample=False, pad_token_id=0,
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=4,
+            min_new_tokens=4,
+            do_sample=False,
+            pad_token_id=0,
         )[0, ids.shape[1] :].tolist()
     result = generator.generate(TextRequest(prompt=prompt, max_new_tokens=10, temperature=0))
     assert list(result.token_ids) == expected

@@ -44,7 +44,9 @@ def requests(draw: st.DrawFn) -> TextRequest:
     st.lists(requests(), min_size=1, max_size=3),
     st.data(),
 )
-def test_sampling_never_fails_and_returns_valid_ids(rows: list[TextRequest], data: st.DataObject) -> None:
+def test_sampling_never_fails_and_returns_valid_ids(
+    rows: list[TextRequest], data: st.DataObject
+) -> None:
     logits = torch.tensor(
         [data.draw(st.lists(extreme_logits, min_size=VOCAB, max_size=VOCAB)) for _ in rows],
         dtype=torch.float32,

@@ -77,7 +77,9 @@ def _image_models() -> dict[str, torch.nn.Module]:
         "vae": VAE(latent_dim=4, width=4, hidden=16),
         "gan": GAN(latent_dim=4, width=4),
         "diffusion": Diffusion(
-            DiffusionConfig(width=8, schedule=NoiseSchedule(num_timesteps=10), sampler=DDIMSampler(steps=3))
+            DiffusionConfig(
+                width=8, schedule=NoiseSchedule(num_timesteps=10), sampler=DDIMSampler(steps=3)
+            )
         ),
     }
 
@@ -119,7 +121,9 @@ def test_a_large_request_is_generated_in_batches_with_the_same_images(name: str)
     model = _image_models()[name]
     whole = model.generate(ImageRequest(num_samples=7, seed=3)).images
     calls: list[int] = []
-    network = getattr(model, {"vae": "decoder", "gan": "ema_generator", "diffusion": "denoiser"}[name])
+    network = getattr(
+        model, {"vae": "decoder", "gan": "ema_generator", "diffusion": "denoiser"}[name]
+    )
     handle = network.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     model.generation_batch_size = 3
     try:

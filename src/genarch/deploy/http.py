@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import time
 import uuid
@@ -186,7 +187,14 @@ def _guarded(handler: Handler) -> Handler:
         except Exception as error:
             return _error(error)
 
+    from fastapi import Request as RuntimeRequest
+
     guarded.__name__ = handler.__name__
+    # FastAPI reads the signature; the annotation must be the class, not a string
+    parameter = inspect.Parameter(
+        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RuntimeRequest
+    )
+    guarded.__signature__ = inspect.Signature([parameter])  # type: ignore[attr-defined]
     return guarded
 
 
@@ -217,7 +225,9 @@ class _Server:
         self.created = int(time.time())
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="genarch-http-stream")
         # the feedback loop is only ever touched by this one thread (SQLite connections)
-        self.feedback_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genarch-feedback")
+        self.feedback_pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="genarch-feedback"
+        )
         wants_redaction = service.config.redact_prompts or service.config.redact_outputs
         self.redactor = PiiRedactor() if wants_redaction else None
 
@@ -607,7 +617,9 @@ class _Server:
                 **common,
             )
         loop = asyncio.get_running_loop()
-        feedback_id = await loop.run_in_executor(self.feedback_pool, self.feedback_loop.record, record)
+        feedback_id = await loop.run_in_executor(
+            self.feedback_pool, self.feedback_loop.record, record
+        )
         return _json({"id": feedback_id, "object": "feedback", "response_id": body.response_id})
 
     def _redacted(self, text: str) -> str:

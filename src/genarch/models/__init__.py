@@ -10,8 +10,23 @@ swappable, stateless :class:`DDPMSampler` and :class:`DDIMSampler`), each with
 its training objective; :mod:`genarch.models.image_eval` scores generated
 digits honestly (a classifier, digits FID, class accuracy, diversity), and
 :mod:`genarch.models.pictures` writes PNG grids (needs Pillow).
+
+Tables: :class:`BayesianNetwork` (:mod:`genarch.models.bayes`), a discrete
+Bayesian network with exact inference, sampling, parameter learning and BIF
+read/write.
 """
 
+from genarch.models.bayes import (
+    BayesianNetwork,
+    BayesianNetworkConfig,
+    DiscreteVariable,
+    Distribution,
+    MapAssignment,
+    format_bif,
+    parse_bif,
+    read_bif,
+    write_bif,
+)
 from genarch.models.diffusion import (
     DDIMSampler,
     DDPMSampler,
@@ -44,6 +59,8 @@ __all__ = [
     "GAN",
     "GPT",
     "VAE",
+    "BayesianNetwork",
+    "BayesianNetworkConfig",
     "DDIMSampler",
     "DDPMSampler",
     "Diffusion",
@@ -53,12 +70,15 @@ __all__ = [
     "DigitClassifier",
     "DigitScores",
     "DigitsEvaluator",
+    "DiscreteVariable",
+    "Distribution",
     "GANConfig",
     "GANObjective",
     "GPTConfig",
     "IncrementalDetokenizer",
     "KVCache",
     "LossReport",
+    "MapAssignment",
     "NoiseSchedule",
     "TextGenerator",
     "UNetDenoiser",
@@ -67,10 +87,14 @@ __all__ = [
     "classifier_accuracy",
     "config_from_hf_gpt2",
     "evaluate_loss",
+    "format_bif",
     "frechet_distance",
     "guided_noise",
     "load_hf_gpt2",
+    "parse_bif",
     "quickstart_images",
+    "read_bif",
     "sample",
     "train_digit_classifier",
+    "write_bif",
 ]

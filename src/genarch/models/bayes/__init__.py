@@ -11,17 +11,17 @@ from genarch.models.bayes.bif import format_bif, parse_bif, read_bif, write_bif
 from genarch.models.bayes.network import (
     BayesianNetwork,
     BayesianNetworkConfig,
+    DiscreteVariable,
     Distribution,
     MapAssignment,
-    Variable,
 )
 
 __all__ = [
     "BayesianNetwork",
     "BayesianNetworkConfig",
+    "DiscreteVariable",
     "Distribution",
     "MapAssignment",
-    "Variable",
     "format_bif",
     "parse_bif",
     "read_bif",

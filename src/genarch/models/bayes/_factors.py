@@ -55,9 +55,7 @@ class NetworkTables:
 
     def factors(self, keep: Iterable[int], evidence: Mapping[int, int]) -> list[Factor]:
         """The CPTs of ``keep`` as factors, with the evidence variables fixed."""
-        return [
-            Factor((*self.parents[v], v), self.cpts[v]).reduce(evidence) for v in sorted(keep)
-        ]
+        return [Factor((*self.parents[v], v), self.cpts[v]).reduce(evidence) for v in sorted(keep)]
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,9 @@ def _blocks(text: str) -> list[tuple[str, str, str]]:
             depth += {"{": 1, "}": -1}.get(text[end], 0)
             end += 1
         if depth:
-            raise InvalidInputError(f"BIF: the {match.group(1)} block at offset {match.start()} is not closed")
+            raise InvalidInputError(
+                f"BIF: the {match.group(1)} block at offset {match.start()} is not closed"
+            )
         blocks.append((match.group(1), (match.group(2) or "").strip(), text[match.end() : end - 1]))
         position = end
     return blocks
@@ -100,7 +102,9 @@ def parse_bif(text: str, **config: Any) -> BayesianNetwork:
         if keyword == "variable":
             found = _TYPE.search(body)
             if found is None:
-                raise InvalidInputError(f"BIF variable {header!r}: expected 'type discrete [ n ] {{ ... }}'")
+                raise InvalidInputError(
+                    f"BIF variable {header!r}: expected 'type discrete [ n ] {{ ... }}'"
+                )
             names = _words(found.group(2))
             if len(names) != int(found.group(1)):
                 raise InvalidInputError(
@@ -117,14 +121,18 @@ def parse_bif(text: str, **config: Any) -> BayesianNetwork:
         child, given = family[0], family[1:]
         for parent in given:
             if parent not in states:
-                raise InvalidInputError(f"BIF probability ( {child} | ... ) names unknown parent {parent!r}")
+                raise InvalidInputError(
+                    f"BIF probability ( {child} | ... ) names unknown parent {parent!r}"
+                )
         parents[child] = given
         tables[child] = _table(child, given, body, states)
     missing = sorted(set(states) - set(tables))
     if missing:
         raise InvalidInputError(f"BIF: no probability block for {missing}")
     variables = [{"name": n, "states": s, "parents": parents[n]} for n, s in states.items()]
-    return BayesianNetwork(BayesianNetworkConfig.parse({"variables": variables, **config}), cpts=tables)
+    return BayesianNetwork(
+        BayesianNetworkConfig.parse({"variables": variables, **config}), cpts=tables
+    )
 
 
 def _table(child: str, given: list[str], body: str, states: dict[str, list[str]]) -> Any:
@@ -135,7 +143,9 @@ def _table(child: str, given: list[str], body: str, states: dict[str, list[str]]
     if table is not None:
         values = np.array(_numbers(table.group(1), where))
         if values.size != int(np.prod(shape)):
-            raise InvalidInputError(f"BIF {where}: expected {int(np.prod(shape))} values, got {values.size}")
+            raise InvalidInputError(
+                f"BIF {where}: expected {int(np.prod(shape))} values, got {values.size}"
+            )
         # pgmpy's layout: the child's states slowest, then the parents (last fastest)
         return np.moveaxis(values.reshape([own, *shape[:-1]]), 0, -1)
     result = np.full(shape, np.nan)
@@ -148,7 +158,9 @@ def _table(child: str, given: list[str], body: str, states: dict[str, list[str]]
         try:
             index = tuple(states[p].index(label) for p, label in zip(given, labels, strict=True))
         except ValueError:
-            raise InvalidInputError(f"BIF {where}: the row ({', '.join(labels)}) names an unknown state") from None
+            raise InvalidInputError(
+                f"BIF {where}: the row ({', '.join(labels)}) names an unknown state"
+            ) from None
         result[index] = numbers
     if np.isnan(result).any():
         raise InvalidInputError(f"BIF {where}: some parent configurations have no row")
@@ -160,7 +172,11 @@ def format_bif(network: BayesianNetwork, name: str = "unknown") -> str:
     lines = [f"network {name} {{", "}"]
     for variable in network.config.variables:
         states = ", ".join(variable.states)
-        lines += [f"variable {variable.name} {{", f"  type discrete [ {len(variable.states)} ] {{ {states} }};", "}"]
+        lines += [
+            f"variable {variable.name} {{",
+            f"  type discrete [ {len(variable.states)} ] {{ {states} }};",
+            "}",
+        ]
     for variable in network.config.variables:
         table = network.cpt(variable.name)
         if not variable.parents:
@@ -184,6 +200,8 @@ def read_bif(path: str | os.PathLike[str], **config: Any) -> BayesianNetwork:
     return parse_bif(Path(path).read_text("utf-8"), **config)
 
 
-def write_bif(network: BayesianNetwork, path: str | os.PathLike[str], name: str = "unknown") -> None:
+def write_bif(
+    network: BayesianNetwork, path: str | os.PathLike[str], name: str = "unknown"
+) -> None:
     """Write :func:`format_bif` of ``network`` to ``path``."""
     Path(path).write_text(format_bif(network, name), "utf-8")

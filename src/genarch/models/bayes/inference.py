@@ -98,7 +98,7 @@ def _draw(probabilities: Array, uniform: Array) -> Codes:
     cumulative = np.cumsum(probabilities, axis=1)
     cumulative /= cumulative[:, -1:]
     states = (cumulative <= uniform[:, None]).sum(axis=1)
-    return np.minimum(states, probabilities.shape[1] - 1).astype(np.int64)
+    return np.asarray(np.minimum(states, probabilities.shape[1] - 1), dtype=np.int64)
 
 
 def forward_sample(tables: NetworkTables, uniforms: Array) -> Codes:
@@ -110,18 +110,14 @@ def forward_sample(tables: NetworkTables, uniforms: Array) -> Codes:
         flat = cpt.reshape(-1, tables.cards[v])  # (parent configurations, states)
         parents = tables.parents[v]
         if parents:
-            config = np.ravel_multi_index(
-                tuple(codes[:, u] for u in parents), cpt.shape[:-1]
-            )
+            config = np.ravel_multi_index(tuple(codes[:, u] for u in parents), cpt.shape[:-1])
         else:
             config = np.zeros(rows, dtype=np.int64)
         codes[:, v] = _draw(flat[config], uniforms[:, v])
     return codes
 
 
-def posterior_sample(
-    tables: NetworkTables, evidence: Mapping[int, int], uniforms: Array
-) -> Codes:
+def posterior_sample(tables: NetworkTables, evidence: Mapping[int, int], uniforms: Array) -> Codes:
     """Exact samples from ``P(all variables | evidence)``, one per row of ``uniforms`` (N, V).
 
     Raises:
@@ -146,5 +142,7 @@ def posterior_sample(
             weights = table[tuple(codes[:, u] for u in others)]  # (N, states)
         else:
             weights = np.broadcast_to(table, (rows, table.shape[-1]))
-        codes[:, step.variable] = _draw(np.asarray(weights, dtype=np.float64), uniforms[:, step.variable])
+        codes[:, step.variable] = _draw(
+            np.asarray(weights, dtype=np.float64), uniforms[:, step.variable]
+        )
     return codes

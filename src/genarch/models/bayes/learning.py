@@ -37,9 +37,7 @@ Codes = NDArray[np.int64]
 Array = NDArray[np.float64]
 
 
-def _column(
-    name: str, values: Sequence[object], states: Sequence[str], where: str
-) -> Codes:
+def _column(name: str, values: Sequence[object], states: Sequence[str], where: str) -> Codes:
     lookup = {state: code for code, state in enumerate(states)}
     codes = np.empty(len(values), dtype=np.int64)
     for row, value in enumerate(values):
@@ -71,7 +69,9 @@ def encode_rows(
     if isinstance(data, Mapping):
         unknown = sorted(str(c) for c in data if c not in known)
         if unknown:
-            raise InvalidInputError(f"{where}: unknown columns {unknown}; the network has {list(names)}")
+            raise InvalidInputError(
+                f"{where}: unknown columns {unknown}; the network has {list(names)}"
+            )
         lengths = set()
         for column, values in data.items():
             if isinstance(values, str) or not isinstance(values, Sequence):

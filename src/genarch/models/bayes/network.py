@@ -35,14 +35,20 @@ from genarch.protocols import PathLike
 from genarch.schemas import Config, TabularRequest, TabularResult
 from genarch.validation import describe, require_instance
 
-__all__ = ["BayesianNetwork", "BayesianNetworkConfig", "Distribution", "MapAssignment", "Variable"]
+__all__ = [
+    "BayesianNetwork",
+    "BayesianNetworkConfig",
+    "DiscreteVariable",
+    "Distribution",
+    "MapAssignment",
+]
 
 Array = NDArray[np.float64]
 FORMAT = "genarch.bayesian_network/1"
 ROW_SUM_TOLERANCE = 1e-9
 
 
-class Variable(Config):
+class DiscreteVariable(Config):
     """One discrete variable: its name, its states (in order) and its parents."""
 
     name: Annotated[str, Field(min_length=1)]
@@ -53,7 +59,7 @@ class Variable(Config):
 class BayesianNetworkConfig(Config):
     """The structure of a network and how :meth:`BayesianNetwork.fit` estimates its CPTs."""
 
-    variables: Annotated[tuple[Variable, ...], Field(min_length=1)]
+    variables: Annotated[tuple[DiscreteVariable, ...], Field(min_length=1)]
     """The variables, in column order; parents are named, the graph must be acyclic."""
     estimator: Literal["mle", "bdeu", "dirichlet"] = "bdeu"
     """Maximum likelihood, the BDeu posterior mean, or a uniform Dirichlet posterior mean."""
@@ -81,7 +87,9 @@ class Distribution:
         for name, states in zip(self.variables, self.states, strict=True):
             state = assignment.get(name)
             if state not in states:
-                raise InvalidInputError(f"assignment[{name!r}] must be one of {list(states)}, got {state!r}")
+                raise InvalidInputError(
+                    f"assignment[{name!r}] must be one of {list(states)}, got {state!r}"
+                )
             index.append(states.index(state))
         return float(self.probabilities[tuple(index)])
 
@@ -109,13 +117,19 @@ def _check_structure(config: BayesianNetworkConfig) -> tuple[int, ...]:
             raise ConfigError(f"variable {variable.name!r} is declared twice")
         index[variable.name] = position
         if len(set(variable.states)) != len(variable.states):
-            raise ConfigError(f"variable {variable.name!r} repeats a state: {list(variable.states)}")
+            raise ConfigError(
+                f"variable {variable.name!r} repeats a state: {list(variable.states)}"
+            )
     for variable in config.variables:
-        for parent in variable.parents:
-            if parent not in index:
-                raise ConfigError(f"variable {variable.name!r} has the unknown parent {parent!r}; have {names}")
+        for parent_name in variable.parents:
+            if parent_name not in index:
+                raise ConfigError(
+                    f"variable {variable.name!r} has the unknown parent {parent_name!r}; have {names}"
+                )
         if len(set(variable.parents)) != len(variable.parents) or variable.name in variable.parents:
-            raise ConfigError(f"variable {variable.name!r} lists a parent twice or itself: {list(variable.parents)}")
+            raise ConfigError(
+                f"variable {variable.name!r} lists a parent twice or itself: {list(variable.parents)}"
+            )
     order: list[int] = []
     state = [0] * len(names)  # 0 new, 1 on the current path, 2 done
     for start in range(len(names)):
@@ -185,10 +199,12 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
         given = dict(cpts or {})
         unknown = sorted(set(given) - set(self._index))
         if unknown:
-            raise InvalidInputError(f"cpts names unknown variables {unknown}; have {list(self._index)}")
+            raise InvalidInputError(
+                f"cpts names unknown variables {unknown}; have {list(self._index)}"
+            )
         tables = []
         for v, variable in enumerate(variables):
-            shape = tuple(cards[p] for p in parents[v]) + (cards[v],)
+            shape = (*(cards[p] for p in parents[v]), cards[v])
             if variable.name in given:
                 tables.append(_checked_cpt(variable.name, given[variable.name], shape))
             else:
@@ -226,14 +242,18 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
 
     def _variable(self, name: object, where: str) -> int:
         if not isinstance(name, str) or name not in self._index:
-            raise InvalidInputError(f"{where}: unknown variable {_shown(name)}; have {list(self._index)}")
+            raise InvalidInputError(
+                f"{where}: unknown variable {_shown(name)}; have {list(self._index)}"
+            )
         return self._index[name]
 
     def _evidence(self, evidence: Mapping[str, str] | None, where: str) -> dict[int, int]:
         if evidence is None:
             return {}
         if not isinstance(evidence, Mapping):
-            raise InvalidInputError(f"{where} expected a mapping of variable to state, got {describe(evidence)}")
+            raise InvalidInputError(
+                f"{where} expected a mapping of variable to state, got {describe(evidence)}"
+            )
         codes = {}
         for name, state in evidence.items():
             v = self._variable(name, where)
@@ -247,7 +267,9 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
 
     # ------------------------------------------------------------ inference
 
-    def query(self, variables: Sequence[str], evidence: Mapping[str, str] | None = None) -> Distribution:
+    def query(
+        self, variables: Sequence[str], evidence: Mapping[str, str] | None = None
+    ) -> Distribution:
         """The joint posterior ``P(variables | evidence)`` by variable elimination.
 
         Raises:
@@ -255,7 +277,9 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
                 twice or also in the evidence, or evidence of probability zero.
         """
         if isinstance(variables, str) or not isinstance(variables, Sequence) or not variables:
-            raise InvalidInputError(f"query expected a non-empty list of variables, got {describe(variables)}")
+            raise InvalidInputError(
+                f"query expected a non-empty list of variables, got {describe(variables)}"
+            )
         query = [self._variable(name, "query") for name in variables]
         fixed = self._evidence(evidence, "query evidence")
         if len(set(query)) != len(query) or set(query) & set(fixed):
@@ -268,7 +292,9 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
             tuple(variables), tuple(self.config.variables[v].states for v in query), table
         )
 
-    def marginal(self, variable: str, evidence: Mapping[str, str] | None = None) -> dict[str, float]:
+    def marginal(
+        self, variable: str, evidence: Mapping[str, str] | None = None
+    ) -> dict[str, float]:
         """``{state: P(variable = state | evidence)}``."""
         return self.query([variable], evidence).as_dict()
 
@@ -284,7 +310,8 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
         log_joint = float(inference.log_joint(self._tables, codes)[0])
         _, log_evidence = inference.posterior(self._tables, [], fixed)
         assignment = {
-            self.config.variables[v].name: self.config.variables[v].states[s] for v, s in sorted(best.items())
+            self.config.variables[v].name: self.config.variables[v].states[s]
+            for v, s in sorted(best.items())
         }
         return MapAssignment(assignment, math.exp(log_joint - log_evidence))
 
@@ -298,7 +325,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
         Raises:
             InvalidInputError: not a sequence of mappings, an unknown column or state.
         """
-        if isinstance(samples, Sequence) and not isinstance(samples, str) and len(samples) == 0:
+        if isinstance(samples, Sequence) and len(samples) == 0:
             return torch.zeros(0, dtype=torch.float64)
         codes = self._encode(samples, "log_prob")
         complete = (codes >= 0).all(axis=1)
@@ -329,12 +356,16 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
                 or evidence of probability zero.
         """
         if isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < 0:
-            raise InvalidInputError(f"num_rows must be a non-negative int, got {describe(num_rows)}")
+            raise InvalidInputError(
+                f"num_rows must be a non-negative int, got {describe(num_rows)}"
+            )
         fixed = self._evidence(evidence, "sample evidence")
         codes = self._sample_codes(num_rows, fixed, seed)
         return self._decode(codes)
 
-    def _sample_codes(self, num_rows: int, fixed: Mapping[int, int], seed: int | None) -> NDArray[np.int64]:
+    def _sample_codes(
+        self, num_rows: int, fixed: Mapping[int, int], seed: int | None
+    ) -> NDArray[np.int64]:
         uniforms = np.random.default_rng(seed).random((num_rows, len(self._index)))
         if fixed:
             return inference.posterior_sample(self._tables, fixed, uniforms)
@@ -342,20 +373,29 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
 
     def _decode(self, codes: NDArray[np.int64]) -> list[dict[str, str]]:
         columns = [
-            np.asarray(v.states, dtype=object)[codes[:, i]] for i, v in enumerate(self.config.variables)
+            np.asarray(v.states, dtype=object)[codes[:, i]]
+            for i, v in enumerate(self.config.variables)
         ]
         names = list(self._index)
-        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)] if columns else []
+        return (
+            [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+            if columns
+            else []
+        )
 
     def generate(self, request: TabularRequest) -> TabularResult:
         """``request.num_rows`` rows given ``request.evidence`` (see :meth:`sample`)."""
         request = require_instance(request, TabularRequest, "BayesianNetwork.generate")
         fixed = self._evidence(request.evidence, "TabularRequest.evidence")
-        return TabularResult(rows=tuple(self._decode(self._sample_codes(request.num_rows, fixed, request.seed))))
+        return TabularResult(
+            rows=tuple(self._decode(self._sample_codes(request.num_rows, fixed, request.seed)))
+        )
 
     def generate_batch(self, requests: Sequence[TabularRequest]) -> list[TabularResult]:
         """``[generate(r) for r in requests]``, every request checked first."""
-        checked = [require_instance(r, TabularRequest, "BayesianNetwork.generate_batch") for r in requests]
+        checked = [
+            require_instance(r, TabularRequest, "BayesianNetwork.generate_batch") for r in requests
+        ]
         for request in checked:
             self._evidence(request.evidence, "TabularRequest.evidence")
         return [self.generate(r) for r in checked]
@@ -365,7 +405,9 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
     def _encode(self, data: object, where: str) -> NDArray[np.int64]:
         return encode_rows(data, self.variables, [v.states for v in self.config.variables], where)
 
-    def fit(self, items: Sequence[Mapping[str, str | None]] | Mapping[str, Sequence[str | None]]) -> Self:
+    def fit(
+        self, items: Sequence[Mapping[str, str | None]] | Mapping[str, Sequence[str | None]]
+    ) -> Self:
         """Learn every CPT from data for the configured structure and estimator; returns ``self``.
 
         ``items`` are rows (mappings of column to state) or a column mapping;
@@ -395,7 +437,9 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
 
     def save(self, directory: PathLike) -> None:
         """Save the config and the CPTs as JSON (through :mod:`genarch.persistence`)."""
-        cpts = {name: table.tolist() for name, table in zip(self._index, self._tables.cpts, strict=True)}
+        cpts = {
+            name: table.tolist() for name, table in zip(self._index, self._tables.cpts, strict=True)
+        }
         save_component(directory, FORMAT, config=self.config, header={"cpts": cpts})
 
     @classmethod
