@@ -24,6 +24,7 @@ import httpx
 import openai
 import pytest
 import torch
+from openai.types.chat import ChatCompletionMessageParam
 
 from genarch.data import ByteTokenizer
 from genarch.deploy import ApiKeyStore, LocalDeployer
@@ -128,15 +129,11 @@ def assert_still_serves(server: Server) -> None:
     assert completion.choices[0].finish_reason in ("length", "stop")
 
 
-def greedy(server: Server, prompt: str, max_tokens: int, **kwargs: object) -> str:
+def greedy(server: Server, prompt: str, max_tokens: int) -> str:
     completion = server.client().completions.create(
-        model=MODEL,
-        prompt=prompt,
-        max_tokens=max_tokens,
-        temperature=0,
-        **kwargs,  # type: ignore[arg-type]
+        model=MODEL, prompt=prompt, max_tokens=max_tokens, temperature=0
     )
-    return completion.choices[0].text
+    return str(completion.choices[0].text)
 
 
 # ---------------------------------------------------------------- what works
@@ -199,17 +196,17 @@ def test_chat_with_logprobs(server: Server) -> None:
 
 
 def test_chat_streams_the_same_text_as_without_stream_then_done(server: Server) -> None:
-    messages = [{"role": "user", "content": "Tell me"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell me"}]
     whole = server.client().chat.completions.create(
         model=MODEL,
         messages=messages,
         max_tokens=12,
-        temperature=0,  # type: ignore[arg-type]
+        temperature=0,
     )
     chunks = list(
         server.client().chat.completions.create(
             model=MODEL,
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             max_tokens=12,
             temperature=0,
             stream=True,

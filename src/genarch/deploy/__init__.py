@@ -11,6 +11,8 @@
   generator or feature extractor in process: micro-batching, streaming, a
   response cache, caps, API keys, rate limits, redaction and metrics (see the
   [serving concept page](../concepts/serving.md)).
+* :func:`create_app` puts them behind an OpenAI-compatible HTTP API
+  (``pip install "genarch[serve]"``; ``genarch serve`` on the command line).
 
 See the [deployment concept page](../concepts/deployment.md).
 """
@@ -19,6 +21,7 @@ from genarch.deploy.artifacts import LocalDeployer, artifact_digest
 from genarch.deploy.cache import ResponseCache
 from genarch.deploy.embedding_service import EmbeddingService
 from genarch.deploy.endpoints import LocalEndpoint, serve
+from genarch.deploy.http import create_app
 from genarch.deploy.keys import ApiKey, ApiKeyStore
 from genarch.deploy.limits import RateLimiter, TokenBucket
 from genarch.deploy.metrics import MetricsRegistry
@@ -74,6 +77,7 @@ __all__ = [
     "VectorSearchRequest",
     "artifact_digest",
     "count_parameters",
+    "create_app",
     "render_model_card",
     "serve",
 ]

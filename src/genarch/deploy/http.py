@@ -36,9 +36,8 @@ import base64
 import inspect
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -47,28 +46,21 @@ import torch
 from genarch.data.pii_redaction import PiiRedactor
 from genarch.deploy.admission import count_tokens
 from genarch.deploy.embedding_service import EmbeddingService
-from genarch.deploy.http_errors import HttpError, describe_failure
+from genarch.deploy.http_errors import HttpError, describe_failure, json_response
+from genarch.deploy.http_generation import GenerationRoutes
 from genarch.deploy.http_models import (
-    ChatCompletionRequest,
-    CompletionRequest,
     EmbeddingRequest,
     FeedbackRequest,
-    unsupported_field,
 )
 from genarch.deploy.http_responses import (
     ResponseMemory,
-    chat_logprobs,
-    completion_logprobs,
-    completion_tokens,
-    finish_reason,
-    usage,
 )
 from genarch.deploy.keys import ApiKey, ApiKeyStore
 from genarch.deploy.service import GenerationService
 from genarch.deploy.serving_errors import AuthorizationError, CapExceededError
 from genarch.errors import InvalidInputError, missing_dependency
 from genarch.protocols import FeedbackLoop, PromptTemplate, Tokenizer
-from genarch.schemas import Correction, Preference, Rating, TextRequest, TextResult
+from genarch.schemas import Correction, Preference, Rating
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
@@ -124,7 +116,7 @@ def create_app(
         MissingDependencyError: FastAPI is not installed (``pip install "genarch[serve]"``).
     """
     fastapi = _fastapi()
-    server = _Server(
+    server = Door(
         service,
         embeddings,
         feedback,
@@ -136,16 +128,20 @@ def create_app(
         ResponseMemory(remember_responses if feedback is not None else 0),
     )
 
+    generation = GenerationRoutes(server)
+
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         yield
         if close_on_shutdown:
             await asyncio.to_thread(server.close)
 
-    app = fastapi.FastAPI(title="genarch", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app: FastAPI = fastapi.FastAPI(
+        title="genarch", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     routes: list[tuple[str, str, Handler]] = [
-        ("POST", "/v1/completions", server.completions),
-        ("POST", "/v1/chat/completions", server.chat),
+        ("POST", "/v1/completions", generation.completions),
+        ("POST", "/v1/chat/completions", generation.chat),
         ("POST", "/v1/embeddings", server.embed),
         ("POST", "/v1/feedback", server.feedback),
         ("GET", "/v1/models", server.models),
@@ -167,15 +163,9 @@ def create_app(
     return app
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def _error(error: BaseException) -> Response:
     status, body, headers = describe_failure(error)
-    return _json(body, status, headers)
+    return json_response(body, status, headers)
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -198,7 +188,7 @@ def _guarded(handler: Handler) -> Handler:
     return guarded
 
 
-class _Server:
+class Door:
     def __init__(
         self,
         service: GenerationService,
@@ -243,23 +233,23 @@ class _Server:
     # ------------------------------------------------------------ the door
 
     @staticmethod
-    def _key(request: Request) -> str | None:
+    def key(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         return key.strip() if scheme.lower() == "bearer" and key.strip() else None
 
-    def _authorize(self, request: Request, scope: str | None) -> ApiKey | None:
+    def authorize(self, request: Request, scope: str | None) -> ApiKey | None:
         """The caller's key record for ``scope`` (``None``: any valid key); ``None`` without keys."""
         if self.keys is None:
             return None
         if scope is not None:
-            return self.keys.authenticate(self._key(request), scope)
+            return self.keys.authenticate(self.key(request), scope)
         try:
-            return self.keys.authenticate(self._key(request), "admin")
+            return self.keys.authenticate(self.key(request), "admin")
         except AuthorizationError:
             return None  # a valid key, just not an admin one
 
-    async def _body(self, request: Request, limit: int, check: Callable[[int], None]) -> Any:
+    async def read_body(self, request: Request, limit: int, check: Callable[[int], None]) -> Any:
         """The JSON body, refused (413) past ``limit`` bytes, (400) if not JSON."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > _HARD_BODY_LIMIT:
@@ -279,13 +269,13 @@ class _Server:
                 400, f"the body is not valid JSON: {error}", code="invalid_json"
             ) from None
 
-    async def _generation_body(self, request: Request) -> Any:
-        self._authorize(request, "generate")
-        return await self._body(
+    async def generation_body(self, request: Request) -> Any:
+        self.authorize(request, "generate")
+        return await self.read_body(
             request, self.service.config.max_body_bytes, self.service.check_body_size
         )
 
-    def _check_model(self, model: str | None, served: str) -> None:
+    def check_model(self, model: str | None, served: str) -> None:
         if model is not None and model != served:
             raise HttpError(
                 404,
@@ -295,245 +285,12 @@ class _Server:
                 param="model",
             )
 
-    def _refuse_unsupported(self, body: CompletionRequest | ChatCompletionRequest) -> None:
-        if (name := unsupported_field(body)) is not None:
-            raise HttpError(
-                400, f"{name} is not supported by genarch", code="unsupported", param=name
-            )
-
-    def _requests(
-        self,
-        body: CompletionRequest | ChatCompletionRequest,
-        prompts: Sequence[str],
-        max_tokens: int | None,
-        logprobs: int | None,
-    ) -> list[TextRequest]:
-        """One TextRequest per prompt and choice; choice ``i`` of a seeded request has ``seed + i``."""
-        limit = self.service.config.max_new_tokens if max_tokens is None else max_tokens
-        return [
-            TextRequest(
-                prompt=prompt,
-                max_new_tokens=limit,
-                temperature=body.temperature,
-                top_p=body.top_p,
-                top_k=body.top_k,
-                min_p=body.min_p,
-                repetition_penalty=body.repetition_penalty,
-                presence_penalty=body.presence_penalty,
-                frequency_penalty=body.frequency_penalty,
-                stop=body.stop_strings(),
-                logprobs=logprobs,
-                seed=None if body.seed is None else body.seed + choice,
-            )
-            for prompt in prompts
-            for choice in range(body.n)
-        ]
-
-    async def _generate(self, request: Request, requests: list[TextRequest]) -> list[TextResult]:
-        """Submit every request, wait for all; a client that leaves drops those still queued."""
-        key = self._key(request)
-        futures: list[Future[TextResult]] = []
-        try:
-            for text_request in requests:
-                futures.append(self.service.submit(text_request, api_key=key))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        waiting = asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-        while True:
-            done, _ = await asyncio.wait({waiting}, timeout=0.2)
-            if done:
-                return list(waiting.result())
-            if await request.is_disconnected():
-                for future in futures:
-                    future.cancel()
-                waiting.cancel()
-                raise HttpError(499, "the client disconnected", code="client_closed_request")
-
-    def _usage(self, prompts: Sequence[str], results: Sequence[TextResult]) -> dict[str, int]:
-        prompt = sum(count_tokens(self.tokenizer, p) for p in prompts)
-        return usage(prompt, sum(completion_tokens(self.tokenizer, r) for r in results))
-
-    # ----------------------------------------------------------- the routes
-
-    async def completions(self, request: Request) -> Response:
-        body = CompletionRequest.model_validate(await self._generation_body(request))
-        self._check_model(body.model, self.model_name)
-        self._refuse_unsupported(body)
-        prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
-        requests = self._requests(body, prompts, body.max_tokens, body.logprobs)
-        response_id = f"cmpl-{uuid.uuid4().hex}"
-        if body.stream:
-            return self._stream(request, body, requests, prompts[0], response_id, chat=False)
-        results = await self._generate(request, requests)
-        self.memory.put(response_id, prompts[0], [r.text for r in results])
-        choices = [
-            {
-                "index": index,
-                "text": result.text,
-                "logprobs": completion_logprobs(self.tokenizer, result.logprobs)
-                if body.logprobs is not None
-                else None,
-                "finish_reason": finish_reason(result),
-            }
-            for index, result in enumerate(results)
-        ]
-        return _json(
-            {
-                "id": response_id,
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": self.model_name,
-                "choices": choices,
-                "usage": self._usage([r.prompt for r in requests[:: body.n]], results),
-            }
-        )
-
-    async def chat(self, request: Request) -> Response:
-        body = ChatCompletionRequest.model_validate(await self._generation_body(request))
-        self._check_model(body.model, self.model_name)
-        self._refuse_unsupported(body)
-        if self.chat_template is None:
-            raise HttpError(404, "this server has no chat template", code="chat_not_served")
-        messages = []
-        for index, message in enumerate(body.messages):
-            content = message.content
-            if not isinstance(content, str):  # a list of parts: only text parts
-                if any(part.get("type") != "text" for part in content):
-                    raise HttpError(
-                        400, "only text content parts are supported", param=f"messages.{index}"
-                    )
-                content = "".join(str(part.get("text", "")) for part in content)
-            role = "system" if message.role == "developer" else message.role
-            messages.append({"role": role, "content": content})
-        prompt = self.chat_template.render({"messages": messages})
-        top = body.top_logprobs if body.top_logprobs is not None else 0
-        max_tokens = (
-            body.max_completion_tokens
-            if body.max_completion_tokens is not None
-            else body.max_tokens
-        )
-        requests = self._requests(body, [prompt], max_tokens, top if body.logprobs else None)
-        response_id = f"chatcmpl-{uuid.uuid4().hex}"
-        if body.stream:
-            return self._stream(request, body, requests, prompt, response_id, chat=True)
-        results = await self._generate(request, requests)
-        self.memory.put(response_id, prompt, [r.text for r in results])
-        choices = [
-            {
-                "index": index,
-                "message": {"role": "assistant", "content": result.text},
-                "logprobs": chat_logprobs(self.tokenizer, result.logprobs, top)
-                if body.logprobs
-                else None,
-                "finish_reason": finish_reason(result),
-            }
-            for index, result in enumerate(results)
-        ]
-        return _json(
-            {
-                "id": response_id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": self.model_name,
-                "choices": choices,
-                "usage": self._usage([prompt], results),
-            }
-        )
-
-    def _stream(
-        self,
-        request: Request,
-        body: CompletionRequest | ChatCompletionRequest,
-        requests: list[TextRequest],
-        prompt: str,
-        response_id: str,
-        *,
-        chat: bool,
-    ) -> Response:
-        from fastapi.responses import StreamingResponse
-
-        if len(requests) != 1:
-            raise HttpError(400, "stream supports one prompt and n=1", param="n")
-        if body.logprobs:
-            raise HttpError(400, "logprobs are not streamed; ask without stream", param="logprobs")
-        (text_request,) = requests
-        stream = self.service.stream(
-            text_request, api_key=self._key(request)
-        )  # admission errors here
-        include_usage = body.stream_options is not None and body.stream_options.include_usage
-        kind = "chat.completion.chunk" if chat else "text_completion"
-        created = int(time.time())
-
-        def event(
-            delta: str | None, finish: str | None, extra: dict[str, Any] | None = None
-        ) -> str:
-            choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
-            if chat:
-                choice["delta"] = {} if delta is None else {"content": delta}
-            else:
-                choice["text"] = delta or ""
-                choice["logprobs"] = None
-            chunk = {
-                "id": response_id,
-                "object": kind,
-                "created": created,
-                "model": self.model_name,
-            }
-            chunk.update(choices=[choice], **(extra or {}))
-            return f"data: {json.dumps(chunk)}\n\n"
-
-        async def events() -> AsyncIterator[str]:
-            loop = asyncio.get_running_loop()
-            pieces: list[str] = []
-            try:
-                if chat:
-                    first = json.loads(event(None, None)[len("data: ") :])
-                    first["choices"][0]["delta"] = {"role": "assistant", "content": ""}
-                    yield f"data: {json.dumps(first)}\n\n"
-                while (
-                    piece := await loop.run_in_executor(self.pool, next, stream, None)
-                ) is not None:
-                    pieces.append(piece)
-                    yield event(piece, None)
-                text = "".join(pieces)
-                produced = count_tokens(self.tokenizer, text)
-                finish = "length" if produced >= text_request.max_new_tokens else "stop"
-                yield event(None, finish)
-                if include_usage:
-                    numbers = usage(count_tokens(self.tokenizer, prompt), produced)
-                    yield self._usage_chunk(response_id, kind, created, numbers)
-                self.memory.put(response_id, prompt, [text])
-                yield "data: [DONE]\n\n"
-            except Exception as error:  # the request's own error, after the headers went out
-                _, payload, _ = describe_failure(error)
-                yield f"data: {json.dumps(payload)}\n\n"
-                yield "data: [DONE]\n\n"
-            finally:
-                stream.close()  # a client that left cancels the decoding
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    def _usage_chunk(
-        self, response_id: str, kind: str, created: int, numbers: dict[str, int]
-    ) -> str:
-        chunk = {
-            "id": response_id,
-            "object": kind,
-            "created": created,
-            "model": self.model_name,
-            "choices": [],
-            "usage": numbers,
-        }
-        return f"data: {json.dumps(chunk)}\n\n"
-
     async def embed(self, request: Request) -> Response:
         if self.embeddings is None:
             raise HttpError(
                 404, "this server serves no embedding model", code="embeddings_not_served"
             )
-        self._authorize(request, "embed")
+        self.authorize(request, "embed")
         embeddings = self.embeddings
         limit = embeddings.config.max_body_bytes
 
@@ -541,8 +298,8 @@ class _Server:
             if size > limit:
                 raise CapExceededError("max_body_bytes", limit, size, "the request body in bytes")
 
-        body = EmbeddingRequest.model_validate(await self._body(request, limit, check))
-        self._check_model(body.model, self.embedding_model_name)
+        body = EmbeddingRequest.model_validate(await self.read_body(request, limit, check))
+        self.check_model(body.model, self.embedding_model_name)
         items = [body.input] if isinstance(body.input, str) else body.input
         if any(not isinstance(item, str) for item in items):
             raise HttpError(400, "token-id input is not supported; send text", param="input")
@@ -553,7 +310,7 @@ class _Server:
                 f"dimensions must be {embeddings.dim} (the model's) if given",
                 param="dimensions",
             )
-        future = embeddings.submit(texts, api_key=self._key(request))
+        future = embeddings.submit(texts, api_key=self.key(request))
         vectors: torch.Tensor = await asyncio.wrap_future(future)
         data = []
         for index, vector in enumerate(vectors.to(torch.float32).cpu()):
@@ -562,7 +319,7 @@ class _Server:
                 embedding = base64.b64encode(vector.numpy().astype("<f4").tobytes()).decode("ascii")
             data.append({"object": "embedding", "index": index, "embedding": embedding})
         tokens = sum(count_tokens(None, text) for text in texts)
-        return _json(
+        return json_response(
             {
                 "object": "list",
                 "data": data,
@@ -574,10 +331,10 @@ class _Server:
     async def feedback(self, request: Request) -> Response:
         if self.feedback_loop is None:
             raise HttpError(404, "this server records no feedback", code="feedback_not_served")
-        key = self._authorize(request, "feedback")
+        key = self.authorize(request, "feedback")
         limit = self.service.config.max_body_bytes
         body = FeedbackRequest.model_validate(
-            await self._body(request, limit, self.service.check_body_size)
+            await self.read_body(request, limit, self.service.check_body_size)
         )
         remembered = self.memory.get(body.response_id)
 
@@ -620,34 +377,36 @@ class _Server:
         feedback_id = await loop.run_in_executor(
             self.feedback_pool, self.feedback_loop.record, record
         )
-        return _json({"id": feedback_id, "object": "feedback", "response_id": body.response_id})
+        return json_response(
+            {"id": feedback_id, "object": "feedback", "response_id": body.response_id}
+        )
 
     def _redacted(self, text: str) -> str:
         """``text`` with PII replaced when the service redacts (feedback is stored as served)."""
         return self.redactor.redact(text).text if self.redactor is not None else text
 
     async def models(self, request: Request) -> Response:
-        self._authorize(request, None)
+        self.authorize(request, None)
         names = [self.model_name] + ([self.embedding_model_name] if self.embeddings else [])
         data = [
             {"id": n, "object": "model", "created": self.created, "owned_by": "genarch"}
             for n in names
         ]
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
 
     async def healthz(self, request: Request) -> Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
         healths = [self.service.health()] + ([self.embeddings.health()] if self.embeddings else [])
         ready = all(h.ready for h in healths)
         body = {"ready": ready, "services": [h.model_dump(mode="json") for h in healths]}
-        return _json(body, 200 if ready else 503)
+        return json_response(body, 200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
         from fastapi.responses import PlainTextResponse
 
-        self._authorize(request, "admin")
+        self.authorize(request, "admin")
         text = self.service.metrics.render_prometheus()
         if self.embeddings is not None and self.embeddings.metrics is not self.service.metrics:
             text += self.embeddings.metrics.render_prometheus()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -39,7 +39,10 @@ from genarch.deploy.serving_errors import (
 )
 from genarch.errors import InvalidInputError, NotFoundError
 
-__all__ = ["HttpError", "describe_failure"]
+if TYPE_CHECKING:
+    from fastapi.responses import Response
+
+__all__ = ["HttpError", "describe_failure", "json_response"]
 
 LOG = logging.getLogger("genarch.deploy.http")
 
@@ -112,3 +115,10 @@ def describe_failure(error: BaseException) -> tuple[int, dict[str, Any], dict[st
     LOG.error("internal error answering a request: %s: %s", type(error).__name__, error)
     body = error_body("the server failed to answer this request", "server_error", "internal_error")
     return 500, body, headers
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response (FastAPI imported only when a server runs)."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(body, status_code=status, headers=headers)

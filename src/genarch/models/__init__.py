@@ -12,8 +12,8 @@ digits honestly (a classifier, digits FID, class accuracy, diversity), and
 :mod:`genarch.models.pictures` writes PNG grids (needs Pillow).
 
 Tables: :class:`BayesianNetwork` (:mod:`genarch.models.bayes`), a discrete
-Bayesian network with exact inference, sampling, parameter learning and BIF
-read/write.
+Bayesian network with exact inference, sampling, parameter and structure
+learning (:func:`hill_climb`, :func:`chow_liu`) and BIF read/write.
 """
 
 from genarch.models.bayes import (
@@ -22,7 +22,9 @@ from genarch.models.bayes import (
     DiscreteVariable,
     Distribution,
     MapAssignment,
+    chow_liu,
     format_bif,
+    hill_climb,
     parse_bif,
     read_bif,
     write_bif,
@@ -84,12 +86,14 @@ __all__ = [
     "UNetDenoiser",
     "VAEConfig",
     "VAEObjective",
+    "chow_liu",
     "classifier_accuracy",
     "config_from_hf_gpt2",
     "evaluate_loss",
     "format_bif",
     "frechet_distance",
     "guided_noise",
+    "hill_climb",
     "load_hf_gpt2",
     "parse_bif",
     "quickstart_images",

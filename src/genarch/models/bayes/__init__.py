@@ -4,7 +4,8 @@
 its tables; :mod:`~genarch.models.bayes.inference` does variable elimination,
 MAP and sampling; :mod:`~genarch.models.bayes.learning` estimates the tables
 from rows; :mod:`~genarch.models.bayes.bif` reads and writes the BIF format that
-pgmpy and bnlearn exchange.
+pgmpy and bnlearn exchange; :mod:`~genarch.models.bayes.structure` learns the
+graph (hill climbing, Chow-Liu).
 """
 
 from genarch.models.bayes.bif import format_bif, parse_bif, read_bif, write_bif
@@ -15,6 +16,7 @@ from genarch.models.bayes.network import (
     Distribution,
     MapAssignment,
 )
+from genarch.models.bayes.structure import chow_liu, hill_climb
 
 __all__ = [
     "BayesianNetwork",
@@ -22,7 +24,9 @@ __all__ = [
     "DiscreteVariable",
     "Distribution",
     "MapAssignment",
+    "chow_liu",
     "format_bif",
+    "hill_climb",
     "parse_bif",
     "read_bif",
     "write_bif",

@@ -26,8 +26,9 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from genarch.configured import Configured
-from genarch.errors import ConfigError, InvalidInputError
+from genarch.errors import InvalidInputError
 from genarch.models.bayes import inference
+from genarch.models.bayes._checks import checked_cpt, checked_structure, shown
 from genarch.models.bayes._factors import NetworkTables
 from genarch.models.bayes.learning import encode_rows, estimate_cpt, family_counts
 from genarch.persistence import open_saved, reading, save_component
@@ -45,7 +46,6 @@ __all__ = [
 
 Array = NDArray[np.float64]
 FORMAT = "genarch.bayesian_network/1"
-ROW_SUM_TOLERANCE = 1e-9
 
 
 class DiscreteVariable(Config):
@@ -108,52 +108,6 @@ class MapAssignment:
     probability: float
 
 
-def _check_structure(config: BayesianNetworkConfig) -> tuple[int, ...]:
-    """Validate names, states and parents; return a topological order (raises ConfigError)."""
-    names = [v.name for v in config.variables]
-    index: dict[str, int] = {}
-    for position, variable in enumerate(config.variables):
-        if variable.name in index:
-            raise ConfigError(f"variable {variable.name!r} is declared twice")
-        index[variable.name] = position
-        if len(set(variable.states)) != len(variable.states):
-            raise ConfigError(
-                f"variable {variable.name!r} repeats a state: {list(variable.states)}"
-            )
-    for variable in config.variables:
-        for parent_name in variable.parents:
-            if parent_name not in index:
-                raise ConfigError(
-                    f"variable {variable.name!r} has the unknown parent {parent_name!r}; have {names}"
-                )
-        if len(set(variable.parents)) != len(variable.parents) or variable.name in variable.parents:
-            raise ConfigError(
-                f"variable {variable.name!r} lists a parent twice or itself: {list(variable.parents)}"
-            )
-    order: list[int] = []
-    state = [0] * len(names)  # 0 new, 1 on the current path, 2 done
-    for start in range(len(names)):
-        stack: list[tuple[int, int]] = [(start, 0)]
-        while stack:
-            node, next_parent = stack.pop()
-            if next_parent == 0:
-                if state[node] == 2:
-                    continue
-                state[node] = 1
-            parents = config.variables[node].parents
-            if next_parent < len(parents):
-                stack.append((node, next_parent + 1))
-                parent = index[parents[next_parent]]
-                if state[parent] == 1:
-                    raise ConfigError(f"the graph has a cycle through variable {names[parent]!r}")
-                if state[parent] == 0:
-                    stack.append((parent, 0))
-            else:
-                state[node] = 2
-                order.append(node)
-    return tuple(order)
-
-
 class BayesianNetwork(Configured[BayesianNetworkConfig]):
     """A discrete Bayesian network with exact inference, sampling and learning.
 
@@ -191,7 +145,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
         **fields: Any,
     ) -> None:
         Configured.__init__(self, config, **fields)
-        order = _check_structure(self.config)
+        order = checked_structure(self.config)
         variables = self.config.variables
         self._index = {v.name: i for i, v in enumerate(variables)}
         cards = tuple(len(v.states) for v in variables)
@@ -206,7 +160,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
         for v, variable in enumerate(variables):
             shape = (*(cards[p] for p in parents[v]), cards[v])
             if variable.name in given:
-                tables.append(_checked_cpt(variable.name, given[variable.name], shape))
+                tables.append(checked_cpt(variable.name, given[variable.name], shape))
             else:
                 tables.append(np.full(shape, 1.0 / cards[v]))
         self._tables = NetworkTables(cards, parents, tuple(tables), order)
@@ -243,7 +197,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
     def _variable(self, name: object, where: str) -> int:
         if not isinstance(name, str) or name not in self._index:
             raise InvalidInputError(
-                f"{where}: unknown variable {_shown(name)}; have {list(self._index)}"
+                f"{where}: unknown variable {shown(name)}; have {list(self._index)}"
             )
         return self._index[name]
 
@@ -260,7 +214,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
             states = self.config.variables[v].states
             if state not in states:
                 raise InvalidInputError(
-                    f"{where}: variable {name!r} has no state {_shown(state)}; expected one of {list(states)}"
+                    f"{where}: variable {name!r} has no state {shown(state)}; expected one of {list(states)}"
                 )
             codes[v] = states.index(state)
         return codes
@@ -457,29 +411,3 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
             if not isinstance(cpts, dict):
                 raise InvalidInputError(f"cpts must be an object, got {describe(cpts)}")
             return cls(config, cpts=cpts)
-
-
-def _shown(value: object) -> str:
-    return repr(value) if isinstance(value, str) else describe(value)
-
-
-def _checked_cpt(name: str, values: Any, shape: tuple[int, ...]) -> Array:
-    try:
-        table = np.array(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise InvalidInputError(f"the CPT of {name!r} is not a numeric table: {error}") from None
-    if table.shape != shape:
-        raise InvalidInputError(
-            f"the CPT of {name!r} must have shape {shape} (parent states..., own states), got {table.shape}"
-        )
-    if not np.isfinite(table).all() or (table < 0).any():
-        raise InvalidInputError(f"the CPT of {name!r} has a negative or non-finite entry")
-    sums = table.sum(axis=-1)
-    worst = np.unravel_index(int(np.argmax(np.abs(sums - 1.0))), sums.shape)
-    if abs(float(sums[worst]) - 1.0) > ROW_SUM_TOLERANCE:
-        raise InvalidInputError(
-            f"the CPT of {name!r}: the row for parent states {tuple(int(i) for i in worst)} "
-            f"sums to {float(sums[worst])!r}, not 1 (tolerance {ROW_SUM_TOLERANCE})"
-        )
-    table.setflags(write=False)
-    return table
