@@ -47,16 +47,24 @@ def test_package_killed_at_any_moment_leaves_the_old_or_the_new_artefact(
     seen = set()
     for kill in range(KILLS):
         version = str(kill % 2 + 1)  # alternate, so every kill replaces one artefact by another
+        finished_reader, finished_writer = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child is killed
             try:
                 while True:
                     deployer.package(models[version], target, name="m", version=version)
+                    os.write(finished_writer, b".")  # one complete package
             finally:
                 os._exit(0)
+        os.close(finished_writer)
+        # Half the kills wait for one complete package first, so both outcomes occur
+        # however slow the machine is; then the kill lands at a random moment.
+        if rng.random() < 0.5:
+            os.read(finished_reader, 1)
         time.sleep(rng.uniform(0, 2 * seconds))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
+        os.close(finished_reader)
         assert os.WIFSIGNALED(status), "the child died before it was killed"
         manifest = deployer.verify(target)  # never IntegrityError, never NotFoundError
         loaded = deployer.load(target)
