@@ -72,3 +72,38 @@ def test_pii_detection_is_linear_on_adversarial_lines(unit: str) -> None:
 def test_long_digit_runs_after_a_plus_are_not_phones_and_real_phones_still_are() -> None:
     text = ("+1" + "1" * 40 + " ") * 3 + "call +44 20 7946 0958 now"
     assert [(s.type, s.text) for s in find_pii(text)] == [("PHONE", "+44 20 7946 0958")]
+
+
+_HOSTILE_HTML = {
+    "unclosed-tags": "<b ",
+    "lone-lt": "<",
+    "unclosed-comments": "<!--",
+    "ampersands": "&",
+    "unclosed-attribute-values": "<a href='",
+    "unclosed-end-tags": "</",
+    "comments-without-close-but-gt": "<!-- x>",
+    "gt-inside-quoted-values": "<a b='>' ",
+    "spaces-between-inline-tags": "<i> </i>",
+    "unclosed-cdata-sections": "<![cdata[",
+    "unclosed-declarations": "<!doctype ",
+    "deeply-nested-tags": "<div><span>",
+}
+
+
+@pytest.mark.parametrize("unit", list(_HOSTILE_HTML.values()), ids=list(_HOSTILE_HTML))
+def test_html_to_text_is_linear_on_hostile_html(unit: str) -> None:
+    from genarch.data.html import html_to_text
+
+    # Sizes where the small run takes milliseconds, not microseconds of timer noise.
+    n = 20_000 if unit in ("<", "</", "<i> </i>", "<!--") else 50_000
+    ratio = growth(lambda size: html_to_text(unit * (size // len(unit))), n)
+    assert ratio < 8, f"4x the text took {ratio:.1f}x the time"
+
+
+def test_html_to_text_is_linear_on_long_attribute_values() -> None:
+    from genarch.data.html import html_to_text
+
+    ratio = growth(
+        lambda n: html_to_text(f"<a href='{'x' * n}'>t</a><a title=\"{'y' * n}"), 200_000
+    )
+    assert ratio < 8, f"4x the text took {ratio:.1f}x the time"

@@ -13,12 +13,20 @@
   [serving concept page](../concepts/serving.md)).
 * :func:`create_app` puts them behind an OpenAI-compatible HTTP API
   (``pip install "genarch[serve]"``; ``genarch serve`` on the command line).
+* :class:`OpenAICompatibleGenerator` and :class:`OpenAICompatibleEmbedder`
+  call any OpenAI-compatible server as a ``Generator`` and a ``FeatureExtractor``.
 
 See the [deployment concept page](../concepts/deployment.md).
 """
 
 from genarch.deploy.artifacts import LocalDeployer, artifact_digest
 from genarch.deploy.cache import ResponseCache
+from genarch.deploy.clients import (
+    OpenAICompatibleEmbedder,
+    OpenAICompatibleGenerator,
+    RemoteConnectionError,
+    RemoteServerError,
+)
 from genarch.deploy.embedding_service import EmbeddingService
 from genarch.deploy.endpoints import LocalEndpoint, serve
 from genarch.deploy.http import create_app
@@ -66,8 +74,12 @@ __all__ = [
     "MetricsRegistry",
     "ModelRegistry",
     "ModelVersion",
+    "OpenAICompatibleEmbedder",
+    "OpenAICompatibleGenerator",
     "RateLimitError",
     "RateLimiter",
+    "RemoteConnectionError",
+    "RemoteServerError",
     "ResponseCache",
     "RetrievalRequest",
     "ServiceClosedError",

@@ -14,6 +14,8 @@
 * :class:`RewardModel` and :class:`RewardModeling` — a Bradley-Terry reward
   head on a GPT and its objective; :func:`pairwise_accuracy`; :func:`best_of_n`
   picks the best of n seeded samples by any reward.
+* :class:`GRPO` — group relative policy optimisation with a verifiable reward,
+  over a :class:`GRPOBatch` of seeded sampled groups built by :func:`grpo_batch`.
 * :func:`win_rate`, :func:`sampled_kl` and :func:`perplexity_change` — a
   feedback round measured: the new model's held-out win rate against the base
   under a preference, its KL to the base, and held-out perplexity.
@@ -23,6 +25,15 @@
 """
 
 from genarch.feedback.drift import DriftMonitor, DriftMonitorConfig, DriftReport, TokenShift
+from genarch.feedback.grpo import (
+    GRPO,
+    GRPOBatch,
+    GRPOConfig,
+    GRPOTerms,
+    grpo_advantages,
+    grpo_batch,
+    grpo_losses,
+)
 from genarch.feedback.loop import (
     KLEstimate,
     PerplexityChange,
@@ -62,6 +73,7 @@ from genarch.feedback.sqlite_store import (
 )
 
 __all__ = [
+    "GRPO",
     "MIGRATIONS",
     "PSEUDONYM_PREFIX",
     "REVIEW_SCHEMA_VERSION",
@@ -70,6 +82,9 @@ __all__ = [
     "DriftMonitor",
     "DriftMonitorConfig",
     "DriftReport",
+    "GRPOBatch",
+    "GRPOConfig",
+    "GRPOTerms",
     "KLEstimate",
     "PerplexityChange",
     "PreferenceBatch",
@@ -91,6 +106,9 @@ __all__ = [
     "best_of_n",
     "candidate_seed",
     "freeze_reference",
+    "grpo_advantages",
+    "grpo_batch",
+    "grpo_losses",
     "pairwise_accuracy",
     "perplexity_change",
     "preference_batch",

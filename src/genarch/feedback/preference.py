@@ -100,6 +100,31 @@ def freeze_reference(policy: torch.nn.Module) -> torch.nn.Module:
     return reference
 
 
+def _hold_reference(policy: torch.nn.Module, reference: torch.nn.Module) -> None:
+    """Check that ``policy`` and ``reference`` are separate modules; freeze the reference."""
+    for name, module in (("policy", policy), ("reference", reference)):
+        if not isinstance(module, torch.nn.Module):
+            raise ConfigError(f"{name} must be a torch.nn.Module, got {describe(module)}")
+    if policy is reference:
+        raise ConfigError("policy and reference are the same module; pass freeze_reference(policy)")
+    shared = {id(p) for p in policy.parameters()} & {id(p) for p in reference.parameters()}
+    if shared:
+        raise ConfigError(
+            f"policy and reference share {len(shared)} parameter tensors; the reference "
+            "must be a separate frozen copy (freeze_reference(policy))"
+        )
+    reference.eval()
+    reference.requires_grad_(False)
+
+
+def _check_frozen(reference: torch.nn.Module) -> None:
+    if reference.training or any(p.requires_grad for p in reference.parameters()):
+        raise ConfigError(
+            "the reference model must stay frozen (eval mode, requires_grad False); "
+            "something unfroze it — it is not a player and gets no update"
+        )
+
+
 class PreferenceOptimization(Configured[PreferenceOptimizationConfig]):
     """DPO, conservative DPO or IPO of a ``policy`` against a frozen ``reference``.
 
@@ -142,21 +167,7 @@ class PreferenceOptimization(Configured[PreferenceOptimizationConfig]):
         **fields: Any,
     ) -> None:
         Configured.__init__(self, config, **fields)
-        for name, module in (("policy", policy), ("reference", reference)):
-            if not isinstance(module, torch.nn.Module):
-                raise ConfigError(f"{name} must be a torch.nn.Module, got {describe(module)}")
-        if policy is reference:
-            raise ConfigError(
-                "policy and reference are the same module; pass freeze_reference(policy)"
-            )
-        shared = {id(p) for p in policy.parameters()} & {id(p) for p in reference.parameters()}
-        if shared:
-            raise ConfigError(
-                f"policy and reference share {len(shared)} parameter tensors; the reference "
-                "must be a separate frozen copy (freeze_reference(policy))"
-            )
-        reference.eval()
-        reference.requires_grad_(False)
+        _hold_reference(policy, reference)
         self.policy = policy
         self.reference = reference
 
@@ -184,7 +195,7 @@ class PreferenceOptimization(Configured[PreferenceOptimizationConfig]):
                 f"PreferenceOptimization has one player, 'policy'; got {player!r}"
             )
         batch = PreferenceBatch.of(batch)
-        self._check_reference()
+        _check_frozen(self.reference)
         both = _stack(batch)
         policy = _score(self.policy, both.ids, both.mask)
         with torch.no_grad():
@@ -223,13 +234,6 @@ class PreferenceOptimization(Configured[PreferenceOptimizationConfig]):
             return PreferenceBatch.of(batch).num_pairs
         except InvalidInputError:
             return 0
-
-    def _check_reference(self) -> None:
-        if self.reference.training or any(p.requires_grad for p in self.reference.parameters()):
-            raise ConfigError(
-                "the reference model must stay frozen (eval mode, requires_grad False); "
-                "something unfroze it — it is not a player and gets no update"
-            )
 
 
 @dataclass(frozen=True)

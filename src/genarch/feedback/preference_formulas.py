@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, Self
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -50,8 +50,50 @@ PreferenceLoss = Literal["dpo", "cdpo", "ipo"]
 # --------------------------------------------------------------------------- the batch
 
 
+class _TensorFields(Mapping[str, Tensor]):
+    """A frozen dataclass of tensors that reads as a mapping of its fields.
+
+    The trainer indexes such a batch as columns, cuts it into micro-batches and
+    moves it between devices; those hand the objective a plain ``dict`` with
+    the same keys, which :meth:`of` turns back into a checked batch.
+    """
+
+    @classmethod
+    def of(cls, batch: object) -> Self:
+        """``batch`` as a checked batch of this class (it may be the plain dict
+        of its fields that the trainer's slicing makes).
+
+        Raises:
+            InvalidInputError: not a batch, or a mapping with other keys.
+        """
+        if isinstance(batch, cls):
+            return batch
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        if not isinstance(batch, Mapping) or set(batch) != set(names):
+            keys = sorted(map(str, batch)) if isinstance(batch, Mapping) else None
+            raise InvalidInputError(
+                f"expected a {cls.__name__} (or a mapping with keys {names}), got "
+                f"{describe(batch) if keys is None else f'a mapping with keys {keys}'}"
+            )
+        return cls(**{name: batch[name] for name in names})
+
+    def __getitem__(self, key: str) -> Tensor:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, eq=False)
-class PreferenceBatch(Mapping[str, Tensor]):
+class PreferenceBatch(_TensorFields):
     """Token ids of prompt + chosen and prompt + rejected responses, with response masks.
 
     Rows are right-padded to one length ``T``; a mask is True exactly at the
@@ -114,43 +156,10 @@ class PreferenceBatch(Mapping[str, Tensor]):
                     f"PreferenceBatch.{name}_mask: row {int(empty[0])} has no response token"
                 )
 
-    @classmethod
-    def of(cls, batch: object) -> PreferenceBatch:
-        """``batch`` as a checked :class:`PreferenceBatch` (it may be the plain dict
-        of its fields that the trainer's slicing makes).
-
-        Raises:
-            InvalidInputError: not a batch, or a mapping with other keys.
-        """
-        if isinstance(batch, PreferenceBatch):
-            return batch
-        names = [f.name for f in fields(cls)]
-        if not isinstance(batch, Mapping) or set(batch) != set(names):
-            keys = sorted(map(str, batch)) if isinstance(batch, Mapping) else None
-            raise InvalidInputError(
-                f"expected a PreferenceBatch (or a mapping with keys {names}), got "
-                f"{describe(batch) if keys is None else f'a mapping with keys {keys}'}"
-            )
-        return cls(**{name: batch[name] for name in names})
-
-    def __getitem__(self, key: str) -> Tensor:
-        if key not in _FIELDS:
-            raise KeyError(key)
-        return getattr(self, key)  # type: ignore[no-any-return]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_FIELDS)
-
-    def __len__(self) -> int:
-        return len(_FIELDS)
-
     @property
     def num_pairs(self) -> int:
         """Pairs in the batch (its rows)."""
         return int(self.chosen.shape[0])
-
-
-_FIELDS = ("chosen", "chosen_mask", "rejected", "rejected_mask")
 
 
 def _not_integer(ids: Tensor) -> bool:
@@ -271,6 +280,15 @@ def sequence_log_probs(model: torch.nn.Module, ids: Tensor, mask: Tensor) -> Ten
 
 
 def _score(model: torch.nn.Module, ids: Tensor, mask: Tensor) -> _SequenceScores:
+    token_log_probs = _token_log_probs(model, ids)
+    scored = mask[:, 1:].to(token_log_probs.dtype)
+    return _SequenceScores(
+        log_probs=(token_log_probs * scored).sum(dim=1), tokens=scored.sum(dim=1)
+    )
+
+
+def _token_log_probs(model: torch.nn.Module, ids: Tensor) -> Tensor:
+    """``(B, T - 1)``: ``log p(ids[:, t] | ids[:, <t])`` for ``t >= 1``, at least float32."""
     inputs, targets = ids[:, :-1], ids[:, 1:]
     try:
         logits = model(inputs)
@@ -283,11 +301,7 @@ def _score(model: torch.nn.Module, ids: Tensor, mask: Tensor) -> _SequenceScores
         )
     # at least float32 (bf16 autocast logits are widened; a float64 model stays float64)
     wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    token_log_probs = wide.log_softmax(dim=-1).gather(2, targets[..., None].long())
-    scored = mask[:, 1:].to(token_log_probs.dtype)
-    return _SequenceScores(
-        log_probs=(token_log_probs[..., 0] * scored).sum(dim=1), tokens=scored.sum(dim=1)
-    )
+    return wide.log_softmax(dim=-1).gather(2, targets[..., None].long())[..., 0]
 
 
 def preference_losses(

@@ -283,6 +283,13 @@ def candidate_seed(seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1  # a non-negative int64
 
 
+def _finite_reward(value: object, what: str) -> float:
+    """``value`` as a float; an :class:`InvalidInputError` naming ``what`` unless a finite number."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise InvalidInputError(f"reward of {what} must be a finite number, got {describe(value)}")
+    return float(value)
+
+
 def best_of_n(
     generator: Generator[TextRequest, TextResult],
     request: TextRequest,
@@ -332,15 +339,6 @@ def best_of_n(
         )
     rewards = []
     for index, candidate in enumerate(candidates):
-        value = reward(candidate.text)
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-        ):
-            raise InvalidInputError(
-                f"reward of candidate {index} must be a finite number, got {describe(value)}"
-            )
-        rewards.append(float(value))
+        rewards.append(_finite_reward(reward(candidate.text), f"candidate {index}"))
     best = max(range(n), key=lambda i: (rewards[i], -i))
     return BestOfN(candidates=candidates, rewards=tuple(rewards), best_index=best)
