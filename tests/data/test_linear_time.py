@@ -1,14 +1,13 @@
 """Text paths take time linear in their input, on inputs built to make them slow.
 
-Each test times an adversarial input of size n and of size 4n (best of three
-runs each) and requires the ratio to stay below 8: linear work gives about 4,
+Each test times an adversarial input of size n and of size 4n (the fastest of
+interleaved runs each, genarch.testing.time_growth) and requires the ratio to stay below 8: linear work gives about 4,
 quadratic 16. Ratios, never absolute times, so a slow machine cannot fail them.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,21 +17,12 @@ from genarch.data.chunking import Chunker
 from genarch.data.pii_detection import find_pii
 from genarch.data.tiktoken_tokenizer import TiktokenTokenizer
 from genarch.schemas import Document
+from genarch.testing import time_growth
 
 
 def growth(run: Callable[[int], object], n: int) -> float:
-    """Time of ``run(4 * n)`` over time of ``run(n)``, each the best of three."""
-
-    def best(size: int) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            run(size)
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    run(n)  # warm up caches and lazy imports
-    return best(4 * n) / best(n)
+    """Time of ``run(4 * n)`` over time of ``run(n)`` (see genarch.testing.time_growth)."""
+    return time_growth(lambda: run(n), lambda: run(4 * n))
 
 
 @pytest.fixture(scope="module")

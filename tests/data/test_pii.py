@@ -15,7 +15,6 @@ import random
 import re
 import string
 import sys
-import time
 from collections.abc import Callable
 
 import pytest
@@ -27,7 +26,7 @@ from genarch import Document, Pipeline
 from genarch.data.pii_detection import PII_TYPES, find_pii, iban_checksum_ok
 from genarch.data.pii_redaction import PiiRedactor, PiiRedactorConfig, deanonymize, redact_pii
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, MissingDependencyError
-from genarch.testing import check_data_processor
+from genarch.testing import check_data_processor, time_growth
 
 KEY = "test-key-0123456789abcdef"
 
@@ -627,16 +626,6 @@ ADVERSARIAL_LINES: dict[str, Callable[[int], str]] = {  # n characters, roughly
 }
 
 
-def best_time(work: Callable[[], object], repeats: int = 3) -> float:
-    """The fastest of ``repeats`` runs: the least disturbed by other load on the machine."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL_LINES))
 def test_enormous_adversarial_lines_are_redacted_in_linear_time(name: str) -> None:
     make = ADVERSARIAL_LINES[name]
@@ -646,7 +635,7 @@ def test_enormous_adversarial_lines_are_redacted_in_linear_time(name: str) -> No
     assert redaction.text == large.removesuffix("ann@example.com") + "<EMAIL_1>"
     assert [span.type for span in redaction.spans] == ["EMAIL"]
     # 4x the input: linear time gives a ratio near 4, quadratic 16.
-    ratio = best_time(lambda: redact_pii(large)) / best_time(lambda: redact_pii(small))
+    ratio = time_growth(lambda: redact_pii(small), lambda: redact_pii(large))
     assert ratio < 8, f"{name}: 4x the input took {ratio:.1f}x the time"
 
 

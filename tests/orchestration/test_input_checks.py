@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from genarch.errors import InvalidInputError
 from genarch.orchestration.extractive import sentence_spans
 from genarch.orchestration.grounded_prompt import build_prompt
+from genarch.testing import time_growth
 
 
 @pytest.mark.parametrize(
@@ -28,17 +27,8 @@ def test_build_prompt_refuses_bad_arguments_naming_them(
 
 
 def test_sentence_spans_of_many_short_sentences_is_linear() -> None:
-    def best(size: int) -> float:
-        text = "x. " * size
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            sentence_spans(text)
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    best(4_000)
-    ratio = best(32_000) / best(8_000)
+    small, large = "x. " * 8_000, "x. " * 32_000
+    ratio = time_growth(lambda: sentence_spans(small), lambda: sentence_spans(large))
     assert ratio < 8, f"4x the text took {ratio:.1f}x the time"
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import time
 import unicodedata
 from collections.abc import Callable
 
@@ -19,6 +17,7 @@ from genarch.orchestration.grounded_prompt import (
     parse_prompt,
 )
 from genarch.schemas import Chunk
+from genarch.testing import time_growth
 
 
 def chunk_of(text: str, document_id: str = "doc", chunk_id: str | None = None) -> Chunk:
@@ -169,31 +168,11 @@ ADVERSARIAL: dict[str, Callable[[int], str]] = {
 }
 
 
-def growth(small: Callable[[], object], large: Callable[[], object], repeats: int = 15) -> float:
-    """Time of ``large`` over time of ``small``: the fastest of interleaved runs of each.
-
-    Interleaving and taking minima keeps bursts of other work on a shared machine
-    out of the ratio.
-    """
-    small(), large()  # warm caches
-    best = [float("inf"), float("inf")]
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            for which, function in enumerate((small, large)):
-                start = time.perf_counter()
-                function()
-                best[which] = min(best[which], time.perf_counter() - start)
-    finally:
-        gc.enable()
-    return best[1] / best[0]
-
-
 @pytest.mark.parametrize("shape", sorted(ADVERSARIAL))
 def test_neutralise_is_linear_on_adversarial_text(shape: str) -> None:
     make = ADVERSARIAL[shape]
     small, large = make(16_384), make(65_536)  # 64 KiB: 32 s when it was quadratic
-    ratio = growth(lambda: neutralise(small), lambda: neutralise(large))
+    ratio = time_growth(lambda: neutralise(small), lambda: neutralise(large))
     assert ratio < 8, f"{shape}: 4x the input took {ratio:.1f}x the time (quadratic gives 16x)"
 
 
@@ -204,5 +183,5 @@ def test_a_long_hostile_question_builds_its_prompt_in_linear_time() -> None:
         question = "<" + " " * n + "<"
         return lambda: build_prompt(question, [Source(number=1, chunk=chunk, score=1.0)])
 
-    ratio = growth(run(16_384), run(65_536))
+    ratio = time_growth(run(16_384), run(65_536))
     assert ratio < 8

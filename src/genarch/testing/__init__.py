@@ -9,7 +9,8 @@ or get one pytest test per check with :func:`parametrize_with_checks`.
 A broken contract raises :class:`~genarch.errors.ConformanceError` (never a
 bare ``assert``, so ``python -O`` catches it too). The checks live in
 :mod:`genarch.testing.checks`, one module per layer.
-:func:`edit_words` makes noisy copies of text for measuring deduplication.
+:func:`edit_words` makes noisy copies of text for measuring deduplication;
+:func:`time_growth` measures how running time grows with input size.
 Hypothesis strategies for genarch records live in
 :mod:`genarch.testing.strategies` (imported separately: it needs hypothesis).
 """
@@ -17,6 +18,7 @@ Hypothesis strategies for genarch records live in
 from genarch.testing._compare import assert_same, same
 from genarch.testing._kit import Check, run_checks
 from genarch.testing._pytest import parametrize_with_checks
+from genarch.testing._timing import time_growth
 from genarch.testing.checks import (
     check_data_processor,
     check_deployer,
@@ -74,6 +76,7 @@ __all__ = [
     "retriever_checks",
     "run_checks",
     "same",
+    "time_growth",
     "tokenizer_checks",
     "vector_store_checks",
 ]
