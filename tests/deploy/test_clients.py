@@ -311,3 +311,32 @@ def test_module_has_no_import_time_dependency_on_httpx() -> None:
         line for line in source.read_text().splitlines() if line.startswith(("import ", "from "))
     ]
     assert not any("httpx" in line for line in top_level)
+
+
+def sse(*events: str) -> httpx.Response:
+    body = "".join(f"data: {event}\n\n" for event in events)
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, text=body)
+
+
+def test_a_stream_that_ends_without_done_raises_instead_of_truncating() -> None:
+    piece = '{"choices": [{"index": 0, "text": "par"}]}'
+    transport, _ = scripted([sse(piece, piece, "[DONE]"), sse(piece)])
+    client = client_over(transport, [])
+    assert list(client.stream(TextRequest(prompt="x"))) == ["par", "par"]
+    with pytest.raises(RemoteServerError, match=r"without data: \[DONE\]"):
+        list(client.stream(TextRequest(prompt="x")))
+
+
+def test_a_read_timeout_is_not_retried() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        raise httpx.ReadTimeout("slow", request=request)
+
+    waits: list[float] = []
+    client = client_over(httpx.MockTransport(handle), waits, timeout=0.5)
+    with pytest.raises(RemoteConnectionError, match=r"did not answer within 0.5 s"):
+        client.generate(TextRequest(prompt="x"))
+    assert len(seen) == 1
+    assert waits == []

@@ -19,8 +19,10 @@ random factor in ``[0.5, 1]``). A ``Retry-After`` header (seconds or an HTTP
 date) is honoured instead: the client waits that long, unless it is longer
 than ``max_retry_after``, in which case it gives up at once rather than ask
 again too early. A stream is retried only before its first byte. Timeouts
-(``timeout`` seconds per connect, read and write) are not retried: a request
-that timed out may still be running on the server.
+(``timeout`` seconds per connect, read and write) other than a connect
+timeout are not retried: a request that timed out may still be running on
+the server. A stream that ends without ``data: [DONE]`` raises
+``RemoteServerError`` rather than return a truncated text.
 
 **Errors** (every one a :class:`~genarch.errors.GenarchError`)::
 
@@ -196,10 +198,28 @@ class _Connection:
         exponential = min(self.max_backoff, self.backoff * 2.0**attempt)
         return exponential * self.rng.uniform(0.5, 1.0)
 
+    def failed(self, url: str, error: Exception) -> RemoteConnectionError:
+        """The error for a transport failure once the response had begun (or timed out)."""
+        if isinstance(error, self.httpx.TimeoutException):
+            message = f"{url} did not answer within {self.timeout} s ({type(error).__name__})"
+        else:
+            message = f"the connection to {url} failed: {error or type(error).__name__}"
+        return RemoteConnectionError(message, url=url)
+
+    def lines(self, response: httpx.Response) -> Iterator[str]:
+        """The lines of a streamed body; a transport failure becomes RemoteConnectionError."""
+        try:
+            yield from response.iter_lines()
+        except self.httpx.TransportError as error:
+            raise self.failed(str(response.url), error) from None
+
     def post(self, route: str, body: Mapping[str, Any], scope: str) -> Any:
         """The JSON answer of ``POST base_url/route``, retried and mapped to genarch's errors."""
         with self.open(route, body, scope, stream=False) as response:
-            response.read()
+            try:
+                response.read()
+            except self.httpx.TransportError as error:
+                raise self.failed(str(response.url), error) from None
             try:
                 return response.json()
             except ValueError:
@@ -220,10 +240,14 @@ class _Connection:
             try:
                 response = client.send(request, stream=True)
             except httpx.TimeoutException as error:
-                raise RemoteConnectionError(
-                    f"{url} did not answer within {self.timeout} s ({type(error).__name__})",
-                    url=url,
-                ) from None
+                if not isinstance(error, httpx.ConnectTimeout):  # it may be running: no retry
+                    raise self.failed(url, error) from None
+                delay = self._delay(attempt, None)
+                if delay is None:
+                    raise self.failed(url, error) from None
+                self.sleep(delay)
+                attempt += 1
+                continue
             except httpx.TransportError as error:
                 delay = self._delay(attempt, None)
                 if delay is None:
@@ -481,7 +505,7 @@ class OpenAICompatibleGenerator(_Client):
         body = self._body(request, stream=True)
         url = f"{self.base_url}/completions"
         with self._connection.open("completions", body, "generate", stream=True) as response:
-            for line in response.iter_lines():
+            for line in self._connection.lines(response):
                 if not line.startswith("data:"):
                     continue
                 data = line[len("data:") :].strip()
@@ -500,6 +524,7 @@ class OpenAICompatibleGenerator(_Client):
                 for choice in event.get("choices") or ():
                     if choice.get("text"):
                         yield str(choice["text"])
+        raise RemoteServerError(f"{url} ended the stream without data: [DONE]", url=url)
 
 
 class OpenAICompatibleEmbedder(_Client):

@@ -3,7 +3,10 @@
 genarch ships a labelled question set over Python's documentation
 (:func:`genarch.data.python_docs`): natural-language questions, each with the
 topic(s) that answer it and a short supporting quote from that topic, plus a
-few questions the documentation cannot answer (:func:`load_questions`).
+few questions the documentation cannot answer (:func:`load_questions`), and a
+second set written for the RAG assistant's answers (``load_questions(name="rag")``:
+62 answerable questions with answer spans, 20 Python questions the reference
+does not answer).
 Quotes are matched with whitespace normalised (runs of spaces and line breaks
 count as one space), so re-wrapped documentation still matches.
 
@@ -26,6 +29,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -49,10 +53,13 @@ __all__ = [
     "format_table",
     "load_questions",
     "normalise_space",
+    "quote_spans",
+    "answer_outcome",
     "verify_questions",
 ]
 
 QUESTIONS_FILE = "python_docs_questions.json"
+QUESTION_SETS = {"retrieval": QUESTIONS_FILE, "rag": "python_docs_rag_questions.json"}
 FORMAT = "genarch.questions/1"
 
 
@@ -87,25 +94,42 @@ class LabelledQuestion(Record):
         return bool(self.topics)
 
 
-def load_questions(path: PathLike | None = None) -> list[LabelledQuestion]:
-    """The labelled questions over Python's documentation (or those in ``path``).
+def load_questions(
+    path: PathLike | None = None, *, name: str = "retrieval"
+) -> list[LabelledQuestion]:
+    """A packaged question set over Python's documentation (or the one in ``path``).
+
+    Args:
+        path: a question-set file in the ``genarch.questions/1`` format.
+        name: which packaged set when ``path`` is ``None``: ``"retrieval"``
+            (the retrieval benchmark's) or ``"rag"`` (the RAG answers' set,
+            with answer spans and unanswerable Python questions).
 
     Raises:
         NotFoundError: ``path`` does not exist.
-        InvalidInputError: the file is not a question set.
+        InvalidInputError: the file is not a question set, or ``name`` is unknown.
+
+    Examples:
+        >>> questions = load_questions(name="rag")
+        >>> sum(q.answerable for q in questions), sum(not q.answerable for q in questions)
+        (62, 20)
     """
+    if name not in QUESTION_SETS:
+        raise InvalidInputError(
+            f"load_questions: name must be one of {sorted(QUESTION_SETS)}, got {describe(name)}"
+        )
     try:
         if path is None:
             text = (
                 resources.files("genarch.orchestration")
-                .joinpath("data", QUESTIONS_FILE)
+                .joinpath("data", QUESTION_SETS[name])
                 .read_text(encoding="utf-8")
             )
         else:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
     except FileNotFoundError:
-        raise NotFoundError(f"no question set at {path or QUESTIONS_FILE}") from None
+        raise NotFoundError(f"no question set at {path or QUESTION_SETS[name]}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -256,6 +280,16 @@ class RAGReport(Record):
         declined_unanswerable: share of unanswerable questions that got
             :class:`NotFound` (higher is better).
         not_found_reasons: how often each :class:`NotFound` reason occurred.
+        answer_accuracy: share of answerable questions answered right: a
+            citation of a right topic whose span overlaps the supporting quote
+            in that topic's text.
+        decline_precision: of the :class:`NotFound` results, the share given
+            to unanswerable questions (1 when nothing was declined).
+        decline_recall: of the unanswerable questions, the share declined
+            (the same as ``declined_unanswerable``).
+        outcomes: per question id, ``right``, ``wrong_topic``, ``no_overlap``
+            or ``declined`` (answerable), ``declined`` or ``answered``
+            (unanswerable).
     """
 
     name: str
@@ -268,6 +302,44 @@ class RAGReport(Record):
     fully_cited: float
     declined_unanswerable: float
     not_found_reasons: dict[str, int] = Field(default_factory=dict)
+    answer_accuracy: float = 0.0
+    decline_precision: float = 1.0
+    decline_recall: float = 0.0
+    outcomes: dict[str, str] = Field(default_factory=dict)
+
+
+def quote_spans(quote: str, text: str) -> list[tuple[int, int]]:
+    """Every ``(start, end)`` of ``quote`` in ``text``, whitespace runs matching any whitespace.
+
+    Examples:
+        >>> quote_spans("a  b", "x a\\nb a b")
+        [(2, 5), (6, 9)]
+    """
+    words = quote.split()
+    if not words:
+        return []
+    pattern = re.compile(r"\s+".join(map(re.escape, words)))
+    return [(m.start(), m.end()) for m in pattern.finditer(text)]
+
+
+def answer_outcome(
+    result: Answer | NotFound, question: LabelledQuestion, texts: Mapping[str, str]
+) -> str:
+    """How ``result`` fares on an answerable ``question`` (see :attr:`RAGReport.outcomes`).
+
+    ``right`` needs a citation of one of the question's topics whose span
+    overlaps an occurrence of the supporting quote in that topic's text.
+    """
+    if isinstance(result, NotFound):
+        return "declined"
+    relevant = [c for c in result.citations if c.document_id in question.topics]
+    if not relevant:
+        return "wrong_topic"
+    for citation in relevant:
+        spans = quote_spans(question.quote or "", texts.get(citation.document_id, ""))
+        if any(start < citation.end and citation.start < end for start, end in spans):
+            return "right"
+    return "no_overlap"
 
 
 def evaluate_rag(
@@ -291,8 +363,13 @@ def evaluate_rag(
     answered = quote_cited = topic_cited = fully = declined = 0
     exact = total_citations = answers = 0
     reasons: dict[str, int] = {}
+    outcomes: dict[str, str] = {}
     for question in asked:
         result = rag.run(question.question)
+        if question.answerable:
+            outcomes[question.id] = answer_outcome(result, question, texts)
+        else:
+            outcomes[question.id] = "declined" if isinstance(result, NotFound) else "answered"
         if isinstance(result, NotFound):
             reasons[result.reason] = reasons.get(result.reason, 0) + 1
             declined += not question.answerable
@@ -325,6 +402,11 @@ def evaluate_rag(
         fully_cited=fully / answers if answers else 1.0,
         declined_unanswerable=declined / max(1, len(unanswerable)),
         not_found_reasons=reasons,
+        answer_accuracy=sum(outcomes[q.id] == "right" for q in answerable)
+        / max(1, len(answerable)),
+        decline_precision=declined / sum(reasons.values()) if reasons else 1.0,
+        decline_recall=declined / max(1, len(unanswerable)),
+        outcomes=outcomes,
     )
 
 
