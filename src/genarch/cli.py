@@ -23,14 +23,65 @@ QUESTIONS = (
 )
 
 
-def _heading(title: str) -> None:
-    print()
-    print(f"== {title}")
+#: The GPT's training settings: the default fits the 2-minute budget on 2 CPU cores, ``--full``
+#: trains longer for a better model. ``--vocab-size`` and ``--train-steps`` override them.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "default": {
+        "vocab_size": 1024,
+        "context_length": 64,
+        "n_layer": 3,
+        "n_head": 4,
+        "n_embd": 96,
+        "batch_size": 32,
+        "learning_rate": 5e-3,
+        "train_steps": 150,
+        "warmup_steps": 15,
+    },
+    "full": {
+        "vocab_size": 1024,
+        "context_length": 64,
+        "n_layer": 3,
+        "n_head": 4,
+        "n_embd": 96,
+        "batch_size": 32,
+        "learning_rate": 5e-3,
+        "train_steps": 600,
+        "warmup_steps": 30,
+    },
+}
+SAMPLE = {"prompt": "The list", "max_new_tokens": 48, "temperature": 0.5, "top_k": 20, "seed": 0}
+
+
+class _Say:
+    """Prints the stages' output, or nothing under ``--quiet`` (the final summary always prints)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, *parts: object) -> None:
+        if not self.quiet:
+            print(*parts)
+
+    def heading(self, title: str) -> None:
+        self()
+        self(f"== {title}")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings = dict(SETTINGS["full" if args.full else "default"])
+    if args.vocab_size is not None:
+        settings["vocab_size"] = args.vocab_size
+    if args.train_steps is not None:
+        settings["train_steps"] = args.train_steps
+        settings["warmup_steps"] = min(settings["warmup_steps"], max(args.train_steps // 10, 0))
+    return settings
 
 
 def _quickstart(args: argparse.Namespace) -> int:
     if args.modality == "image":
         return _quickstart_images(args)
+    from pathlib import Path
+
     from genarch.data import (
         BPETrainer,
         Chunker,
@@ -43,14 +94,18 @@ def _quickstart(args: argparse.Namespace) -> int:
         python_docs,
     )
     from genarch.pipeline import Pipeline
+    from genarch.quickstart_report import write_run_folder
     from genarch.schemas import Document
 
     started = time.perf_counter()
-    print(f"genarch {__version__} quickstart: the end-to-end job on Python's own documentation")
+    say = _Say(args.quiet)
+    settings = _settings(args)
+    out = Path(args.out or f"runs/quickstart-{time.strftime('%Y%m%d-%H%M%S')}")
+    say(f"genarch {__version__} quickstart: the end-to-end job on Python's own documentation")
 
-    _heading("data: clean, filter, deduplicate, redact PII, chunk")
+    say.heading("data: clean, filter, deduplicate, redact PII, chunk")
     documents = python_docs()
-    print(f"loaded {len(documents)} documents, {sum(len(d.text) for d in documents):,} characters")
+    say(f"loaded {len(documents)} documents, {sum(len(d.text) for d in documents):,} characters")
     # The docs hold no personal data, so one synthetic support ticket shows the redaction.
     ticket = Document(
         id="support-ticket",
@@ -58,7 +113,7 @@ def _quickstart(args: argparse.Namespace) -> int:
         "I paid with card 4111 1111 1111 1111 and my account IBAN is GB82 WEST 1234 5698 7654 32.",
     )
     documents.append(ticket)
-    print("added 1 synthetic support ticket with planted PII")
+    say("added 1 synthetic support ticket with planted PII")
     corpus = Pipeline(
         [
             ("clean", TextCleaner()),
@@ -69,72 +124,146 @@ def _quickstart(args: argparse.Namespace) -> int:
     )
     run = corpus.run(documents)
     cleaned = run.collect()
-    print(run.trace.summary())
-    print(DataReport.from_trace(run.trace).summary())
+    data_report = DataReport.from_trace(run.trace)
+    say(run.trace.summary())
+    say(data_report.summary())
     redacted = next(d for d in cleaned if d.id == "support-ticket")
-    print(f"redacted ticket: {redacted.text}")
+    say(f"redacted ticket: {redacted.text}")
     cleaned = [d for d in cleaned if d.id != "support-ticket"]
     chunks = list(Chunker(max_tokens=200, overlap_tokens=20).process(cleaned))
-    print(f"chunked into {len(chunks)} retrieval chunks with character offsets")
+    say(f"chunked into {len(chunks)} retrieval chunks with character offsets")
 
-    _heading("tokenise: train a byte-level BPE vocabulary (tiktoken engine)")
+    say.heading("tokenise: train a byte-level BPE vocabulary (tiktoken engine)")
     tick = time.perf_counter()
-    tokenizer = BPETrainer(vocab_size=args.vocab_size, special_tokens=(END_OF_TEXT,)).train(cleaned)
-    print(f"trained {tokenizer.vocab_size:,} tokens in {time.perf_counter() - tick:.2f} s")
+    tokenizer = BPETrainer(vocab_size=settings["vocab_size"], special_tokens=(END_OF_TEXT,)).train(
+        cleaned
+    )
+    bpe_seconds = time.perf_counter() - tick
+    say(f"trained {tokenizer.vocab_size:,} tokens in {bpe_seconds:.2f} s")
     tokenized = list(Tokenize(tokenizer, append_special=END_OF_TEXT).process(cleaned))
     total = sum(len(t.token_ids) for t in tokenized)
     size = sum(len(d.text.encode("utf-8")) for d in cleaned)
-    print(f"{total:,} tokens, {size / total:.2f} bytes per token")
+    say(f"{total:,} tokens, {size / total:.2f} bytes per token")
 
-    _heading("train: a small GPT on the tokenised docs, through genarch.training.Trainer")
-    _train_and_sample(args, tokenizer, [t.token_ids for t in tokenized])
+    say.heading("train: a small GPT on the tokenised docs, through genarch.training.Trainer")
+    training, report, sample = _train_and_sample(
+        args, settings, tokenizer, [t.token_ids for t in tokenized], say
+    )
 
-    _heading("answer: retrieval-augmented answers with citations (BM25 + extractive)")
+    say.heading("answer: retrieval-augmented answers with citations (BM25 + extractive)")
     from genarch.orchestration import format_result, quickstart_answers
 
-    for result in quickstart_answers(cleaned, QUESTIONS):
-        print(format_result(result))
-        print()
+    results = quickstart_answers(cleaned, QUESTIONS)
+    answers_text = [format_result(result) for result in results]
+    for text in answers_text:
+        say(text)
+        say()
 
-    _heading("done")
+    path = write_run_folder(
+        out,
+        data_report={**data_report.model_dump(mode="json"), "summary": data_report.summary()},
+        tokenizer={
+            "vocab_size": tokenizer.vocab_size,
+            "tokens": total,
+            "bytes": size,
+            "bytes_per_token": size / total,
+            "train_seconds": bpe_seconds,
+        },
+        training=training,
+        train_loss=report.train_loss,
+        eval_loss=report.eval_loss,
+        sample=sample,
+        answers=[result.model_dump(mode="json") for result in results],
+        answers_text=answers_text,
+    )
+    say.heading("done")
+    print(
+        f"held-out {training['bits_per_byte']:.3f} bits per byte, perplexity "
+        f"{training['perplexity']:.1f} per token; training {training['wall_seconds']:.1f} s wall, "
+        f"{training['cpu_seconds']:.1f} s CPU"
+    )
+    if args.quiet:
+        print(f"sample: {sample}")
     print(f"finished in {time.perf_counter() - started:.1f} s")
+    print(f"run report: {path}")
     return 0
 
 
 def _train_and_sample(
-    args: argparse.Namespace, tokenizer: Any, token_rows: Sequence[Sequence[int]]
-) -> None:
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    tokenizer: Any,
+    token_rows: Sequence[Sequence[int]],
+    say: _Say,
+) -> tuple[dict[str, Any], Any, str]:
+    """Train the GPT; return its figures (held-out bits per byte, perplexity, times), the
+    trainer's report and the sample."""
+    import math
+
     import torch
 
     from genarch.models import GPT, GPTConfig, TextGenerator
+    from genarch.models.perplexity import evaluate_loss
     from genarch.schemas import TextRequest
     from genarch.training import LanguageModeling, Trainer, token_blocks
 
     torch.manual_seed(0)
     stream = [token for row in token_rows for token in row]
     cut = int(0.95 * len(stream))
-    train_rows, held_out = token_blocks(stream[:cut], 64), token_blocks(stream[cut:], 64)
+    context = settings["context_length"]
+    train_rows, held_out = token_blocks(stream[:cut], context), stream[cut:]
     model = GPT(
         GPTConfig(
-            vocab_size=tokenizer.vocab_size, context_length=64, n_layer=2, n_head=2, n_embd=64
+            vocab_size=tokenizer.vocab_size,
+            context_length=context,
+            n_layer=settings["n_layer"],
+            n_head=settings["n_head"],
+            n_embd=settings["n_embd"],
         )
     )
+    steps = settings["train_steps"]
     trainer = Trainer(
         LanguageModeling(model),
-        max_steps=args.train_steps,
-        batch_size=32,
-        optimizer={"learning_rate": 2e-3},
-        schedule={"warmup_steps": min(20, args.train_steps // 10), "decay": "cosine"},
+        max_steps=steps,
+        batch_size=settings["batch_size"],
+        optimizer={"learning_rate": settings["learning_rate"]},
+        schedule={"warmup_steps": settings["warmup_steps"], "decay": "cosine", "min_factor": 0.1},
+        progress=not args.quiet,
     )
-    report = trainer.fit(train_rows, eval_data=held_out)
-    held_out_loss = f"{report.eval_loss[-1][1]:.3f}" if report.eval_loss else "n/a"
-    print(
-        f"{model.num_parameters():,} parameters, {report.steps} steps in {report.wall_seconds:.1f} s, "
-        f"{report.items_per_second:,.0f} tokens/s; held-out loss {held_out_loss}"
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = trainer.fit(train_rows)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    held = evaluate_loss(model, torch.tensor(held_out), batch_size=32)
+    # bits per byte: the held-out text's total code length over its UTF-8 size (tokenizer-free).
+    held_bytes = len(tokenizer.decode(held_out).replace(END_OF_TEXT, "").encode("utf-8"))
+    bits_per_byte = held.loss * held.num_tokens / (math.log(2) * max(held_bytes, 1))
+    say(
+        f"{model.num_parameters():,} parameters, {report.steps} steps in {wall:.1f} s "
+        f"({cpu:.1f} s CPU), {report.items_per_second:,.0f} tokens/s; held-out loss "
+        f"{held.loss:.3f} nats/token = {bits_per_byte:.3f} bits per byte, perplexity {held.perplexity:.1f}"
     )
     generator = TextGenerator(model, tokenizer)
-    request = TextRequest(prompt="The list", max_new_tokens=40, temperature=0.8, top_k=40, seed=0)
-    print(f"sample: {request.prompt}{generator.generate(request).text}")
+    request = TextRequest(**SAMPLE)
+    sample = f"{request.prompt}{generator.generate(request).text}"
+    say(
+        f"sampling {request.max_new_tokens} tokens at temperature {request.temperature}, top-k {request.top_k}"
+    )
+    say(f"sample: {sample}")
+    training = {
+        **settings,
+        "parameters": model.num_parameters(),
+        "steps": report.steps,
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "held_out_tokens": held.num_tokens,
+        "held_out_bytes": held_bytes,
+        "held_out_loss_nats_per_token": round(held.loss, 4),
+        "bits_per_byte": round(bits_per_byte, 4),
+        "perplexity": round(held.perplexity, 2),
+        "sample_temperature": request.temperature,
+        "sample_top_k": request.top_k,
+    }
+    return training, report, sample
 
 
 def _quickstart_images(args: argparse.Namespace) -> int:
@@ -144,7 +273,7 @@ def _quickstart_images(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     print(f"genarch {__version__} quickstart: a class-conditional diffusion model on 8x8 digits")
-    out = Path(args.out)
+    out = Path(args.out or "genarch-quickstart")
     path = quickstart_images(out, seconds=args.seconds)
     print(f"model saved in {out / 'model'}; one row per digit 0-9 written to {path}")
     print(f"finished in {time.perf_counter() - started:.1f} s")
@@ -334,13 +463,25 @@ def build_parser() -> argparse.ArgumentParser:
         "quickstart", help="run the smallest real end-to-end job on Python's documentation"
     )
     quickstart.add_argument(
-        "--vocab-size", type=int, default=4096, help="BPE vocabulary size (default 4096)"
+        "--vocab-size",
+        type=int,
+        default=None,
+        help=f"BPE vocabulary size (default {SETTINGS['default']['vocab_size']})",
     )
     quickstart.add_argument(
         "--train-steps",
         type=int,
-        default=150,
-        help="training steps for the small GPT (default 150)",
+        default=None,
+        help=f"training steps for the small GPT (default {SETTINGS['default']['train_steps']}, "
+        f"--full {SETTINGS['full']['train_steps']})",
+    )
+    quickstart.add_argument(
+        "--full",
+        action="store_true",
+        help="train longer for a better model (several minutes instead of about 2)",
+    )
+    quickstart.add_argument(
+        "--quiet", action="store_true", help="no progress lines: print only the final summary"
     )
     quickstart.add_argument(
         "--modality",
@@ -350,8 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quickstart.add_argument(
         "--out",
-        default="genarch-quickstart",
-        help="where --modality image writes (default ./genarch-quickstart)",
+        default=None,
+        help="the run folder (default: runs/quickstart-TIMESTAMP for text, "
+        "./genarch-quickstart for --modality image)",
     )
     quickstart.add_argument(
         "--seconds",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import time
 from pathlib import Path
@@ -60,6 +61,11 @@ def test_package_killed_at_any_moment_leaves_the_old_or_the_new_artefact(
         # Half the kills wait for one complete package first, so both outcomes occur
         # however slow the machine is; then the kill lands at a random moment.
         if rng.random() < 0.5:
+            ready, _, _ = select.select([finished_reader], [], [], 120)
+            if not ready:  # never hang the suite on a stuck child
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the packaging child finished no package in 120 s")
             os.read(finished_reader, 1)
         time.sleep(rng.uniform(0, 2 * seconds))
         os.kill(pid, signal.SIGKILL)

@@ -22,7 +22,7 @@ from genarch.orchestration.rag import RAG
 from genarch.schemas import Document
 from genarch.validation import describe
 
-__all__ = ["quickstart_answers"]
+__all__ = ["quickstart_answers", "quickstart_rag"]
 
 
 def quickstart_answers(
@@ -56,7 +56,20 @@ def quickstart_answers(
         raise InvalidInputError(
             f"quickstart_answers expected a list of questions, got {describe(questions)}"
         )
+    rag = quickstart_rag(documents, k=k, max_tokens=max_tokens)
+    return [rag.run(question) for question in questions]
+
+
+def quickstart_rag(documents: Sequence[Document], *, k: int = 4, max_tokens: int = 128) -> RAG:
+    """The assistant :func:`quickstart_answers` asks: chunked, indexed, ready to ``run``.
+
+    Raises:
+        InvalidInputError: bad documents.
+    """
+    if not isinstance(documents, list | tuple):
+        raise InvalidInputError(
+            f"quickstart_rag expected a list of Documents, got {describe(documents)}"
+        )
     chunks = list(Chunker(max_tokens=max_tokens, overlap_tokens=max_tokens // 8).process(documents))
     retriever = BM25Retriever(stopwords=()).fit(chunks)  # keywords such as 'with' matter here
-    rag = RAG(retriever, ExtractiveGenerator(), k=k)
-    return [rag.run(question) for question in questions]
+    return RAG(retriever, ExtractiveGenerator(), k=k)

@@ -1,0 +1,193 @@
+"""The quickstart's run folder: figures, curve, sample and answers, linked from one ``report.md``.
+
+The training curve is drawn as a PNG with the standard library alone (``zlib``
+and ``struct``), so the report needs no plotting package and no Pillow.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "curve.png"
+    >>> curve_png([5.0, 4.0, 3.5, 3.2], path).read_bytes()[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from genarch._io import atomic_write_bytes
+from genarch.errors import InvalidInputError
+
+__all__ = ["REPORT_FILES", "curve_png", "write_run_folder"]
+
+#: Every file the quickstart's run folder holds (report.md links the others).
+REPORT_FILES = (
+    "report.md",
+    "data_report.json",
+    "tokenizer.json",
+    "training.json",
+    "training_curve.png",
+    "sample.txt",
+    "answers.json",
+    "answers.md",
+)
+
+
+def _png(pixels: list[bytearray], width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\x00" + bytes(row) for row in pixels)  # filter 0 on each RGB row
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def curve_png(
+    values: Sequence[float],
+    path: str | Path,
+    *,
+    marks: Sequence[tuple[int, float]] = (),
+    width: int = 480,
+    height: int = 240,
+) -> Path:
+    """Draw ``values`` (one per step) as a line chart in a PNG at ``path``; return the path.
+
+    ``marks`` are ``(step, value)`` points drawn as red squares (held-out losses).
+    The vertical axis spans the finite values' range; grey lines mark every
+    whole unit of it.
+
+    Raises:
+        InvalidInputError: no finite value to draw.
+    """
+    finite = [v for v in values if math.isfinite(v)] + [v for _, v in marks if math.isfinite(v)]
+    if not finite:
+        raise InvalidInputError("curve_png needs at least one finite value, got none")
+    low, high = min(finite), max(finite)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    margin = 8
+    pixels = [bytearray(b"\xff" * (3 * width)) for _ in range(height)]
+
+    def put(x: int, y: int, colour: tuple[int, int, int]) -> None:
+        if 0 <= x < width and 0 <= y < height:
+            pixels[y][3 * x : 3 * x + 3] = bytes(colour)
+
+    def to_y(value: float) -> int:
+        return round(height - margin - (value - low) / (high - low) * (height - 2 * margin))
+
+    steps = max(len(values) - 1, 1)
+
+    def to_x(step: float) -> int:
+        return round(margin + step / steps * (width - 2 * margin))
+
+    for level in range(math.ceil(low), math.floor(high) + 1):
+        for x in range(margin, width - margin):
+            put(x, to_y(level), (220, 220, 220))
+    previous: tuple[int, int] | None = None
+    for step, value in enumerate(values):
+        if not math.isfinite(value):
+            previous = None
+            continue
+        point = (to_x(step), to_y(value))
+        if previous is not None:
+            count = max(abs(point[0] - previous[0]), abs(point[1] - previous[1]), 1)
+            for i in range(count + 1):
+                px = previous[0] + (point[0] - previous[0]) * i / count
+                py = previous[1] + (point[1] - previous[1]) * i / count
+                put(round(px), round(py), (31, 119, 180))
+        else:
+            put(*point, (31, 119, 180))
+        previous = point
+    for step, value in marks:
+        if math.isfinite(value):
+            cx, cy = to_x(step - 1), to_y(value)
+            for dx in range(-3, 4):
+                for dy in range(-3, 4):
+                    put(cx + dx, cy + dy, (214, 39, 40))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, _png(pixels, width, height))
+    return target
+
+
+def _json(path: Path, payload: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, default=str) + "\n").encode("utf-8"))
+
+
+def write_run_folder(
+    out: str | Path,
+    *,
+    data_report: Mapping[str, Any],
+    tokenizer: Mapping[str, Any],
+    training: Mapping[str, Any],
+    train_loss: Sequence[float],
+    eval_loss: Sequence[tuple[int, float]],
+    sample: str,
+    answers: Sequence[Mapping[str, Any]],
+    answers_text: Sequence[str],
+) -> Path:
+    """Write the quickstart's run folder (every file of :data:`REPORT_FILES`); return ``report.md``."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    _json(folder / "data_report.json", dict(data_report))
+    _json(folder / "tokenizer.json", dict(tokenizer))
+    _json(
+        folder / "training.json",
+        {**training, "train_loss": list(train_loss), "eval_loss": [list(e) for e in eval_loss]},
+    )
+    curve_png(train_loss, folder / "training_curve.png", marks=eval_loss)
+    atomic_write_bytes(folder / "sample.txt", (sample + "\n").encode("utf-8"))
+    _json(folder / "answers.json", list(answers))
+    answers_md = "# Answers with citations\n\n" + "\n\n".join(
+        "```text\n" + text + "\n```" for text in answers_text
+    )
+    atomic_write_bytes(folder / "answers.md", (answers_md + "\n").encode("utf-8"))
+    figures = "\n".join(f"| {name} | {value} |" for name, value in training.items())
+    report = f"""# genarch quickstart run
+
+## Data
+
+{data_report.get("summary", "")}
+
+Details: [data_report.json](data_report.json)
+
+## Tokenizer
+
+Byte-level BPE, {tokenizer.get("vocab_size")} tokens, {tokenizer.get("bytes_per_token", 0):.2f} bytes
+per token on the corpus. Details: [tokenizer.json](tokenizer.json)
+
+## Training
+
+| figure | value |
+|---|---|
+{figures}
+
+![training curve: loss per step (blue), held-out loss (red)](training_curve.png)
+
+Per-step losses: [training.json](training.json)
+
+## Sample
+
+```text
+{sample}
+```
+
+([sample.txt](sample.txt))
+
+## Answers
+
+[answers.md](answers.md) (readable), [answers.json](answers.json) (every citation with its offsets)
+"""
+    atomic_write_bytes(folder / "report.md", report.encode("utf-8"))
+    return folder / "report.md"
