@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 import sys
 
 import genarch
 from genarch.cli import main
+from genarch.quickstart_report import REPORT_FILES
 
 
 def test_version(capsys):
@@ -22,7 +25,15 @@ def test_no_command_prints_help_and_fails(capsys):
     assert "quickstart" in capsys.readouterr().out
 
 
-def test_quickstart_runs_the_real_job_on_python_docs():
+def _figures(stdout):
+    """The held-out bits per byte and perplexity of the quickstart's summary line."""
+    found = re.search(r"held-out (\S+) bits per byte, perplexity (\S+) per token", stdout)
+    assert found, stdout
+    return float(found[1]), float(found[2])
+
+
+def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
+    # a reduced size (10 steps) keeps CI fast; the default trains for about 2 minutes
     out = subprocess.run(
         [
             sys.executable,
@@ -33,6 +44,8 @@ def test_quickstart_runs_the_real_job_on_python_docs():
             "10",
             "--vocab-size",
             "1024",
+            "--out",
+            str(tmp_path / "run"),
         ],
         capture_output=True,
         text=True,
@@ -46,6 +59,45 @@ def test_quickstart_runs_the_real_job_on_python_docs():
     assert "sample: The list" in out.stdout
     assert "[1] string-methods chars" in out.stdout  # a cited answer
     assert "not found in the sources" in out.stdout  # the question the docs cannot answer
+    bits_per_byte, perplexity = _figures(out.stdout)
+    assert math.isfinite(bits_per_byte) and 0 < bits_per_byte < 10
+    assert math.isfinite(perplexity) and 1 < perplexity <= 1024 * 2
+    # the run folder holds every file it promises, and the last line says where it is
+    assert out.stdout.splitlines()[-1] == f"run report: {tmp_path / 'run' / 'report.md'}"
+    for name in REPORT_FILES:
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+    assert (tmp_path / "run" / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (tmp_path / "run" / "report.md").read_text()
+    for name in REPORT_FILES[1:]:
+        assert f"({name})" in report, name  # report.md links every other file
+    # progress off a terminal: plain lines, no carriage returns
+    assert "step 10/10" in out.stderr and "\r" not in out.stderr + out.stdout
+
+
+def test_quickstart_quiet_prints_only_the_summary(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "quickstart",
+                "--quiet",
+                "--train-steps",
+                "3",
+                "--vocab-size",
+                "300",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no progress lines
+    lines = captured.out.splitlines()
+    assert len(lines) == 4, lines  # figures, sample, time, where the report is
+    assert all(math.isfinite(figure) for figure in _figures(captured.out))
+    assert lines[1].startswith("sample: The list")
+    assert lines[-1] == f"run report: {tmp_path / 'report.md'}"
+    assert all((tmp_path / name).is_file() for name in REPORT_FILES)
 
 
 def test_image_quickstart_trains_diffusion_and_writes_a_png(tmp_path):

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genarch._version import __version__
+from genarch.quickstart_report import QUICKSTART_SETTINGS
 
 __all__ = ["main"]
 
@@ -21,60 +22,6 @@ QUESTIONS = (
     "What does str.partition return?",
     "How many moons does Jupiter have?",
 )
-
-
-#: The GPT's training settings: the default fits the 2-minute budget on 2 CPU cores, ``--full``
-#: trains longer for a better model. ``--vocab-size`` and ``--train-steps`` override them.
-SETTINGS: dict[str, dict[str, Any]] = {
-    "default": {
-        "vocab_size": 1024,
-        "context_length": 64,
-        "n_layer": 3,
-        "n_head": 4,
-        "n_embd": 96,
-        "batch_size": 32,
-        "learning_rate": 5e-3,
-        "train_steps": 150,
-        "warmup_steps": 15,
-    },
-    "full": {
-        "vocab_size": 1024,
-        "context_length": 64,
-        "n_layer": 3,
-        "n_head": 4,
-        "n_embd": 96,
-        "batch_size": 32,
-        "learning_rate": 5e-3,
-        "train_steps": 600,
-        "warmup_steps": 30,
-    },
-}
-SAMPLE = {"prompt": "The list", "max_new_tokens": 48, "temperature": 0.5, "top_k": 20, "seed": 0}
-
-
-class _Say:
-    """Prints the stages' output, or nothing under ``--quiet`` (the final summary always prints)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def __call__(self, *parts: object) -> None:
-        if not self.quiet:
-            print(*parts)
-
-    def heading(self, title: str) -> None:
-        self()
-        self(f"== {title}")
-
-
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    settings = dict(SETTINGS["full" if args.full else "default"])
-    if args.vocab_size is not None:
-        settings["vocab_size"] = args.vocab_size
-    if args.train_steps is not None:
-        settings["train_steps"] = args.train_steps
-        settings["warmup_steps"] = min(settings["warmup_steps"], max(args.train_steps // 10, 0))
-    return settings
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -94,12 +41,14 @@ def _quickstart(args: argparse.Namespace) -> int:
         python_docs,
     )
     from genarch.pipeline import Pipeline
-    from genarch.quickstart_report import write_run_folder
+    from genarch.quickstart_report import Printer, quickstart_settings, write_run_folder
     from genarch.schemas import Document
 
     started = time.perf_counter()
-    say = _Say(args.quiet)
-    settings = _settings(args)
+    say = Printer(quiet=args.quiet)
+    settings = quickstart_settings(
+        full=args.full, vocab_size=args.vocab_size, train_steps=args.train_steps
+    )
     out = Path(args.out or f"runs/quickstart-{time.strftime('%Y%m%d-%H%M%S')}")
     say(f"genarch {__version__} quickstart: the end-to-end job on Python's own documentation")
 
@@ -194,7 +143,7 @@ def _train_and_sample(
     settings: dict[str, Any],
     tokenizer: Any,
     token_rows: Sequence[Sequence[int]],
-    say: _Say,
+    say: Any,
 ) -> tuple[dict[str, Any], Any, str]:
     """Train the GPT; return its figures (held-out bits per byte, perplexity, times), the
     trainer's report and the sample."""
@@ -204,6 +153,7 @@ def _train_and_sample(
 
     from genarch.models import GPT, GPTConfig, TextGenerator
     from genarch.models.perplexity import evaluate_loss
+    from genarch.quickstart_report import SAMPLE
     from genarch.schemas import TextRequest
     from genarch.training import LanguageModeling, Trainer, token_blocks
 
@@ -466,14 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--vocab-size",
         type=int,
         default=None,
-        help=f"BPE vocabulary size (default {SETTINGS['default']['vocab_size']})",
+        help=f"BPE vocabulary size (default {QUICKSTART_SETTINGS['default']['vocab_size']})",
     )
     quickstart.add_argument(
         "--train-steps",
         type=int,
         default=None,
-        help=f"training steps for the small GPT (default {SETTINGS['default']['train_steps']}, "
-        f"--full {SETTINGS['full']['train_steps']})",
+        help=f"training steps for the small GPT (default {QUICKSTART_SETTINGS['default']['train_steps']}, "
+        f"--full {QUICKSTART_SETTINGS['full']['train_steps']})",
     )
     quickstart.add_argument(
         "--full",

@@ -23,7 +23,88 @@ from typing import Any
 from genarch._io import atomic_write_bytes
 from genarch.errors import InvalidInputError
 
-__all__ = ["REPORT_FILES", "curve_png", "write_run_folder"]
+__all__ = [
+    "QUICKSTART_SETTINGS",
+    "REPORT_FILES",
+    "SAMPLE",
+    "Printer",
+    "curve_png",
+    "quickstart_settings",
+    "write_run_folder",
+]
+
+#: The GPT's training settings: the default fits the 2-minute budget on 2 CPU cores, ``--full``
+#: trains longer for a better model. ``--vocab-size`` and ``--train-steps`` override them.
+QUICKSTART_SETTINGS: dict[str, dict[str, Any]] = {
+    "default": {
+        "vocab_size": 1024,
+        "context_length": 64,
+        "n_layer": 3,
+        "n_head": 4,
+        "n_embd": 96,
+        "batch_size": 32,
+        "learning_rate": 5e-3,
+        "train_steps": 150,
+        "warmup_steps": 15,
+    },
+    "full": {
+        "vocab_size": 1024,
+        "context_length": 64,
+        "n_layer": 3,
+        "n_head": 4,
+        "n_embd": 96,
+        "batch_size": 32,
+        "learning_rate": 5e-3,
+        "train_steps": 600,
+        "warmup_steps": 30,
+    },
+}
+SAMPLE = {"prompt": "The list", "max_new_tokens": 48, "temperature": 0.5, "top_k": 20, "seed": 0}
+
+
+class Printer:
+    """Prints the stages' output, or nothing under ``--quiet`` (the final summary always prints)."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def __call__(self, *parts: object) -> None:
+        if not self.quiet:
+            print(*parts)
+
+    def heading(self, title: str) -> None:
+        self()
+        self(f"== {title}")
+
+
+def quickstart_settings(
+    *, full: bool = False, vocab_size: int | None = None, train_steps: int | None = None
+) -> dict[str, Any]:
+    """The GPT's settings: :data:`QUICKSTART_SETTINGS` (``full`` or default), with overrides.
+
+    A shorter run gets a proportionally shorter warm-up (a tenth of its steps at most).
+
+    Raises:
+        InvalidInputError: a vocabulary under 257 tokens or fewer than 1 step.
+
+    Example:
+        >>> quickstart_settings(train_steps=10)["warmup_steps"]
+        1
+    """
+    settings = dict(QUICKSTART_SETTINGS["full" if full else "default"])
+    if vocab_size is not None:
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 257:
+            raise InvalidInputError(
+                f"vocab_size must be an int >= 257 (the 256 bytes and one merge), got {vocab_size!r}"
+            )
+        settings["vocab_size"] = vocab_size
+    if train_steps is not None:
+        if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+            raise InvalidInputError(f"train_steps must be an int >= 1, got {train_steps!r}")
+        settings["train_steps"] = train_steps
+        settings["warmup_steps"] = min(settings["warmup_steps"], train_steps // 10)
+    return settings
+
 
 #: Every file the quickstart's run folder holds (report.md links the others).
 REPORT_FILES = (

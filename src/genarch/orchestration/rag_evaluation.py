@@ -48,13 +48,13 @@ __all__ = [
     "LabelledQuestion",
     "RAGReport",
     "RetrievalReport",
+    "answer_outcome",
     "evaluate_rag",
     "evaluate_retriever",
     "format_table",
     "load_questions",
     "normalise_space",
     "quote_spans",
-    "answer_outcome",
     "verify_questions",
 ]
 
