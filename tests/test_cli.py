@@ -60,8 +60,10 @@ def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
     assert "[1] string-methods chars" in out.stdout  # a cited answer
     assert "not found in the sources" in out.stdout  # the question the docs cannot answer
     bits_per_byte, perplexity = _figures(out.stdout)
-    assert math.isfinite(bits_per_byte) and 0 < bits_per_byte < 10
-    assert math.isfinite(perplexity) and 1 < perplexity <= 1024 * 2
+    assert math.isfinite(bits_per_byte)
+    assert 0 < bits_per_byte < 10
+    assert math.isfinite(perplexity)
+    assert 1 < perplexity <= 1024 * 2
     # the run folder holds every file it promises, and the last line says where it is
     assert out.stdout.splitlines()[-1] == f"run report: {tmp_path / 'run' / 'report.md'}"
     for name in REPORT_FILES:
@@ -71,7 +73,8 @@ def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
     for name in REPORT_FILES[1:]:
         assert f"({name})" in report, name  # report.md links every other file
     # progress off a terminal: plain lines, no carriage returns
-    assert "step 10/10" in out.stderr and "\r" not in out.stderr + out.stdout
+    assert "step 10/10" in out.stderr
+    assert "\r" not in out.stderr + out.stdout
 
 
 def test_quickstart_quiet_prints_only_the_summary(tmp_path, capsys):

@@ -120,7 +120,7 @@ def _quickstart(args: argparse.Namespace) -> int:
         },
         training=training,
         train_loss=report.train_loss,
-        eval_loss=report.eval_loss,
+        eval_loss=[(report.steps, training["held_out_loss_nats_per_token"])],
         sample=sample,
         answers=[result.model_dump(mode="json") for result in results],
         answers_text=answers_text,

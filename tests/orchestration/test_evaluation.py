@@ -21,6 +21,7 @@ from genarch.orchestration.rag_evaluation import (
     verify_questions,
 )
 from genarch.schemas import Chunk, Document, ScoredChunk
+from orchestration.conftest import quotes_this_python
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def test_the_set_has_at_least_fifty_answerable_questions(questions: list[Labelle
     assert len({q.question for q in questions}) == len(questions)
 
 
+@quotes_this_python
 def test_every_quote_is_in_each_of_its_topics(
     questions: list[LabelledQuestion], documents: list[Document]
 ) -> None:

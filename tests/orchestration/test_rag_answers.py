@@ -17,6 +17,7 @@ from genarch.orchestration.rag_evaluation import (
     verify_questions,
 )
 from genarch.schemas import Document
+from orchestration.conftest import quotes_this_python
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def test_the_rag_set_has_60_answerable_and_20_unanswerable_questions(questions):
     assert len({q.id for q in questions}) == len(questions)
 
 
+@quotes_this_python
 def test_every_answer_span_occurs_in_its_topics(questions, documents):
     verify_questions(questions, documents)  # raises, naming each question that fails
 
@@ -74,6 +76,7 @@ def test_an_answer_is_right_only_with_the_topic_and_an_overlapping_span():
     assert answer_outcome(declined, question, texts) == "declined"
 
 
+@quotes_this_python
 def test_the_quickstart_assistant_answers_the_held_out_half(questions, documents):
     # Figures measured with `python benchmarks/eval_rag.py` on the held-out half
     # (even ids); the asserted floors leave a margin of about one question.

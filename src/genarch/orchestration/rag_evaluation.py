@@ -45,6 +45,7 @@ from genarch.schemas import Document, Record
 from genarch.validation import describe
 
 __all__ = [
+    "DOCS_PYTHON",
     "LabelledQuestion",
     "RAGReport",
     "RetrievalReport",
@@ -61,6 +62,10 @@ __all__ = [
 QUESTIONS_FILE = "python_docs_questions.json"
 QUESTION_SETS = {"retrieval": QUESTIONS_FILE, "rag": "python_docs_rag_questions.json"}
 FORMAT = "genarch.questions/1"
+DOCS_PYTHON = (3, 11)
+"""The Python whose documentation (``pydoc_data.topics``) the shipped question sets
+quote. Other versions reword some topics, so a few quotes (and the figures measured
+on them) hold only for this one."""
 
 
 def normalise_space(text: str) -> str:
