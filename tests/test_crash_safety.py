@@ -103,6 +103,48 @@ def test_checkpoints_survive_kills_and_the_best_one_is_never_lost(tmp_path: Path
     assert leftovers == []
 
 
+def kill_loop_over(save: Callable[[], None], check: Callable[[], None], target: Path) -> None:
+    """Kill ``save`` at random moments; ``check`` must pass after every kill."""
+    seconds = timed(save)
+    rng = random.Random(str(target))
+    for _ in range(KILLS):
+        kill_while_saving(save, seconds, rng)
+        check()
+    save()
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name], "garbage left"
+
+
+@pytest.mark.slow
+def test_lora_adapters_survive_kills_mid_save(tmp_path: Path) -> None:
+    from genarch.training.finetune import LoRAConfig, apply_lora, load_adapters, save_adapters
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 8))
+
+    tuned = model()
+    apply_lora(tuned, ["0", "1"], LoRAConfig(rank=4, alpha=8.0))
+    target = tmp_path / "adapters"
+
+    def check() -> None:
+        assert load_adapters(model(), target) == ["0", "1"]
+
+    kill_loop_over(lambda: save_adapters(tuned, target), check, target)
+
+
+@pytest.mark.slow
+def test_token_files_survive_kills_mid_write(tmp_path: Path) -> None:
+    from genarch.data.token_corpus import TokenDataset, write_token_file
+
+    sequences = [list(range(i, i + 500)) for i in range(40)]
+    target = tmp_path / "tokens"
+
+    def check() -> None:
+        assert len(TokenDataset.open(target)) == sum(len(s) for s in sequences)
+
+    kill_loop_over(lambda: write_token_file(target, sequences, vocab_size=1024), check, target)
+
+
 def test_the_kill_loop_notices_a_save_that_is_not_crash_safe(tmp_path: Path) -> None:
     """The harness can fail: a save written in place is caught half-written."""
 
