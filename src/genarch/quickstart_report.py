@@ -48,8 +48,8 @@ QUICKSTART_SETTINGS: dict[str, dict[str, Any]] = {
         "n_embd": 192,
         "batch_size": 16,
         "learning_rate": 5e-3,
-        "train_steps": 1000,
-        "warmup_steps": 50,
+        "train_steps": 750,
+        "warmup_steps": 40,
     },
     "full": {
         "vocab_size": 1024,
