@@ -24,6 +24,11 @@ QUESTIONS = (
 )
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line: every line break (``str.splitlines`` knows eleven) as `` / ``."""
+    return " / ".join(text.splitlines())
+
+
 def _quickstart(args: argparse.Namespace) -> int:
     if args.modality == "image":
         return _quickstart_images(args)
@@ -132,7 +137,7 @@ def _quickstart(args: argparse.Namespace) -> int:
         f"{training['cpu_seconds']:.1f} s CPU"
     )
     if args.quiet:
-        print(f"sample: {sample}")
+        print(f"sample: {_one_line(sample)}")
     print(f"finished in {time.perf_counter() - started:.1f} s")
     print(f"run report: {path}")
     return 0
@@ -198,7 +203,7 @@ def _train_and_sample(
     say(
         f"sampling {request.max_new_tokens} tokens at temperature {request.temperature}, top-k {request.top_k}"
     )
-    say(f"sample: {sample}")
+    say(f"sample: {_one_line(sample)}")
     training = {
         **settings,
         "parameters": model.num_parameters(),
