@@ -19,10 +19,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 __all__ = [
     "MANIFEST_FILE",
     "atomic_directory",
+    "atomic_file",
     "atomic_write_bytes",
     "atomic_write_text",
     "discard",
@@ -45,13 +47,22 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (the parent directory must exist)."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], *, text: bool = False) -> Iterator[IO[Any]]:
+    """Yield a handle whose content replaces ``path`` atomically when the block succeeds.
+
+    The handle writes to a temporary sibling (binary, or UTF-8 text with ``\\n``
+    line ends when ``text``); it is flushed, fsynced and renamed over ``path``
+    only if the block finishes. The parent directory must exist.
+    """
     target = Path(path)
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        handle: IO[Any] = (
+            os.fdopen(fd, "w", encoding="utf-8", newline="\n") if text else os.fdopen(fd, "wb")
+        )
+        with handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -60,6 +71,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.unlink(temporary)
         raise
     _fsync_directory(target.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (the parent directory must exist)."""
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from genarch._io import atomic_file
 from genarch.errors import IntegrityError
 
 __all__ = ["load_or_create_key", "write_lines"]
@@ -42,19 +43,9 @@ def load_or_create_key(key_path: Path) -> bytes:
 
 def write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> int:
     """Stream ``lines`` into ``path`` through a fsynced temporary and an atomic rename."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     count = 0
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-            for line in lines:
-                handle.write(line + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with atomic_file(path, text=True) as handle:
+        for line in lines:
+            handle.write(line + "\n")
+            count += 1
     return count
