@@ -25,6 +25,11 @@ Errors: every method documented here raises
 :class:`~genarch.errors.InvalidInputError` (or another
 :class:`~genarch.errors.GenarchError`) for input it cannot accept — never a
 bare ``AttributeError``, ``IndexError`` or a pydantic error.
+
+Why one module past the ~500-line guide: this file *is* the contract, and a
+reader (or an implementer of their own component) should find every protocol
+and its promises in one place, as the layer map above lists them. It holds no
+logic beyond :func:`is_conditional`.
 """
 
 from __future__ import annotations

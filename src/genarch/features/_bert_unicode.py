@@ -2,6 +2,7 @@
 
 Measured from Hugging Face tokenizers 0.23.3 (BertNormalizer,
 BertPreTokenizer, NFD), code point by code point; see wordpiece.py for their use.
+Data, not code: its length is the size of the Unicode tables it records.
 """
 
 # fmt: off
