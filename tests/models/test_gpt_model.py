@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import pydantic
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -306,5 +307,5 @@ def test_dropout_is_active_in_training_only() -> None:
 
 def test_gpt_config_is_frozen() -> None:
     config = GPTConfig(vocab_size=10)
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         config.n_layer = 3  # type: ignore[misc]

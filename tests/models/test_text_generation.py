@@ -87,6 +87,14 @@ def test_text_generator_implements_the_optional_protocols() -> None:
     assert isinstance(GENERATOR, Generator)
     assert isinstance(GENERATOR, StreamingGenerator)
     assert isinstance(GENERATOR, ScoringGenerator)
+    # ...and keeps their promises, not only their names
+    scores = GENERATOR.log_prob(["hello", "hi there"])
+    assert scores.dtype == torch.float64
+    assert scores.shape == (2,)
+    assert bool(torch.isfinite(scores).all())
+    assert bool((scores < 0).all())
+    request = TextRequest(prompt="hi", max_new_tokens=6, seed=3)
+    assert "".join(GENERATOR.stream(request)) == GENERATOR.generate(request).text
 
 
 # --------------------------------------------------------------- the engine
