@@ -73,13 +73,31 @@ ALLOWED: dict[str, frozenset[str]] = {
     # deployment stands on the core and rebuilds components by registry name; it
     # reads the data layer's DataReport for model cards, nothing else
     "deploy": frozenset({"data"}),
+    # private synthetic data stands on the Bayesian network (models) and DP-SGD on the trainer
+    "privacy": frozenset({"data", "models", "training"}),
+    # Ray runs the other layers' components on a cluster; nothing in them imports Ray
+    "distributed": frozenset({*LAYERS, TRAINING, "deploy", "feedback", "evaluation", "privacy"}),
+    # Flower trains genarch models across clients, optionally with the privacy layer
+    "federated": frozenset({"data", "features", "models", "training", "privacy"}),
     # the command line and the package root sit on top
     "cli": frozenset({*LAYERS, TRAINING, "deploy", "feedback"}),
     "__main__": frozenset({"cli"}),
 }
 #: sub-packages and top-level modules that are not the shared core.
 NOT_CORE = frozenset(
-    {*LAYERS, TRAINING, "feedback", "evaluation", "deploy", "testing", "cli", "__main__"}
+    {
+        *LAYERS,
+        TRAINING,
+        "feedback",
+        "evaluation",
+        "deploy",
+        "privacy",
+        "distributed",
+        "federated",
+        "testing",
+        "cli",
+        "__main__",
+    }
 )
 #: modules the registry may import: it is a leaf naming components by dotted path.
 REGISTRY_MAY_IMPORT = frozenset({"genarch.errors"})
