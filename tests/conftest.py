@@ -27,3 +27,27 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[object]:
+    """One local Ray for the whole session (2 CPUs, no dashboard), shut down at the end.
+
+    Ray takes seconds to start, so every test that needs it shares this one;
+    a test module skips with the install hint when the ``ray`` extra is absent.
+    """
+    ray = pytest.importorskip(
+        "ray", reason="the ray extra is not installed: pip install 'genarch[ray]'"
+    )
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+        )
+    yield ray
+    if started:
+        ray.shutdown()
