@@ -129,8 +129,8 @@ def peer_app(weights: Path) -> Any:
         text = "".join(f" {token}" for token in output[0, ids.shape[1] :].tolist())
         return {"object": "text_completion", "choices": [{"index": 0, "text": text}]}
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    @app.get("/readyz")  # the model is loaded before the app is made
+    def readyz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
@@ -181,7 +181,7 @@ def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + 120
     while True:
         try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
+            if httpx.get(f"{url}/readyz").status_code == 200:
                 return
         except httpx.TransportError:
             pass

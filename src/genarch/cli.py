@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -267,11 +268,8 @@ def _load_verified(reference: str, registry_root: str | None) -> tuple[Any, str,
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from genarch.deploy import ApiKeyStore, EmbeddingService, GenerationService, RateLimiter
-    from genarch.deploy.http import create_app
-    from genarch.deploy.metrics import MetricsRegistry
+    from genarch.deploy.http_startup import LoadingApp
     from genarch.errors import InvalidInputError, missing_dependency
-    from genarch.orchestration.chat_template import ChatTemplate
 
     try:
         import uvicorn
@@ -284,6 +282,44 @@ def _serve(args: argparse.Namespace) -> int:
         )
     if args.api_keys is None:
         print("genarch serve: no --api-keys: serving WITHOUT authentication", file=sys.stderr)
+    # The port opens at once and answers 503 (model_loading) while the artefact is
+    # verified and loaded in the background: a process manager sees the server alive
+    # (/healthz) before it is ready (/readyz). A failed load stops the server.
+    loading = LoadingApp()
+    server = uvicorn.Server(
+        uvicorn.Config(loading, host=args.host, port=args.port, log_level=args.log_level)
+    )
+
+    def load() -> None:
+        try:
+            app, version = _serving_app(args)
+        except BaseException as error:  # re-raised by the main thread below
+            loading.fail(error)
+            server.should_exit = True
+            return
+        loading.serve(app, close=app.state.close_services)
+        print(
+            f"genarch serve: {version} ready on http://{args.host}:{args.port}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    threading.Thread(target=load, name="genarch-serve-load", daemon=True).start()
+    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: it stops accepting, lets
+    # in-flight requests finish, then the lifespan closes (drains) the services.
+    server.run()
+    if loading.error is not None:
+        raise loading.error
+    return 0
+
+
+def _serving_app(args: argparse.Namespace) -> tuple[Any, str]:
+    """The FastAPI app ``genarch serve`` serves, and the model version it loaded."""
+    from genarch.deploy import ApiKeyStore, EmbeddingService, GenerationService, RateLimiter
+    from genarch.deploy.http import create_app
+    from genarch.deploy.metrics import MetricsRegistry
+    from genarch.orchestration.chat_template import ChatTemplate
+
     keys = ApiKeyStore(args.api_keys) if args.api_keys else None
     limiter = None
     if args.requests_per_second is not None or args.tokens_per_second is not None:
@@ -334,14 +370,9 @@ def _serve(args: argparse.Namespace) -> int:
         keys=keys,
         chat_template=ChatTemplate(),
         tokenizer=getattr(generator, "tokenizer", None),
+        close_on_shutdown=False,  # LoadingApp runs the lifespan: app.state.close_services
     )
-    print(
-        f"genarch serve: {version} on http://{args.host}:{args.port}", file=sys.stderr, flush=True
-    )
-    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: it stops accepting, lets
-    # in-flight requests finish, then the app's lifespan closes (drains) the services.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
+    return app, version
 
 
 def _keys(args: argparse.Namespace) -> int:

@@ -73,7 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
+            if httpx.get(f"{url}/readyz").status_code == 200:
                 break
         except httpx.TransportError:
             pass

@@ -82,6 +82,37 @@ def package(root: Path) -> tuple[Path, Path]:
     return generator_dir, embedder_dir
 
 
+def start_server(root: Path, *arguments: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``genarch serve ARGUMENTS`` on a free loopback port, once ``/readyz`` answers 200."""
+    port = free_port()
+    command = [sys.executable, "-m", "genarch.cli", "serve", *arguments, "--port", str(port)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with (root / "serve.log").open("ab") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"genarch serve did not start: {(root / 'serve.log').read_text()}")
+        time.sleep(0.1)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: the server drains, then exits."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        # uvicorn finishes its graceful shutdown, then re-raises the signal it caught
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        process.kill()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("serve")
@@ -90,36 +121,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     key = keys.create_key("app", ["generate", "embed", "feedback", "admin"])
     embed_only = keys.create_key("embedder", ["embed"])
     burst = keys.create_key("bursty", ["generate"])
-    port = free_port()
-    command = [
-        sys.executable, "-m", "genarch.cli", "serve", str(generator_dir),
-        "--port", str(port), "--api-keys", str(keys.path), "--embeddings", str(embedder_dir),
-        "--feedback", str(root / "feedback.db"), "--requests-per-second", "1",
-        "--request-burst", "30", "--max-new-tokens", "1000", "--max-wait-ms", "1",
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    log = (root / "serve.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"genarch serve did not start: {(root / 'serve.log').read_text()}")
-        time.sleep(0.1)
+    process, url = start_server(
+        root,
+        str(generator_dir),
+        *("--api-keys", str(keys.path), "--embeddings", str(embedder_dir)),
+        *("--feedback", str(root / "feedback.db"), "--requests-per-second", "1"),
+        *("--request-burst", "30", "--max-new-tokens", "1000", "--max-wait-ms", "1"),
+    )
     yield Server(url, key, embed_only, burst, root / "feedback.db", process)
-    process.send_signal(signal.SIGTERM)  # drains, then exits
-    try:
-        # uvicorn finishes its graceful shutdown, then re-raises the signal it caught
-        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
-    finally:
-        process.kill()
-        log.close()
+    stop_server(process)
 
 
 def assert_still_serves(server: Server) -> None:
@@ -375,3 +385,43 @@ def test_a_client_that_disconnects_mid_stream_cancels_its_decoding(server: Serve
         assert time.monotonic() < deadline, "the stream was not cancelled"
         time.sleep(0.05)
     assert_still_serves(server)
+
+
+def test_sigterm_lets_a_stream_in_flight_finish_then_exits(tmp_path: Path) -> None:
+    generator_dir, _ = package(tmp_path)
+    process, url = start_server(tmp_path, str(generator_dir), "--max-new-tokens", "1000")
+    try:
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/completions",
+            json={"prompt": "long", "max_tokens": 300, "stream": True, "temperature": 0},
+            timeout=60,
+        ) as response:
+            lines = (line for line in response.iter_lines() if line)
+            events = [next(lines)]  # the request is in flight: its first tokens arrived
+            process.send_signal(signal.SIGTERM)
+            events += list(lines)
+        assert events[-1] == "data: [DONE]"
+        chunks = [json.loads(event[len("data: ") :]) for event in events[:-1]]
+        # every token came: the stream ran to max_tokens rather than being cut by draining
+        assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+        with pytest.raises(httpx.TransportError):  # and then the port is closed
+            httpx.get(f"{url}/healthz")
+    finally:
+        process.kill()
+
+
+def test_a_tampered_artefact_stops_the_server_with_the_error(tmp_path: Path) -> None:
+    generator_dir, _ = package(tmp_path)
+    weights = next(p for p in (generator_dir / "component").rglob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    command = [sys.executable, "-m", "genarch.cli", "serve", str(generator_dir)]
+    done = subprocess.run(
+        [*command, "--port", str(free_port())], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "IntegrityError" in done.stderr or "changed" in done.stderr, done.stderr
+    assert weights.name in done.stderr

@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 
 from genarch.deploy import GenerationService, TokenStream, create_app
 from genarch.deploy.http_errors import describe_failure
+from genarch.deploy.http_startup import LoadingApp
 from genarch.deploy.serving_errors import CapExceededError, RateLimitError
 from genarch.deploy.streams import StreamState
-from genarch.errors import MissingDependencyError
+from genarch.errors import InvalidInputError, MissingDependencyError
 from genarch.orchestration.chat_template import ChatTemplate
 from genarch.schemas import TextRequest, TextResult
 
@@ -93,3 +94,49 @@ def test_without_a_chat_template_chat_is_404_and_completions_still_work() -> Non
             client.post("/v1/completions", json={"prompt": "ab"}).json()["choices"][0]["text"]
             == "ba"
         )
+
+
+# ------------------------------------------------------- 503 while loading
+
+
+def test_while_loading_the_server_is_alive_not_ready_and_routes_are_503() -> None:
+    loading = LoadingApp(retry_after_s=2)
+    with TestClient(loading) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.json()["status"]) == (503, "loading")
+        refused = client.post("/v1/completions", json={"prompt": "ab"})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "2"
+        assert refused.json()["error"]["code"] == "model_loading"
+        assert refused.json()["error"]["type"] == "service_unavailable"
+
+        service = GenerationService(Echo(), max_wait_ms=0)
+        app = create_app(service, close_on_shutdown=False)
+        loading.serve(app, close=app.state.close_services)
+        assert loading.status == "serving"
+        assert client.get("/readyz").status_code == 200
+        answer = client.post("/v1/completions", json={"prompt": "ab"})
+        assert answer.json()["choices"][0]["text"] == "ba"
+    # the lifespan's shutdown closed the real app's services
+    assert not service.health().ready
+
+
+def test_a_failed_load_says_so_and_cannot_be_served_afterwards() -> None:
+    loading = LoadingApp()
+    loading.fail(RuntimeError("weights.safetensors changed"))
+    with TestClient(loading) as client:
+        assert client.get("/readyz").json()["status"] == "failed"
+        refused = client.post("/v1/completions", json={"prompt": "ab"})
+        assert refused.json()["error"]["code"] == "model_load_failed"
+        assert "weights.safetensors changed" in refused.json()["error"]["message"]
+    service = GenerationService(Echo(), max_wait_ms=0)
+    with pytest.raises(InvalidInputError, match="already failed"):
+        loading.serve(create_app(service))
+    service.close()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1"])
+def test_loading_app_refuses_a_bad_retry_after(bad: object) -> None:
+    with pytest.raises(InvalidInputError, match="retry_after_s"):
+        LoadingApp(retry_after_s=bad)  # type: ignore[arg-type]

@@ -110,7 +110,9 @@ def create_app(
             (without one, UTF-8 bytes stand in for tokens).
         remember_responses: how many recent responses feedback can refer to.
         close_on_shutdown: close (drain) the services and the feedback loop
-            when the server shuts down.
+            when the server shuts down. The same closing is
+            ``app.state.close_services``, for a host that runs the lifespan
+            itself (:class:`~genarch.deploy.http_startup.LoadingApp`).
 
     Raises:
         MissingDependencyError: FastAPI is not installed (``pip install "genarch[serve]"``).
@@ -160,6 +162,9 @@ def create_app(
         return _error(HttpError(status, f"no route {status}: {error}", code=code))
 
     app.add_exception_handler(HTTPException, not_found)
+    # what the lifespan runs at shutdown, for a host that handles the lifespan itself
+    # (genarch serve's LoadingApp, genarch.deploy.http_startup)
+    app.state.close_services = server.close
     return app
 
 
