@@ -6,7 +6,10 @@ directory. A page may shrink its workload for the test run with HTML comments
 
     <!-- docs-test: replace "max_steps=2000" with "max_steps=20" -->
 
-which rewrite the page's code blocks before they run.
+which rewrite the page's code blocks before they run. A page that needs an
+optional extra names the module it imports, and is skipped where it is missing::
+
+    <!-- docs-test: requires "flwr" -->
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 REPLACE = re.compile(r'<!--\s*docs-test:\s*replace\s+"(.*?)"\s+with\s+"(.*?)"\s*-->')
+REQUIRES = re.compile(r'<!--\s*docs-test:\s*requires\s+"(.*?)"\s*-->')
 PAGES = sorted(p for p in DOCS.rglob("*.md") if BLOCK.search(p.read_text(encoding="utf-8")))
 
 
@@ -37,6 +41,8 @@ def test_docs_have_code_to_run() -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
 def test_code_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in REQUIRES.findall(page.read_text(encoding="utf-8")):
+        pytest.importorskip(module, reason=f"{page.name} needs the optional module {module!r}")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for index, block in enumerate(page_code(page)):

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from genarch.models import bayes
 from genarch.models.bayes import BayesianNetwork, parse_bif
 
 # Lauritzen & Spiegelhalter (1988), "Local computations with probabilities on graphical
@@ -121,26 +122,22 @@ def sprinkler() -> BayesianNetwork:
 def random_network(
     seed: int, num_nodes: int, *, max_parents: int = 3, max_states: int = 3, zeros: bool = False
 ) -> BayesianNetwork:
-    """A random DAG with Dirichlet(1) CPTs; variables listed in a shuffled (non-topological) order."""
-    rng = np.random.default_rng(seed)
-    names = [f"x{i}" for i in range(num_nodes)]
-    cards = rng.integers(2, max_states + 1, size=num_nodes)
-    variables, cpts = [], {}
-    for i, name in enumerate(names):
-        earlier = rng.permutation(i)[: rng.integers(0, min(i, max_parents) + 1)]
-        parents = [names[j] for j in earlier]
-        shape = [int(cards[j]) for j in earlier] + [int(cards[i])]
-        table = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]).reshape(shape)
-        if zeros:  # knock out some entries, renormalise: impossible states and rows
-            table = np.where(rng.random(shape) < 0.2, 0.0, table)
-            table[table.sum(axis=-1) == 0, 0] = 1.0
-            table = table / table.sum(axis=-1, keepdims=True)
-        variables.append(
-            {"name": name, "states": [f"s{k}" for k in range(cards[i])], "parents": parents}
-        )
-        cpts[name] = table
-    order = rng.permutation(num_nodes)
-    return BayesianNetwork(variables=[variables[i] for i in order], cpts=cpts)
+    """:func:`genarch.models.bayes.random_network`, optionally with some CPT entries set to zero.
+
+    With ``zeros``, about a fifth of the entries are knocked out and the rows
+    renormalised, so some states and rows become impossible (evidence of
+    probability zero, ``-inf`` log-probabilities).
+    """
+    net = bayes.random_network(num_nodes, max_parents=max_parents, max_states=max_states, seed=seed)
+    if not zeros:
+        return net
+    rng = np.random.default_rng([seed, 1])
+    cpts = {}
+    for name, table in net.cpts.items():
+        table = np.where(rng.random(table.shape) < 0.2, 0.0, table)
+        table[table.sum(axis=-1) == 0, 0] = 1.0
+        cpts[name] = table / table.sum(axis=-1, keepdims=True)
+    return BayesianNetwork(net.config, cpts=cpts)
 
 
 def brute_joint(net: BayesianNetwork) -> np.ndarray:
@@ -171,3 +168,41 @@ def brute_posterior(
     kept = [n for n in left if n in query]
     table = np.transpose(summed, [kept.index(q) for q in query])
     return table / table.sum()
+
+
+def to_pgmpy(net: BayesianNetwork) -> object:
+    """The same network as a pgmpy ``DiscreteBayesianNetwork`` (pgmpy must be installed)."""
+    from pgmpy.factors.discrete import TabularCPD
+    from pgmpy.models import DiscreteBayesianNetwork
+
+    model = DiscreteBayesianNetwork()
+    model.add_nodes_from(net.variables)
+    model.add_edges_from((p, v) for v in net.variables for p in net.parents(v))
+    for name in net.variables:
+        parents = list(net.parents(name))
+        table = net.cpt(name)  # (*parent cards, own card) -> pgmpy's (own card, parent configs)
+        model.add_cpds(
+            TabularCPD(
+                name,
+                table.shape[-1],
+                np.moveaxis(table, -1, 0).reshape(table.shape[-1], -1),
+                evidence=parents or None,
+                evidence_card=[len(net.states(p)) for p in parents] or None,
+                state_names={n: list(net.states(n)) for n in (name, *parents)},
+            )
+        )
+    model.check_model()
+    return model
+
+
+def pgmpy_posterior(
+    model: object, query: Sequence[str], evidence: Mapping[str, str]
+) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """pgmpy's ``VariableElimination`` answer, axes in ``query`` order, with its state names."""
+    from pgmpy.inference import VariableElimination
+
+    factor = VariableElimination(model).query(
+        list(query), evidence=dict(evidence) or None, joint=True, show_progress=False
+    )
+    table = np.transpose(factor.values, [factor.variables.index(q) for q in query])
+    return table, {q: list(factor.state_names[q]) for q in query}

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from genarch.errors import InvalidInputError
-from genarch.models.bayes import BayesianNetwork, BayesianNetworkConfig, chow_liu, hill_climb
+from genarch.models.bayes import (
+    BayesianNetwork,
+    BayesianNetworkConfig,
+    chow_liu,
+    hill_climb,
+    structural_hamming_distance,
+    to_cpdag,
+)
 from genarch.models.bayes.structure import FamilyScore
 from models.bayes_testing import asia, random_network, sprinkler
 
@@ -44,10 +51,73 @@ def v_structures(config: BayesianNetworkConfig) -> set[tuple[frozenset[str], str
 
 
 def test_hill_climbing_with_bic_recovers_asia_up_to_markov_equivalence_within_one_edge() -> None:
-    learned = hill_climb(list(asia_rows()), states=asia_states(), score="bic")
-    truth = asia().config
-    assert len(skeleton(learned) ^ skeleton(truth)) <= 1  # asia -> tub is weak: P(asia) = 0.01
-    assert v_structures(learned) == v_structures(truth)
+    # asia's `either` is a deterministic OR of tub and lung, a trap for a search from the
+    # empty graph (dysp <- tub, lung, bronc); from the Chow-Liu tree with some patience,
+    # 7 of the seeds 0..7 reach CPDAG SHD <= 1, the eighth a graph BIC scores above the truth.
+    rows = list(asia_rows())
+    start = chow_liu(rows, states=asia_states())
+    learned = hill_climb(
+        rows, states=asia_states(), score="bic", start=start, max_non_improving=30, tabu_length=30
+    )
+    assert structural_hamming_distance(learned, asia()) <= 1  # asia -> tub is weak: P(asia) = 0.01
+
+
+# ------------------------------------------------------------------ CPDAG and SHD
+
+
+def test_the_cpdag_of_asia_keeps_its_v_structures_and_what_meek_rule_1_compels() -> None:
+    graph = to_cpdag(asia())
+    assert graph.directed == {
+        ("tub", "either"),
+        ("lung", "either"),
+        ("bronc", "dysp"),
+        ("either", "dysp"),
+        ("either", "xray"),  # R1: lung -> either -- xray, lung and xray not adjacent
+    }
+    assert graph.undirected == {("asia", "tub"), ("lung", "smoke"), ("bronc", "smoke")}
+    assert graph.edge("either", "lung") == "<-"
+    assert graph.edge("smoke", "lung") == "--"
+    assert graph.edge("asia", "xray") is None
+
+
+def test_meek_rules_two_and_three_orient_what_acyclicity_and_v_structures_compel() -> None:
+    # R2: a -> b -> c with a -- c must be a -> c (else a cycle); here a -> b is compelled by
+    # the v-structure a -> b <- d, and b -> c by R1 (d -> b -- c, d and c not adjacent).
+    rule2 = to_cpdag({"a": [], "d": [], "b": ["a", "d"], "c": ["b", "a"]})
+    assert rule2.edge("a", "c") == "->"
+    # R3: the textbook kite a -- c1 -> b, a -- c2 -> b, a -- b, c1 and c2 not adjacent
+    kite = to_cpdag({"a": [], "c1": ["a"], "c2": ["a"], "b": ["c1", "c2", "a"]})
+    assert kite.edge("c1", "b") == "->" and kite.edge("c2", "b") == "->"
+    assert kite.edge("a", "b") == "->"
+    assert kite.edge("a", "c1") == "--"
+
+
+def test_markov_equivalent_dags_are_at_distance_zero_and_differences_count_per_pair() -> None:
+    chain = {"a": [], "b": ["a"], "c": ["b"]}
+    assert structural_hamming_distance(chain, {"a": ["b"], "b": [], "c": ["b"]}) == 0
+    assert structural_hamming_distance(chain, {"a": [], "b": ["a", "c"], "c": []}) == 2
+    assert structural_hamming_distance(chain, {"a": [], "b": ["a"], "c": []}) == 1  # missing
+    assert structural_hamming_distance(chain, {"a": [], "b": ["a"], "c": ["b", "a"]}) == 1  # extra
+    net = asia()
+    assert structural_hamming_distance(net, net.config) == 0
+    assert structural_hamming_distance(to_cpdag(net), net) == 0
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        ({"a": ["b"], "b": ["a"]}, {"a": [], "b": []}, "cycle"),
+        ({"a": ["z"]}, {"a": []}, "unknown parent 'z'"),
+        ({"a": []}, {"b": []}, "same nodes"),
+        ({"a": "b"}, {"a": []}, "list of parent names"),
+        ([("a", "b")], {"a": []}, "mapping of node"),
+    ],
+)
+def test_bad_graphs_are_refused_naming_the_problem(
+    first: object, second: object, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        structural_hamming_distance(first, second)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("score", ["bic", "bdeu"])
@@ -171,8 +241,16 @@ def test_chow_liu_recovers_a_chain_and_points_away_from_the_root() -> None:
         (lambda rows: hill_climb([{"a": 1.5}]), "not a str state"),
         (lambda rows: chow_liu(rows, root="nope"), "unknown root"),
         (lambda rows: chow_liu([{"a": None}]), "no values"),
+        (lambda rows: hill_climb([{"a": "x", "b": "p"}, {"a": "x", "b": "q"}]), "'a' has one value"),
+        (lambda rows: hill_climb([{"a": "x"}, {"a": float("nan")}]), "not a str state: float: nan"),
     ],
 )
 def test_bad_structure_learning_input_is_refused(call: object, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         call(list(asia_rows())[:200])  # type: ignore[operator]
+
+
+def test_a_single_valued_column_is_learned_when_its_states_are_given() -> None:
+    rows = [{"a": "x", "b": b} for b in "pq" * 10]
+    learned = hill_climb(rows, states={"a": ["x", "y"], "b": ["p", "q"]})
+    assert [v.parents for v in learned.variables] == [(), ()]

@@ -15,7 +15,10 @@ plus :meth:`Trainer.fit`, the loop most runs need, readable top to bottom::
     final checkpoint, TrainingReport
 
 Everything configurable lives in a frozen :class:`TrainerConfig`; callbacks are
-plain typed callables passed to ``fit`` (no hook base class to inherit).
+plain typed callables passed to ``fit`` (no hook base class to inherit). Three
+keyword arguments of the constructor let a training *mode* change how batches
+are drawn, how each player's optimizer is built and what each step reports
+(DP-SGD, ``genarch.privacy.dp_sgd.DPTrainer``, uses all three).
 
 Why one module past the ~500-line guide: it is one recipe, the config, the
 step and the loop it drives, and a reader follows the loop above from start to
@@ -45,7 +48,7 @@ from genarch.protocols import TrainingObjective
 from genarch.schemas import Config, Record, StepReport, TrainingReport
 from genarch.training.checkpoint import CheckpointManager, load_checkpoint
 from genarch.training.data import IndexedData, shard, to_device
-from genarch.training.optimizer import ObjectiveOptimizer, OptimizerConfig
+from genarch.training.optimizer import ObjectiveOptimizer, OptimizerConfig, OptimizerFactory
 from genarch.training.schedules import Schedule
 
 __all__ = ["EvalReport", "Trainer", "TrainerConfig"]
@@ -119,6 +122,10 @@ class EvalReport(Record):
 StepCallback = Callable[[StepReport], None]
 EvalCallback = Callable[[EvalReport], None]
 CheckpointCallback = Callable[[Path], None]
+BatchIndices = Callable[[int, int], torch.Tensor]
+"""``(step, number of examples) -> indices`` of the examples in that step's global batch."""
+StepMetrics = Callable[[StepReport], Mapping[str, float]]
+"""More figures for a step's report, given the report the optimizer made."""
 
 
 def _world() -> tuple[int, int]:
@@ -152,6 +159,12 @@ class Trainer:
         config: a :class:`TrainerConfig`; keyword arguments are shorthand for its fields.
         count_items: samples or tokens in a batch, for throughput (default: the
             objective's ``count_items`` if it has one, else the batch's first dimension).
+        optimizer_factory: builds each player's torch optimizer in place of
+            ``config.optimizer.factory()`` (e.g. to wrap it).
+        batch_indices: picks each step's global batch in place of the seeded,
+            shuffled epochs (e.g. Poisson sampling).
+        step_metrics: its figures join each step's ``metrics`` (so the log and
+            the step callbacks see them).
 
     Example:
         >>> import torch
@@ -174,6 +187,9 @@ class Trainer:
         config: TrainerConfig | None = None,
         *,
         count_items: Callable[[Any], int] | None = None,
+        optimizer_factory: OptimizerFactory | None = None,
+        batch_indices: BatchIndices | None = None,
+        step_metrics: StepMetrics | None = None,
         **fields: Any,
     ) -> None:
         self._config = TrainerConfig.resolve(config, fields)
@@ -188,7 +204,7 @@ class Trainer:
         self.objective = objective
         self._engine: ObjectiveOptimizer[Any] = ObjectiveOptimizer(
             objective,
-            optimizer=cfg.optimizer.factory(),
+            optimizer=optimizer_factory or cfg.optimizer.factory(),
             seed=cfg.seed,
             max_grad_norm=cfg.max_grad_norm,
             count_items=count_items,
@@ -204,6 +220,8 @@ class Trainer:
                 f"eval_player {cfg.eval_player!r} is not a player; players: {sorted(players)}"
             )
         self._device = next(next(iter(players.values())).parameters()).device
+        self._batch_indices = batch_indices
+        self._step_metrics = step_metrics
         self._skipped = 0
         self._train_loss: list[float] = []
         self._eval_loss: list[tuple[int, float]] = []
@@ -231,6 +249,9 @@ class Trainer:
             TrainingError: more than ``max_non_finite`` steps had a non-finite loss.
         """
         report = self._engine.step(batch)
+        if self._step_metrics is not None:
+            extra = {key: float(value) for key, value in self._step_metrics(report).items()}
+            report = report.model_copy(update={"metrics": {**report.metrics, **extra}})
         self._train_loss.append(report.losses[self._eval_player])
         self._items += report.num_items
         if report.skipped:
@@ -428,9 +449,12 @@ class Trainer:
         saved_at = self.step_count  # a resumed checkpoint need not be written again
         try:
             while self.step_count < stop_at and not self._patience_exhausted():
-                indices, _, _ = data.train_indices(
-                    self.step_count, cfg.batch_size, cfg.seed, shuffle=cfg.shuffle
-                )
+                if self._batch_indices is not None:
+                    indices = self._batch_indices(self.step_count, len(data))
+                else:
+                    indices, _, _ = data.train_indices(
+                        self.step_count, cfg.batch_size, cfg.seed, shuffle=cfg.shuffle
+                    )
                 batch = to_device(data.take(shard(indices, rank, world)), self._device)
                 tick = time.perf_counter()
                 report = self.step(batch)

@@ -76,6 +76,9 @@ class Distribution:
     variables: tuple[str, ...]
     states: tuple[tuple[str, ...], ...]
     probabilities: Array
+    effective_sample_size: float | None = None
+    """For an estimate (:meth:`BayesianNetwork.likelihood_weighting`), the
+    effective sample size of its weights; ``None`` for an exact answer."""
 
     def probability(self, assignment: Mapping[str, str]) -> float:
         """The probability of one state of every variable.
@@ -106,6 +109,11 @@ class MapAssignment:
 
     assignment: dict[str, str]
     probability: float
+
+
+def _check_rows(num_rows: object) -> None:
+    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < 0:
+        raise InvalidInputError(f"num_rows must be a non-negative int, got {describe(num_rows)}")
 
 
 class BayesianNetwork(Configured[BayesianNetworkConfig]):
@@ -221,6 +229,22 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
 
     # ------------------------------------------------------------ inference
 
+    def _query_codes(
+        self, variables: Sequence[str], evidence: Mapping[str, str] | None, where: str
+    ) -> tuple[list[int], dict[int, int]]:
+        if isinstance(variables, str) or not isinstance(variables, Sequence) or not variables:
+            raise InvalidInputError(
+                f"{where} expected a non-empty list of variables, got {describe(variables)}"
+            )
+        query = [self._variable(name, where) for name in variables]
+        fixed = self._evidence(evidence, f"{where} evidence")
+        if len(set(query)) != len(query) or set(query) & set(fixed):
+            raise InvalidInputError(
+                f"{where}: each variable at most once and not in the evidence, got {list(variables)} "
+                f"with evidence on {sorted(evidence or {})}"
+            )
+        return query, fixed
+
     def query(
         self, variables: Sequence[str], evidence: Mapping[str, str] | None = None
     ) -> Distribution:
@@ -230,17 +254,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
             InvalidInputError: an unknown variable or state, a variable queried
                 twice or also in the evidence, or evidence of probability zero.
         """
-        if isinstance(variables, str) or not isinstance(variables, Sequence) or not variables:
-            raise InvalidInputError(
-                f"query expected a non-empty list of variables, got {describe(variables)}"
-            )
-        query = [self._variable(name, "query") for name in variables]
-        fixed = self._evidence(evidence, "query evidence")
-        if len(set(query)) != len(query) or set(query) & set(fixed):
-            raise InvalidInputError(
-                f"query: each variable at most once and not in the evidence, got {list(variables)} "
-                f"with evidence on {sorted(evidence or {})}"
-            )
+        query, fixed = self._query_codes(variables, evidence, "query")
         table, _ = inference.posterior(self._tables, query, fixed)
         return Distribution(
             tuple(variables), tuple(self.config.variables[v].states for v in query), table
@@ -251,6 +265,53 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
     ) -> dict[str, float]:
         """``{state: P(variable = state | evidence)}``."""
         return self.query([variable], evidence).as_dict()
+
+    def likelihood_weighting(
+        self,
+        variables: Sequence[str],
+        evidence: Mapping[str, str] | None = None,
+        *,
+        num_samples: int = 10_000,
+        seed: int | None = None,
+    ) -> Distribution:
+        """An estimate of ``P(variables | evidence)`` by likelihood weighting.
+
+        For networks too large for :meth:`query`'s exact elimination: rows are
+        drawn ancestrally (ancestors of the query and evidence only) with the
+        evidence clamped, each weighted by the probability of the evidence given
+        its parents; the answer is the weighted frequency table. It converges to
+        the exact posterior as ``num_samples`` grows; its error shrinks with the
+        *effective* sample size (``Distribution.effective_sample_size``), which
+        unlikely evidence makes much smaller than ``num_samples``. Vectorised
+        over rows; a seed makes it reproducible.
+
+        Raises:
+            InvalidInputError: what :meth:`query` refuses, a ``num_samples`` that
+                is not a positive int, or no sample consistent with the evidence.
+
+        Example:
+            >>> from genarch.models.bayes import random_network
+            >>> net = random_network(40, seed=0)
+            >>> estimate = net.likelihood_weighting(["x3"], {"x7": "s0"}, num_samples=20_000, seed=0)
+            >>> exact = net.query(["x3"], {"x7": "s0"})
+            >>> bool(abs(estimate.probabilities - exact.probabilities).max() < 0.05)
+            True
+        """
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise InvalidInputError(
+                f"likelihood_weighting: num_samples must be a positive int, got {describe(num_samples)}"
+            )
+        query, fixed = self._query_codes(variables, evidence, "likelihood_weighting")
+        rng = np.random.default_rng(seed)
+        table, effective = inference.likelihood_weighting(
+            self._tables, query, fixed, num_samples, rng
+        )
+        return Distribution(
+            tuple(variables),
+            tuple(self.config.variables[v].states for v in query),
+            table,
+            effective,
+        )
 
     def map_assignment(self, evidence: Mapping[str, str] | None = None) -> MapAssignment:
         """The most probable joint state of every non-evidence variable (max-product elimination).
@@ -309,13 +370,27 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
             InvalidInputError: a negative count, an unknown variable or state,
                 or evidence of probability zero.
         """
-        if isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < 0:
-            raise InvalidInputError(
-                f"num_rows must be a non-negative int, got {describe(num_rows)}"
-            )
+        _check_rows(num_rows)
         fixed = self._evidence(evidence, "sample evidence")
         codes = self._sample_codes(num_rows, fixed, seed)
         return self._decode(codes)
+
+    def sample_columns(
+        self, num_rows: int, evidence: Mapping[str, str] | None = None, *, seed: int | None = None
+    ) -> dict[str, list[str]]:
+        """The rows :meth:`sample` draws (same seed, same rows), as one list of states per column.
+
+        Building one dict per row is most of :meth:`sample`'s time on wide
+        networks; columns skip it, and are what a data frame is built from
+        (``pandas.DataFrame(net.sample_columns(n))``) and what :meth:`fit` takes.
+
+        Raises:
+            InvalidInputError: what :meth:`sample` raises.
+        """
+        _check_rows(num_rows)
+        fixed = self._evidence(evidence, "sample_columns evidence")
+        codes = self._sample_codes(num_rows, fixed, seed)
+        return dict(zip(self._index, self._decode_columns(codes), strict=True))
 
     def _sample_codes(
         self, num_rows: int, fixed: Mapping[int, int], seed: int | None
@@ -325,11 +400,14 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
             return inference.posterior_sample(self._tables, fixed, uniforms)
         return inference.forward_sample(self._tables, uniforms)
 
-    def _decode(self, codes: NDArray[np.int64]) -> list[dict[str, str]]:
-        columns = [
-            np.asarray(v.states, dtype=object)[codes[:, i]]
+    def _decode_columns(self, codes: NDArray[np.int64]) -> list[list[str]]:
+        return [  # lists, not object arrays: zipping lists is several times faster
+            np.asarray(v.states, dtype=object)[codes[:, i]].tolist()
             for i, v in enumerate(self.config.variables)
         ]
+
+    def _decode(self, codes: NDArray[np.int64]) -> list[dict[str, str]]:
+        columns = self._decode_columns(codes)
         names = list(self._index)
         return (
             [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -5,7 +5,8 @@ does (rows or columns of state names) and return a
 :class:`~genarch.models.bayes.BayesianNetworkConfig` — the structure; fit it
 to learn the tables. Rows with a missing value are dropped (every family is
 scored on the same rows, so scores stay comparable). States are read from the
-data (sorted) unless ``states`` gives them.
+data (sorted) unless ``states`` gives them; a column with a single value is
+then refused (it could only ever be a parentless constant).
 
 * :func:`hill_climb` — greedy search over DAGs with the three classic moves
   (add, remove, reverse an edge), a tabu list of recently undone moves, a
@@ -128,12 +129,20 @@ def _states_from(data: object, where: str) -> dict[str, list[str]]:
     found = {}
     for name, values in columns.items():
         present = {v for v in values if v is not None}
-        if not all(isinstance(v, str) for v in present):
+        strange = next((v for v in present if not isinstance(v, str)), None)
+        if strange is not None:
             raise InvalidInputError(
-                f"{where}: column {name!r} holds a value that is not a str state"
+                f"{where}: column {name!r} holds a value that is not a str state: "
+                f"{describe(strange)} (states are str; None marks a missing value)"
             )
         if not present:
             raise InvalidInputError(f"{where}: column {name!r} has no values")
+        if len(present) == 1:
+            raise InvalidInputError(
+                f"{where}: column {name!r} has one value only ({next(iter(present))!r}), so it "
+                "carries no information about the others; drop the column, or pass its "
+                "possible states in states="
+            )
         found[name] = sorted(present)
     if not found:
         raise InvalidInputError(f"{where}: the data have no columns")

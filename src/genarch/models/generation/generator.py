@@ -34,6 +34,7 @@ from torch import Tensor
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, RegistryError
 from genarch.models.decode_step import step_function
 from genarch.models.generation.detokenizer import IncrementalDetokenizer
+from genarch.models.generation.prefix_cache import PrefixCache, prefill
 from genarch.models.generation.rows import DecodingRow, record_tokens
 from genarch.models.generation.sampling import TokenSampler
 from genarch.models.transformer import GPT
@@ -67,6 +68,10 @@ class TextGenerator:
             model's vocabulary.
         max_batch_size: the most rows decoded together by :meth:`generate_batch`
             and :meth:`log_prob`.
+        prefix_cache: reuse the keys and values of prompt prefixes seen before
+            (:class:`~genarch.models.generation.prefix_cache.PrefixCache`; it may
+            be shared by several generators). The tokens are those of decoding
+            without it; only the prompt's shared part is not recomputed.
 
     Raises:
         ConfigError: the tokenizer has more ids than the model's vocabulary.
@@ -88,7 +93,14 @@ class TextGenerator:
         True
     """
 
-    def __init__(self, model: GPT, tokenizer: Tokenizer, *, max_batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: GPT,
+        tokenizer: Tokenizer,
+        *,
+        max_batch_size: int = 32,
+        prefix_cache: PrefixCache | None = None,
+    ) -> None:
         if not isinstance(model, GPT):
             raise InvalidInputError(f"TextGenerator expected a GPT model, got {describe(model)}")
         for name in ("vocab_size", "encode", "decode"):
@@ -105,9 +117,14 @@ class TextGenerator:
             )
         if not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be a positive int, got {max_batch_size!r}")
+        if prefix_cache is not None and not isinstance(prefix_cache, PrefixCache):
+            raise InvalidInputError(
+                f"prefix_cache must be a PrefixCache or None, got {describe(prefix_cache)}"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
+        self.prefix_cache = prefix_cache
 
     def __repr__(self) -> str:
         return f"TextGenerator({self.model.config!r}, tokenizer={type(self.tokenizer).__name__})"
@@ -261,24 +278,12 @@ class TextGenerator:
             return
         model = self.model
         device = model.wte.weight.device
-        batch, width = len(rows), max(len(p) for p in prompts)
-        padded = any(len(p) != width for p in prompts)
+        batch = len(rows)
         sampler = TokenSampler([r.request for r in rows], generators, device)
         top = max(  # the most alternatives any row wants, None if no row wants log-probs
             (r.request.logprobs for r in rows if r.request.logprobs is not None), default=None
         )
         usable = self.tokenizer.vocab_size
-        idx = torch.zeros((batch, width), dtype=torch.long, device=device)
-        key_mask = torch.ones((batch, width + steps), dtype=torch.bool, device=device)
-        lengths = torch.tensor([len(p) for p in prompts], device=device)
-        for i, prompt in enumerate(prompts):
-            idx[i, width - len(prompt) :] = torch.tensor(prompt, device=device)
-            key_mask[i, : width - len(prompt)] = False
-        positions = None
-        if padded:  # real tokens start at position 0 in every row, as if alone
-            positions = (torch.arange(width, device=device) - (width - lengths)[:, None]).clamp(
-                min=0
-            )
         seen = counts = None
         if sampler.penalised:
             vocab = model.config.vocab_size
@@ -286,12 +291,9 @@ class TextGenerator:
             seen = torch.zeros((batch, vocab), dtype=torch.bool, device=device)
             for i, prompt in enumerate(prompts):
                 seen[i, prompt] = True
-        cache = model.new_cache(batch, width + steps - 1)  # the last tokens are never fed
         one_token = step_function(model)  # module-free when the model is a stock GPT
-        hidden = model.hidden_states(
-            idx, positions=positions, cache=cache, key_mask=key_mask if padded else None
-        )
-        logits = model.lm_head(hidden[:, -1]).float()  # (B, V)
+        state = prefill(model, prompts, steps, self.prefix_cache)
+        cache, logits, key_mask, lengths = state.cache, state.logits, state.key_mask, state.lengths
         for step in range(steps):
             if usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
                 logits[:, usable:] = -torch.inf
@@ -304,9 +306,9 @@ class TextGenerator:
                 counts.scatter_add_(1, tokens[:, None], torch.ones_like(counts[:, :1]))
                 seen.scatter_(1, tokens[:, None], True)
             step_positions = None
-            if padded:
+            if key_mask is not None:
                 step_positions = (lengths + step).clamp(max=context - 1)
-            logits = one_token(tokens, cache, step_positions, key_mask if padded else None).float()
+            logits = one_token(tokens, cache, step_positions, key_mask).float()
 
     # ----------------------------------------------------------------- scoring
 

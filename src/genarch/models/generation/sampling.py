@@ -72,6 +72,40 @@ class TokenSampler:
         probability mass, so the draw always has something to choose; a row
         whose logits are all NaN or ``-inf`` falls back to its argmax.
         """
+        logits = self._penalised(logits, seen, counts)
+        best = argmax(logits)
+        if self.greedy:
+            return best
+        probs, drawable = self._filtered(logits)
+        chosen = torch.empty_like(best)
+        for row, generator in enumerate(self.generators):
+            if self.is_greedy[row] or not drawable[row]:
+                chosen[row] = best[row]
+            else:
+                chosen[row] = torch.multinomial(probs[row], 1, generator=generator)[0]
+        return chosen
+
+    def distribution(self, logits: Tensor) -> Tensor:
+        """The probabilities ``(B, V)`` each row's token is drawn from, without penalties.
+
+        What :meth:`__call__` samples from (temperature, top-k, top-p, min-p;
+        not normalised after min-p, as ``torch.multinomial`` does not need it):
+        a greedy row, or one whose logits are all NaN or ``-inf``, is one-hot
+        at its argmax. Speculative decoding compares these of two models.
+        """
+        logits = self._penalised(logits, None, None)
+        best = argmax(logits)
+        one_hot = torch.zeros_like(logits).scatter_(1, best[:, None].to(logits.device), 1.0)
+        if self.greedy:
+            return one_hot
+        probs, drawable = self._filtered(logits)
+        use = torch.tensor(
+            [drawable[row] and not self.is_greedy[row] for row in range(len(drawable))],
+            device=logits.device,
+        )
+        return torch.where(use[:, None], probs, one_hot)
+
+    def _penalised(self, logits: Tensor, seen: Tensor | None, counts: Tensor | None) -> Tensor:
         if self.penalised and seen is not None and counts is not None:
             logits = torch.where(
                 seen,
@@ -80,10 +114,10 @@ class TokenSampler:
             )
             logits = logits - self.frequency * counts - self.presence * (counts > 0).float()
         largest = torch.finfo(logits.dtype).max
-        logits = torch.nan_to_num(logits, nan=-torch.inf, posinf=largest, neginf=-torch.inf)
-        best = argmax(logits)
-        if self.greedy:
-            return best
+        return torch.nan_to_num(logits, nan=-torch.inf, posinf=largest, neginf=-torch.inf)
+
+    def _filtered(self, logits: Tensor) -> tuple[Tensor, list[bool]]:
+        """Temperature, top-k, top-p and min-p: the probabilities, and which rows can be drawn."""
         top = logits.max(dim=-1, keepdim=True).values  # finite unless the row is all -inf
         logits = (logits - top) / self.temperature  # <= 0 everywhere, 0 at the best token
         if any(k is not None for k in self.top_k):
@@ -110,14 +144,7 @@ class TokenSampler:
         if self.min_p is not None:
             floor = self.min_p * probs.max(dim=-1, keepdim=True).values
             probs = probs.masked_fill(probs < floor, 0.0)
-        drawable = torch.isfinite(top[:, 0]).tolist()
-        chosen = torch.empty_like(best)
-        for row, generator in enumerate(self.generators):
-            if self.is_greedy[row] or not drawable[row]:
-                chosen[row] = best[row]
-            else:
-                chosen[row] = torch.multinomial(probs[row], 1, generator=generator)[0]
-        return chosen
+        return probs, torch.isfinite(top[:, 0]).tolist()
 
 
 def argmax(logits: Tensor) -> Tensor:
