@@ -51,6 +51,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     from genarch.schemas import Document
 
     started = time.perf_counter()
+    writer, writer_name = _answer_writer(args)  # before the work: a bad flag fails at once
     say = Printer(quiet=args.quiet)
     settings = quickstart_settings(
         full=args.full, vocab_size=args.vocab_size, train_steps=args.train_steps
@@ -105,10 +106,14 @@ def _quickstart(args: argparse.Namespace) -> int:
         args, settings, tokenizer, [t.token_ids for t in tokenized], say
     )
 
-    say.heading("answer: retrieval-augmented answers with citations (BM25 + extractive)")
     from genarch.orchestration import format_result, quickstart_answers
 
-    results = quickstart_answers(cleaned, QUESTIONS)
+    say.heading(f"answer: retrieval-augmented answers with citations (BM25 + {writer_name})")
+    try:
+        results = quickstart_answers(cleaned, QUESTIONS, generator=writer)
+    finally:
+        if writer is not None:
+            writer.close()
     answers_text = [format_result(result) for result in results]
     for text in answers_text:
         say(text)
@@ -142,6 +147,28 @@ def _quickstart(args: argparse.Namespace) -> int:
     print(f"finished in {time.perf_counter() - started:.1f} s")
     print(f"run report: {path}")
     return 0
+
+
+def _answer_writer(args: argparse.Namespace) -> tuple[Any, str]:
+    """What writes the quickstart's answers: ``(None, "extractive")`` or an LLM client."""
+    import os
+
+    from genarch.errors import InvalidInputError
+
+    if args.llm_url is None:
+        if args.llm_model is not None:
+            raise InvalidInputError("--llm-model needs --llm-url (the server's API root)")
+        return None, "extractive"
+    if not args.llm_model:
+        raise InvalidInputError(
+            f"--llm-url {args.llm_url} needs --llm-model NAME (a model id the server lists "
+            "at GET /v1/models)"
+        )
+    from genarch.deploy import OpenAICompatibleGenerator
+
+    key = os.environ.get(args.llm_api_key_env) if args.llm_api_key_env else None
+    client = OpenAICompatibleGenerator(args.llm_url, model=args.llm_model, api_key=key)
+    return client, f"{args.llm_model} at {args.llm_url}"
 
 
 def _train_and_sample(
@@ -480,6 +507,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the run folder (default: runs/quickstart-TIMESTAMP for text, "
         "./genarch-quickstart for --modality image)",
+    )
+    quickstart.add_argument(
+        "--llm-url",
+        default=None,
+        help="write the answers with a model behind this OpenAI-compatible API root "
+        "(e.g. http://127.0.0.1:8000/v1: genarch serve, vLLM, llama.cpp) instead of "
+        "extractive answers; citations and 'not in the sources' are kept",
+    )
+    quickstart.add_argument("--llm-model", default=None, help="the model id to ask, with --llm-url")
+    quickstart.add_argument(
+        "--llm-api-key-env",
+        default="OPENAI_API_KEY",
+        help="the environment variable holding the API key for --llm-url "
+        "(default OPENAI_API_KEY; unset: no key is sent)",
     )
     quickstart.add_argument(
         "--seconds",
