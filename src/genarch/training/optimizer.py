@@ -19,6 +19,9 @@ Under ``torch.distributed`` (e.g. ``torchrun``) every process passes its own
 equal share of the global batch; after the backward passes the gradients (and
 the loss) are averaged across processes with one ``all_reduce`` per player,
 which is what DDP does, without having to wrap modules the objective owns.
+A player sharded with :func:`genarch.training.fsdp.shard` (FSDP2) gets its
+gradients averaged by FSDP itself; only its loss is averaged here, and
+:meth:`ObjectiveOptimizer.state_dict` gathers its full weights and moments.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pydantic import Field
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError
 from genarch.protocols import TrainingObjective
 from genarch.schemas import Config, StepReport
+from genarch.training.fsdp import full_state, is_sharded, load_full_state
 from genarch.training.objectives import MeasuredLoss
 from genarch.training.schedules import Schedule, lr_factor
 from genarch.validation import describe
@@ -329,8 +333,11 @@ class ObjectiveOptimizer(Generic[Batch]):
                 group.setdefault("initial_lr", group["lr"])
         self._device_type = "cuda" if any(d.type == "cuda" for d in devices) else "cpu"
         self._cuda_devices = sorted({d.index or 0 for d in devices if d.type == "cuda"})
+        self._sharded = {name: is_sharded(module) for name, module in players.items()}
         if _distributed_world() > 1:  # start every process from rank 0's weights, as DDP does
-            for module in players.values():
+            for name, module in players.items():
+                if self._sharded[name]:
+                    continue  # shard() broadcast rank 0's weights before sharding
                 for tensor in [*module.parameters(), *module.buffers()]:
                     dist.broadcast(tensor.data, src=0)
 
@@ -377,7 +384,10 @@ class ObjectiveOptimizer(Generic[Batch]):
                     _check_loss(name, loss)
                     (loss * weight).backward()  # type: ignore[no-untyped-call]
                     total += loss.detach().float() * weight
-                if world > 1:
+                if world > 1 and self._sharded[name]:  # FSDP averaged the gradients
+                    dist.all_reduce(total)
+                    total /= world
+                elif world > 1:
                     total = _average_across_processes(parameters, total, world)
                 value = float(total)
                 losses[name] = value
@@ -415,13 +425,21 @@ class ObjectiveOptimizer(Generic[Batch]):
         return measured.loss
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything the next steps depend on: step, seed, player weights, optimizer moments."""
-        return {
-            "step": self._step,
-            "seed": self.seed,
-            "players": {n: m.state_dict() for n, m in self.objective.players().items()},
-            "optimizers": {n: o.state_dict() for n, o in self._optimizers.items()},
-        }
+        """Everything the next steps depend on: step, seed, player weights, optimizer moments.
+
+        A sharded player's weights and moments are gathered in full (a collective
+        call: every process must call this), its moments keyed by parameter name.
+        """
+        players, optimizers = {}, {}
+        for name, module in self.objective.players().items():
+            if self._sharded[name]:
+                players[name], optimizers[name] = full_state(module, self._optimizers[name])
+            else:
+                players[name], optimizers[name] = (
+                    module.state_dict(),
+                    self._optimizers[name].state_dict(),
+                )
+        return {"step": self._step, "seed": self.seed, "players": players, "optimizers": optimizers}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue exactly where the optimizer that produced ``state`` stopped.
@@ -445,8 +463,13 @@ class ObjectiveOptimizer(Generic[Batch]):
         for name, module in players.items():
             _check_fits(name, module.state_dict(), state["players"][name])
         for name, module in players.items():
-            module.load_state_dict(state["players"][name])
             try:
+                if self._sharded[name]:
+                    optimizer = self._optimizers[name]
+                    weights, moments = state["players"][name], state["optimizers"][name]
+                    load_full_state(module, optimizer, weights, moments)
+                    continue
+                module.load_state_dict(state["players"][name])
                 self._optimizers[name].load_state_dict(state["optimizers"][name])
             except (ValueError, KeyError) as error:
                 raise IntegrityError(

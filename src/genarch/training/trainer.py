@@ -311,13 +311,15 @@ class Trainer:
 
     def save_checkpoint(self, manager: CheckpointManager, *, metric: float | None = None) -> Path:
         """Write a checkpoint of the whole run (state, config, RNG states, data position)."""
-        state = {
+        return manager.save(self.step_count, self._checkpoint_state(), metric=metric)
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {
             **self.state_dict(),
             "config": self._config.model_dump(mode="json"),
             "rng": _rng_states(),
             "data": {"step": self.step_count, "seed": self._config.seed},
         }
-        return manager.save(self.step_count, state, metric=metric)
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint`, RNG states included.
@@ -541,9 +543,11 @@ class Trainer:
         world: int,
         callbacks: Sequence[CheckpointCallback],
     ) -> None:
+        # every process gathers the state (sharded weights need all of them), rank 0 writes it
+        state = self._checkpoint_state()
         if rank == 0:
             metric = self._eval_loss[-1][1] if self._evaluated_now() else None
-            path = self.save_checkpoint(manager, metric=metric)
+            path = manager.save(self.step_count, state, metric=metric)
             for callback in callbacks:
                 callback(path)
         if world > 1:
