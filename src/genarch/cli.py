@@ -266,32 +266,14 @@ def _quickstart_images(args: argparse.Namespace) -> int:
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def _load_verified(reference: str, registry_root: str | None) -> tuple[Any, str, str]:
-    """``(component, name, version key)`` of an artefact directory or a ``name@alias`` reference,
-    every file verified before anything is loaded."""
-    from pathlib import Path
-
-    from genarch.deploy import LocalDeployer, ModelRegistry, artifact_digest
-    from genarch.errors import InvalidInputError
+def _load_verified(reference: str, registry_root: str | None) -> Any:
+    """The verified component of an artefact directory or a ``name@alias`` reference."""
+    from genarch.deploy.model_registry import load_verified
     from genarch.models import TextGenerator
     from genarch.registry import builtin_registry
 
     components = builtin_registry().register("genarch.TextGenerator", TextGenerator)
-    if Path(reference).is_dir():
-        deployer = LocalDeployer()
-        digest = artifact_digest(reference)
-        manifest = deployer.verify(reference, digest=digest)
-        component = deployer.load(reference, components, digest=digest)
-        return component, manifest.name, f"{manifest.name}@{manifest.version}:{digest[:12]}"
-    if "@" not in reference or registry_root is None:
-        raise InvalidInputError(
-            f"{reference!r} is neither an artefact directory nor a 'name@alias' reference "
-            "with --registry ROOT"
-        )
-    registry = ModelRegistry(registry_root)
-    version = registry.resolve(reference)
-    component = registry.load(reference, components)
-    return component, version.name, f"{version.name}@{version.version}:{version.digest[:12]}"
+    return load_verified(reference, components, registry_root=registry_root)
 
 
 def _serve(args: argparse.Namespace) -> int:

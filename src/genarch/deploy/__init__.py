@@ -34,7 +34,7 @@ from genarch.deploy.keys import ApiKey, ApiKeyStore
 from genarch.deploy.limits import RateLimiter, TokenBucket
 from genarch.deploy.metrics import MetricsRegistry
 from genarch.deploy.model_card import count_parameters, render_model_card
-from genarch.deploy.model_registry import ModelRegistry
+from genarch.deploy.model_registry import ModelRegistry, VerifiedComponent, load_verified
 from genarch.deploy.records import (
     AuditEntry,
     EndpointHealth,
@@ -87,9 +87,11 @@ __all__ = [
     "TokenBucket",
     "TokenStream",
     "VectorSearchRequest",
+    "VerifiedComponent",
     "artifact_digest",
     "count_parameters",
     "create_app",
+    "load_verified",
     "render_model_card",
     "serve",
 ]

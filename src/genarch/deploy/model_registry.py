@@ -36,12 +36,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from genarch._io import atomic_directory, atomic_write_text, readable_directory
-from genarch.deploy.artifacts import LocalDeployer, _verify, check_name
+from genarch.deploy.artifacts import LocalDeployer, _verify, artifact_digest, check_name
 from genarch.deploy.endpoints import LocalEndpoint
 from genarch.deploy.records import AuditEntry, ModelVersion
 from genarch.errors import IntegrityError, InvalidInputError, NotFoundError
@@ -49,7 +49,7 @@ from genarch.registry import Registry
 from genarch.schemas import ArtifactManifest
 from genarch.validation import describe
 
-__all__ = ["ModelRegistry"]
+__all__ = ["ModelRegistry", "VerifiedComponent", "load_verified"]
 
 PathLike = str | os.PathLike[str]
 
@@ -408,3 +408,53 @@ class ModelRegistry:
                 )
             previous = history.pop()
             return self._move_alias("rollback", name, alias, previous, history, current)
+
+
+class VerifiedComponent(NamedTuple):
+    """What :func:`load_verified` loaded: the component, its model name and version key."""
+
+    component: Any
+    name: str
+    #: ``name@version:digest12``, what a server reports as its model version.
+    version: str
+
+
+def load_verified(
+    reference: PathLike, components: Registry, *, registry_root: PathLike | None = None
+) -> VerifiedComponent:
+    """Load an artefact directory or a ``name@alias`` reference, every file verified first.
+
+    This is what ``genarch serve`` and the Ray Serve deployment
+    (:mod:`genarch.distributed.serving`) load a model with.
+
+    Args:
+        reference: an artefact directory, or ``"name@alias"``/``"name@version"``
+            of the registry at ``registry_root``.
+        components: the registry that names the component classes (for a
+            :class:`~genarch.models.TextGenerator`, one that registers it).
+        registry_root: the :class:`ModelRegistry` root for a ``name@alias`` reference.
+
+    Raises:
+        InvalidInputError: ``reference`` is neither.
+        IntegrityError: a file changed, is missing or is extra.
+        NotFoundError: the reference names no registered model.
+    """
+    if Path(reference).is_dir():
+        deployer = LocalDeployer()
+        digest = artifact_digest(reference)
+        manifest = deployer.verify(reference, digest=digest)
+        component = deployer.load(reference, components, digest=digest)
+        return VerifiedComponent(
+            component, manifest.name, f"{manifest.name}@{manifest.version}:{digest[:12]}"
+        )
+    if "@" not in str(reference) or registry_root is None:
+        raise InvalidInputError(
+            f"{str(reference)!r} is neither an artefact directory nor a 'name@alias' reference "
+            "with a registry root (genarch serve --registry ROOT)"
+        )
+    registry = ModelRegistry(registry_root)
+    version = registry.resolve(str(reference))
+    component = registry.load(str(reference), components)
+    return VerifiedComponent(
+        component, version.name, f"{version.name}@{version.version}:{version.digest[:12]}"
+    )
