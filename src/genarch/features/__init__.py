@@ -26,6 +26,7 @@ from genarch.features.contrastive import (
     mine_pairs,
     train_on_corpus,
 )
+from genarch.features.embedding_cache import CachedExtractor, CacheStats, model_fingerprint
 from genarch.features.lexical import (
     HashingVectorizer,
     HashingVectorizerConfig,
@@ -50,6 +51,8 @@ __all__ = [
     "ALL_MINILM_L6_V2_SHA256",
     "BertConfig",
     "BertModel",
+    "CacheStats",
+    "CachedExtractor",
     "ContrastiveEncoderConfig",
     "ContrastiveSentenceEncoder",
     "EncodedBatch",
@@ -68,6 +71,7 @@ __all__ = [
     "lexical_tokens",
     "load_minilm",
     "mine_pairs",
+    "model_fingerprint",
     "stable_hash",
     "train_on_corpus",
 ]
