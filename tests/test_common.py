@@ -273,6 +273,28 @@ def generate_rows(network: Any) -> Any:
     return network.generate(TabularRequest(num_rows=5, evidence={"weather": "rain"}, seed=0))
 
 
+def fitted_synthesizer() -> Any:
+    """A synthesizer fitted to a numeric and a categorical column."""
+    import numpy as np
+
+    age = np.random.default_rng(0).integers(18, 90, 200)
+    table = {"age": age, "smoker": np.where(age > 50, "yes", "no")}
+    return component("genarch.TabularSynthesizer")(bins=3).fit(table)
+
+
+def synthesizer_kit(synthesizer: Any) -> list[Check]:
+    return generator_checks(
+        synthesizer,
+        [TabularRequest(num_rows=3, seed=0), TabularRequest(evidence={"smoker": "yes"}, seed=1)],
+        invalid_requests=[TabularRequest(evidence={"smoker": "maybe"})],
+    )
+
+
+def synthetic_rows(synthesizer: Any) -> Any:
+    # lists: assert_same cannot compare numpy object arrays
+    return {name: column.tolist() for name, column in synthesizer.sample(5, seed=0).items()}
+
+
 def tiny_diffusion() -> Any:
     from genarch.models import DDIMSampler, NoiseSchedule
 
@@ -368,6 +390,8 @@ CASES: dict[str, Case] = {
         vector_store_kit,
         nearest_vectors,
     ),
+    # privacy
+    "genarch.TabularSynthesizer": Case(fitted_synthesizer, synthesizer_kit, synthetic_rows),
     # the pipeline itself
     "genarch.Pipeline": Case(pipeline, processor_kit, process_documents, configurable=False),
 }

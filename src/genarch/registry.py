@@ -163,6 +163,7 @@ BUILTIN_COMPONENTS: Mapping[str, str] = MappingProxyType(
         "genarch.PiiRedactor": "genarch.data:PiiRedactor",
         "genarch.Pipeline": "genarch.pipeline:Pipeline",
         "genarch.QualityFilter": "genarch.data:QualityFilter",
+        "genarch.TabularSynthesizer": "genarch.privacy:TabularSynthesizer",
         "genarch.TextCleaner": "genarch.data:TextCleaner",
         "genarch.TfidfVectorizer": "genarch.features:TfidfVectorizer",
         "genarch.TiktokenTokenizer": "genarch.data:TiktokenTokenizer",
