@@ -170,6 +170,23 @@ def brute_posterior(
     return table / table.sum()
 
 
+def random_queries(
+    net: BayesianNetwork, count: int, seed: int
+) -> list[tuple[list[str], dict[str, str]]]:
+    """Seeded queries: 1-2 targets, 0-3 evidence variables with states from a forward sample.
+
+    Taking the evidence from a sampled row makes every evidence possible.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(net.variables)
+    found = []
+    for row in net.sample(count, seed=seed):
+        chosen = [names[i] for i in rng.permutation(len(names))[: 2 + int(rng.integers(0, 4))]]
+        targets = chosen[: 1 + int(rng.integers(0, 2))]
+        found.append((targets, {n: row[n] for n in chosen[len(targets) :]}))
+    return found
+
+
 def to_pgmpy(net: BayesianNetwork) -> object:
     """The same network as a pgmpy ``DiscreteBayesianNetwork`` (pgmpy must be installed)."""
     from pgmpy.factors.discrete import TabularCPD
@@ -196,12 +213,10 @@ def to_pgmpy(net: BayesianNetwork) -> object:
 
 
 def pgmpy_posterior(
-    model: object, query: Sequence[str], evidence: Mapping[str, str]
+    engine: object, query: Sequence[str], evidence: Mapping[str, str]
 ) -> tuple[np.ndarray, dict[str, list[str]]]:
-    """pgmpy's ``VariableElimination`` answer, axes in ``query`` order, with its state names."""
-    from pgmpy.inference import VariableElimination
-
-    factor = VariableElimination(model).query(
+    """A pgmpy ``VariableElimination(model)``'s answer, axes in ``query`` order, with its state names."""
+    factor = engine.query(  # type: ignore[attr-defined]
         list(query), evidence=dict(evidence) or None, joint=True, show_progress=False
     )
     table = np.transpose(factor.values, [factor.variables.index(q) for q in query])

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genarch.errors import ConfigError, InvalidInputError
+from genarch.models import bayes
 from genarch.models.bayes import BayesianNetwork
 from genarch.protocols import Fittable, Generator, ScoringGenerator, is_conditional
 from genarch.schemas import TabularRequest, TabularResult
@@ -142,7 +143,7 @@ def test_joint_queries_on_random_networks_equal_enumeration(
     result = net.query(query, evidence)
     assert result.variables == tuple(query)
     np.testing.assert_allclose(
-        result.probabilities, brute_posterior(net, query, evidence), atol=1e-10
+        result.probabilities, brute_posterior(net, query, evidence), atol=1e-12, rtol=0
     )
 
 
@@ -261,6 +262,155 @@ def test_sampling_is_seeded_and_vectorised_over_many_rows() -> None:
     assert len(first) == 5000
     assert first == second
     assert net.sample(5000, seed=8) != first
+
+
+def test_sample_columns_are_the_sampled_rows_column_by_column() -> None:
+    net = asia()
+    for evidence in (None, {"xray": "yes"}):
+        rows = net.sample(300, evidence, seed=5)
+        columns = net.sample_columns(300, evidence, seed=5)
+        assert list(columns) == list(net.variables)
+        assert columns == {n: [r[n] for r in rows] for n in net.variables}
+    assert net.sample_columns(0) == {n: [] for n in net.variables}
+    with pytest.raises(InvalidInputError, match="num_rows"):
+        net.sample_columns(-2)
+
+
+def test_forward_samples_of_a_random_network_match_its_marginals_by_chi_square() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    net = random_network(21, 25, max_parents=3)
+    columns = net.sample_columns(20_000, seed=2)
+    worst = 1.0
+    for name in net.variables:
+        states = net.states(name)
+        counts = np.array([columns[name].count(s) for s in states], dtype=float)
+        expected = np.array([net.marginal(name)[s] for s in states]) * 20_000
+        worst = min(worst, float(stats.chisquare(counts, expected).pvalue))
+    assert worst > 1e-6  # 25 dependent tests at a fixed seed (worst here ~5e-5): a wide margin
+
+
+# ------------------------------------------------------------------ random networks
+
+
+def test_random_networks_are_seeded_dags_within_the_bounds() -> None:
+    net = bayes.random_network(40, max_parents=2, min_states=2, max_states=4, seed=9)
+    assert net.variables == tuple(f"x{i}" for i in range(40))
+    assert all(len(net.parents(v)) <= 2 for v in net.variables)
+    assert {len(net.states(v)) for v in net.variables} <= {2, 3, 4}
+    assert sum(len(net.parents(v)) for v in net.variables) > 20  # not an empty graph
+    again = bayes.random_network(40, max_parents=2, min_states=2, max_states=4, seed=9)
+    assert again.config == net.config
+    for name, table in net.cpts.items():
+        np.testing.assert_array_equal(again.cpt(name), table)
+    assert bayes.random_network(40, max_parents=2, seed=10).config != net.config
+    order = [v.name for v in net.config.variables]  # listed by name, not topologically
+    assert any(order.index(p) > order.index(v) for v in order for p in net.parents(v))
+
+
+def test_a_small_concentration_gives_near_deterministic_tables() -> None:
+    sharp = bayes.random_network(30, concentration=0.05, seed=1)
+    flat = bayes.random_network(30, concentration=50.0, seed=1)
+    assert np.mean([t.max(axis=-1).mean() for t in sharp.cpts.values()]) > 0.85
+    assert np.mean([t.max(axis=-1).mean() for t in flat.cpts.values()]) < 0.7
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"n_nodes": 0}, "n_nodes must be an int >= 1"),
+        ({"n_nodes": 5, "max_parents": -1}, "max_parents must be an int >= 0"),
+        ({"n_nodes": 5, "min_states": 3, "max_states": 2}, "max_states must be an int >= 3"),
+        ({"n_nodes": 5, "concentration": 0.0}, "concentration must be a positive finite"),
+        ({"n_nodes": 5, "concentration": float("nan")}, "concentration must be a positive finite"),
+        ({"n_nodes": True}, "n_nodes must be an int"),
+    ],
+)
+def test_bad_random_network_arguments_are_refused(
+    arguments: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        bayes.random_network(**arguments)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ likelihood weighting
+
+
+@pytest.mark.parametrize(
+    ("query", "evidence"),
+    [
+        (["lung"], {"xray": "yes", "dysp": "yes"}),
+        (["tub", "bronc"], {"xray": "yes"}),
+        (["either"], {"asia": "yes", "smoke": "no"}),
+        (["dysp"], {}),
+    ],
+)
+def test_likelihood_weighting_on_asia_is_close_to_variable_elimination(
+    query: list[str], evidence: dict[str, str]
+) -> None:
+    net = asia()
+    estimate = net.likelihood_weighting(query, evidence, num_samples=100_000, seed=0)
+    exact = net.query(query, evidence)
+    assert estimate.variables == exact.variables
+    assert estimate.states == exact.states
+    np.testing.assert_allclose(estimate.probabilities, exact.probabilities, atol=0.03)
+    assert estimate.probabilities.sum() == pytest.approx(1.0, abs=1e-12)
+    assert estimate.effective_sample_size is not None
+    assert 1.0 <= estimate.effective_sample_size <= 100_000
+    assert exact.effective_sample_size is None
+
+
+def test_likelihood_weighting_on_a_random_network_is_close_to_variable_elimination() -> None:
+    net = random_network(8, 40, max_parents=3)
+    evidence = net.sample(1, seed=3)[0]
+    names = list(net.variables)
+    given = {n: evidence[n] for n in names[::7]}  # 6 evidence variables from a real row
+    for target in [n for n in names[1::6] if n not in given]:
+        estimate = net.likelihood_weighting([target], given, num_samples=60_000, seed=1)
+        np.testing.assert_allclose(
+            estimate.probabilities, net.query([target], given).probabilities, atol=0.05
+        )
+
+
+def test_likelihood_weighting_is_seeded_and_weights_survive_long_evidence_lists() -> None:
+    net = random_network(4, 60, max_parents=2)
+    row = net.sample(1, seed=0)[0]
+    evidence = {n: row[n] for n in list(net.variables)[1:]}  # 59 observed: weights ~ 1e-40
+    first = net.likelihood_weighting(["x0"], evidence, num_samples=5000, seed=5)
+    second = net.likelihood_weighting(["x0"], evidence, num_samples=5000, seed=5)
+    np.testing.assert_array_equal(first.probabilities, second.probabilities)
+    assert np.isfinite(first.probabilities).all()
+    np.testing.assert_allclose(
+        first.probabilities, net.query(["x0"], evidence).probabilities, atol=0.03
+    )
+
+
+def test_likelihood_weighting_chunks_agree_with_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genarch.models.bayes import inference
+
+    net = asia()
+    whole = net.likelihood_weighting(["lung"], {"xray": "yes"}, num_samples=5000, seed=2)
+    monkeypatch.setattr(inference, "CHUNK_ROWS", 777)  # several chunks, rescaled to one peak
+    chunked = net.likelihood_weighting(["lung"], {"xray": "yes"}, num_samples=5000, seed=2)
+    np.testing.assert_allclose(chunked.probabilities, whole.probabilities, atol=0.05)
+    assert chunked.effective_sample_size == pytest.approx(whole.effective_sample_size, rel=0.2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda n: n.likelihood_weighting(["nope"]), "likelihood_weighting: unknown variable"),
+        (lambda n: n.likelihood_weighting(["lung"], {"smoke": "maybe"}), "no state 'maybe'"),
+        (lambda n: n.likelihood_weighting(["lung"], {"lung": "no"}), "not in the evidence"),
+        (lambda n: n.likelihood_weighting(["lung"], num_samples=0), "num_samples must be"),
+        (
+            lambda n: n.likelihood_weighting(["lung"], {"tub": "yes", "either": "no"}),
+            "none of the 10000 samples is consistent with the evidence",
+        ),
+    ],
+)
+def test_bad_likelihood_weighting_calls_are_refused(call: object, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        call(asia())  # type: ignore[operator]
 
 
 # ------------------------------------------------------------------ the Generator

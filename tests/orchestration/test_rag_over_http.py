@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-import httpx
 import pytest
 
 from genarch.cli import _answer_writer, build_parser
@@ -63,13 +62,9 @@ def serve(generator: object, model: str) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
+    while not server.started:  # uvicorn sets it once the socket listens and the app started
+        assert thread.is_alive(), "the server stopped before it started"
+        assert time.monotonic() < deadline, "the server did not start in 30 s"
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}/v1"
     server.should_exit = True

@@ -29,6 +29,22 @@ SETTINGS = {
 }
 
 
+def torchrun(worker: Path, output: Path) -> None:
+    """Run ``worker OUTPUT`` as two gloo processes under torchrun; fail with its stderr."""
+    import os
+    import subprocess
+
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(worker), str(output),
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, env=environment, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def train(checkpoint_dir: str | None) -> tuple[TinyLM, dict[str, object]]:
     """The run the test also does in one process: same global batch, same everything."""
     model = seeded(0, lambda: TinyLM(dropout=0.0))

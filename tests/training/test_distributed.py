@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,22 +10,14 @@ import torch
 from safetensors.torch import load_file
 
 from genarch.training import CheckpointManager
-from training.ddp_worker import train
+from training.ddp_worker import torchrun, train
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(WORKER), str(tmp_path),
-    ]  # fmt: skip
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=180, env=environment, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun(WORKER, tmp_path)
 
     single_model, single_report = train(checkpoint_dir=None)
     expected = single_model.state_dict()

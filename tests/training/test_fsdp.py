@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from safetensors.torch import load_file
 from genarch.errors import InvalidInputError
 from genarch.training import load_checkpoint
 from genarch.training.fsdp import is_sharded, shard
-from training.ddp_worker import train
+from training.ddp_worker import torchrun, train
 from training.tiny_models import TinyLM
 
 WORKER = Path(__file__).with_name("fsdp_worker.py")
@@ -24,15 +21,7 @@ WORKER = Path(__file__).with_name("fsdp_worker.py")
 
 @pytest.mark.slow
 def test_sharded_training_matches_one_process_and_resumes_bit_exact(tmp_path: Path) -> None:
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(WORKER), str(tmp_path),
-    ]  # fmt: skip
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=240, env=environment, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun(WORKER, tmp_path)
 
     single_model, single_report = train(checkpoint_dir=None)
     full = load_file(str(tmp_path / "full.safetensors"))

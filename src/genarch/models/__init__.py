@@ -17,6 +17,7 @@ learning (:func:`hill_climb`, :func:`chow_liu`) and BIF read/write.
 """
 
 from genarch.models.bayes import (
+    CPDAG,
     BayesianNetwork,
     BayesianNetworkConfig,
     DiscreteVariable,
@@ -26,7 +27,10 @@ from genarch.models.bayes import (
     format_bif,
     hill_climb,
     parse_bif,
+    random_network,
     read_bif,
+    structural_hamming_distance,
+    to_cpdag,
     write_bif,
 )
 from genarch.models.diffusion import (
@@ -58,6 +62,7 @@ from genarch.models.transformer import GPT, GPTConfig, KVCache
 from genarch.models.vae import VAE, VAEConfig, VAEObjective
 
 __all__ = [
+    "CPDAG",
     "GAN",
     "GPT",
     "VAE",
@@ -97,8 +102,11 @@ __all__ = [
     "load_hf_gpt2",
     "parse_bif",
     "quickstart_images",
+    "random_network",
     "read_bif",
     "sample",
+    "structural_hamming_distance",
+    "to_cpdag",
     "train_digit_classifier",
     "write_bif",
 ]

@@ -23,9 +23,9 @@ from genarch.models.bayes.random_networks import random_network
 from genarch.models.bayes.structure import chow_liu, hill_climb
 
 __all__ = [
+    "CPDAG",
     "BayesianNetwork",
     "BayesianNetworkConfig",
-    "CPDAG",
     "DiscreteVariable",
     "Distribution",
     "MapAssignment",

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,7 +106,7 @@ class InverseCdf:
         """One state per row: configurations (N,) and uniforms in [0, 1) (N,) -> states (N,)."""
         found = np.searchsorted(self.bounds, 2.0 * configurations + uniforms, side="right")
         states = found - configurations * self.states
-        return np.minimum(states, self.last[configurations])
+        return np.asarray(np.minimum(states, self.last[configurations]), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -207,11 +208,12 @@ def sum_out(factors: Sequence[Factor], order: Sequence[int]) -> tuple[list[Facto
             continue
         pool = [f for f in pool if variable not in f.variables]
         local: dict[int, int] = {}  # einsum labels must be small: number this step's variables
-        operands: list[object] = []
+        operands: list[Any] = []
         for factor in related:
             operands += [factor.table, [local.setdefault(v, len(local)) for v in factor.variables]]
         kept = tuple(v for v in local if v != variable)
-        table = np.einsum(*operands, [local[v] for v in kept])  # small tables: no path search
+        operands.append([local[v] for v in kept])
+        table = np.einsum(*operands)  # small tables: no contraction-path search
         peak = float(table.max()) if table.size else 0.0
         if peak > 0.0:
             table = table / peak

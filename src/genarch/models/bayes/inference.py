@@ -220,7 +220,8 @@ def _clamped_sample(
 ) -> tuple[Codes, Array]:
     """Ancestral sampling of ``order`` with the evidence clamped: codes (N, V) and log-weights (N,)."""
     rows = uniforms.shape[0]
-    codes = np.zeros((len(tables.cards), rows), dtype=np.int64).T  # column-major: columns contiguous
+    # column-major: each variable's column is contiguous
+    codes = np.zeros((len(tables.cards), rows), dtype=np.int64).T
     log_weights = np.zeros(rows)
     samplers = tables.samplers
     by_variable = np.ascontiguousarray(uniforms.T)  # (V, N): each variable reads one row

@@ -203,6 +203,9 @@ def hill_climb(
     tabu_length: int = 10,
     max_non_improving: int = 10,
     max_iterations: int = 10_000,
+    restarts: int = 0,
+    perturb: int = 1,
+    seed: int | None = None,
     **config: Any,
 ) -> BayesianNetworkConfig:
     """Greedy DAG search: the best-scoring structure reachable by single-edge moves.
@@ -221,7 +224,13 @@ def hill_climb(
         max_non_improving: at a local optimum, how many moves that do not
             improve the score may be taken (the best ones not tabu) to escape
             it; the best structure seen is returned. 0 is plain hill climbing.
-        max_iterations: a bound on the number of moves.
+        max_iterations: a bound on the number of moves (per climb).
+        restarts: after the first climb, how many times to apply ``perturb``
+            random legal moves to the best structure and climb again, keeping
+            the best (bnlearn's ``restart``/``perturb``): a way out of deeper
+            local optima. 0 (the default) climbs once and needs no seed.
+        perturb: how many random moves each restart makes.
+        seed: makes the restarts' random moves reproducible.
         **config: other fields of the returned config (``estimator``, ...).
 
     Raises:
@@ -233,6 +242,9 @@ def hill_climb(
     n = len(names)
     if max_indegree is not None and max_indegree < 0:
         raise InvalidInputError(f"{where}: max_indegree must be >= 0, got {max_indegree}")
+    for name, value in (("restarts", restarts), ("perturb", perturb)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInputError(f"{where}: {name} must be an int >= 0, got {describe(value)}")
     limit = n if max_indegree is None else max_indegree
     white, black = _edges(names, white_list, "white_list"), _edges(names, black_list, "black_list")
     parents: list[set[int]] = [set() for _ in range(n)]
@@ -278,23 +290,7 @@ def hill_climb(
                 ):
                     yield family(v, parents[v] | {u}) - family(v, parents[v]), "add", u, v
 
-    current = best_total = sum(family(v, parents[v]) for v in range(n))
-    best_parents = [set(p) for p in parents]
-    tabu: list[tuple[str, int, int]] = []
-    patience = max_non_improving
-    for _ in range(max_iterations):
-        allowed = [  # tabu moves only when they beat the best seen (aspiration)
-            m
-            for m in moves()
-            if (m[1], m[2], m[3]) not in tabu or current + m[0] > best_total + 1e-9
-        ]
-        if not allowed:
-            break
-        delta, move, u, v = max(allowed, key=lambda m: (m[0], -m[2], -m[3], m[1]))
-        if delta <= 1e-9:  # a local optimum: step on only while patience lasts
-            if patience <= 0:
-                break
-            patience -= 1
+    def apply(move: str, u: int, v: int) -> None:
         if move in ("remove", "reverse"):
             parents[v].discard(u)
             children[u].discard(v)
@@ -304,15 +300,53 @@ def hill_climb(
         if move == "reverse":
             parents[u].add(v)
             children[v].add(u)
-        current += delta
-        if current > best_total + 1e-9:
-            best_total, best_parents, patience = (
-                current,
-                [set(p) for p in parents],
-                max_non_improving,
-            )
-        undo = {"add": ("remove", u, v), "remove": ("add", u, v), "reverse": ("reverse", v, u)}
-        tabu = [*tabu, undo[move]][-tabu_length:] if tabu_length > 0 else []
+
+    def climb() -> tuple[float, list[set[int]]]:
+        """Tabu hill climbing from the current ``parents``: the best score and structure seen."""
+        current = best_total = sum(family(v, parents[v]) for v in range(n))
+        best_parents = [set(p) for p in parents]
+        tabu: list[tuple[str, int, int]] = []
+        patience = max_non_improving
+        for _ in range(max_iterations):
+            allowed = [  # tabu moves only when they beat the best seen (aspiration)
+                m
+                for m in moves()
+                if (m[1], m[2], m[3]) not in tabu or current + m[0] > best_total + 1e-9
+            ]
+            if not allowed:
+                break
+            delta, move, u, v = max(allowed, key=lambda m: (m[0], -m[2], -m[3], m[1]))
+            if delta <= 1e-9:  # a local optimum: step on only while patience lasts
+                if patience <= 0:
+                    break
+                patience -= 1
+            apply(move, u, v)
+            current += delta
+            if current > best_total + 1e-9:
+                best_total, best_parents, patience = (
+                    current,
+                    [set(p) for p in parents],
+                    max_non_improving,
+                )
+            undo = {"add": ("remove", u, v), "remove": ("add", u, v), "reverse": ("reverse", v, u)}
+            tabu = [*tabu, undo[move]][-tabu_length:] if tabu_length > 0 else []
+        return best_total, best_parents
+
+    best_total, best_parents = climb()
+    rng = np.random.default_rng(seed)
+    for _ in range(restarts):  # perturb the best structure, climb again, keep the better
+        for v in range(n):
+            parents[v] = set(best_parents[v])
+            children[v] = {c for c in range(n) if v in best_parents[c]}
+        for _ in range(perturb):
+            legal = [m[1:] for m in moves()]
+            if not legal:
+                break
+            move, u, v = legal[int(rng.integers(len(legal)))]
+            apply(move, u, v)
+        total, found = climb()
+        if total > best_total + 1e-9:
+            best_total, best_parents = total, found
     return _config(names, state_lists, best_parents, config)
 
 
