@@ -6,6 +6,7 @@ answers from Ray Serve as from `genarch serve` on the same artefact.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,25 @@ def test_ray_serve_config_is_checked() -> None:
         RayServeConfig(autoscaling={"min_replicas": 3, "max_replicas": 2})
     with pytest.raises(ConfigError, match="reference"):
         ray_serve_app("")
+
+
+def test_a_killed_replica_is_replaced_and_answers_the_same(ray_serve_url: str) -> None:
+    import ray
+
+    before = completions(ray_serve_url)
+    replicas = [
+        actor
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor["name"].startswith("SERVE_REPLICA::") and "genarch-test" in actor["name"]
+    ]
+    assert len(replicas) == 1, replicas
+    ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]))
+    deadline = time.monotonic() + 120
+    while True:  # Ray Serve's controller notices the dead replica and starts another
+        try:
+            after = completions(ray_serve_url)
+            break
+        except openai.APIError:
+            assert time.monotonic() < deadline, "no replica answered within 120 s"
+            time.sleep(0.5)
+    assert after == before

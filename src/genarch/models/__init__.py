@@ -47,7 +47,15 @@ from genarch.models.diffusion import (
     sample,
 )
 from genarch.models.gan import GAN, GANConfig, GANObjective
-from genarch.models.generation import IncrementalDetokenizer, TextGenerator
+from genarch.models.generation import (
+    IncrementalDetokenizer,
+    PrefixCache,
+    PrefixCacheStats,
+    SpeculativeGenerator,
+    SpeculativeResult,
+    SpeculativeStats,
+    TextGenerator,
+)
 from genarch.models.hf_gpt2 import config_from_hf_gpt2, load_hf_gpt2
 from genarch.models.image_eval import (
     DigitClassifier,
@@ -87,6 +95,11 @@ __all__ = [
     "LossReport",
     "MapAssignment",
     "NoiseSchedule",
+    "PrefixCache",
+    "PrefixCacheStats",
+    "SpeculativeGenerator",
+    "SpeculativeResult",
+    "SpeculativeStats",
     "TextGenerator",
     "UNetDenoiser",
     "VAEConfig",

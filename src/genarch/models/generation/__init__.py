@@ -11,10 +11,28 @@
   far and why it stopped;
 * :mod:`~genarch.models.generation.detokenizer` — :class:`IncrementalDetokenizer`,
   which turns token ids into text as they arrive, holding back incomplete
-  characters and possible stop strings.
+  characters and possible stop strings;
+* :mod:`~genarch.models.generation.prefix_cache` — :class:`PrefixCache`, which
+  reuses the keys and values of prompt prefixes shared across requests;
+* :mod:`~genarch.models.generation.speculative` — :class:`SpeculativeGenerator`,
+  a small draft model proposing tokens that the target verifies in one pass.
 """
 
 from genarch.models.generation.detokenizer import IncrementalDetokenizer
 from genarch.models.generation.generator import TextGenerator
+from genarch.models.generation.prefix_cache import PrefixCache, PrefixCacheStats
+from genarch.models.generation.speculative import (
+    SpeculativeGenerator,
+    SpeculativeResult,
+    SpeculativeStats,
+)
 
-__all__ = ["IncrementalDetokenizer", "TextGenerator"]
+__all__ = [
+    "IncrementalDetokenizer",
+    "PrefixCache",
+    "PrefixCacheStats",
+    "SpeculativeGenerator",
+    "SpeculativeResult",
+    "SpeculativeStats",
+    "TextGenerator",
+]
