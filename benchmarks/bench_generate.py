@@ -22,7 +22,17 @@ run against best run (load on a shared machine only adds time, so a best run
 is the closest to the unloaded speed); and as its last line one JSON object
 with every figure.
 
-Run: ``python benchmarks/bench_generate.py [--quick] [--threads 2]``.
+Compression rows (``--compression``): the same model quantised to int8
+(weight-only, and with dynamic int8 activations) and int4 (group 64), and
+pruned (30 % of MLP channels, 1 of 6 heads per block, a short recovery
+fine-tune) then int8: tokens/s at batch 1 and 8 against transformers fp32
+``generate``, each next to the held-out perplexity on Python-docs text
+(``pydoc_data.topics``, bytes as token ids) and the weights' size. The
+benchmark model is not trained on that text (its perplexity is about the
+vocabulary size): the perplexity ratio to fp32 measures what compression
+changes, not how good the model is.
+
+Run: ``python benchmarks/bench_generate.py [--quick] [--threads 2] [--compression]``.
 """
 
 from __future__ import annotations
@@ -122,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, short no-cache runs")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement")
+    parser.add_argument("--compression", action="store_true", help="also the compressed rows")
+    parser.add_argument("--only-compression", action="store_true", help="only the compressed rows")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -186,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return run
 
     results: dict[str, Any] = {"versions": versions, "threads": args.threads, "quick": args.quick}
-    for batch in (1, 8):
+    for batch in () if args.only_compression else (1, 8):
         engines: dict[str, Callable[[int, int], Callable[[], list[tuple[int, ...]]]]] = {
             "genarch": genarch_run
         }
@@ -268,8 +280,114 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
         if "speedup_vs_nanogpt" in row:
             print(f"  genarch / nanoGPT no-cache loop: {row['speedup_vs_nanogpt']:.1f}x")
+    if args.compression or args.only_compression:
+        results["compression"] = compression_rows(model, reference, prompts, repeats, args.quick)
     print(json.dumps(results))
     return results
+
+
+def held_out_tokens() -> torch.Tensor:
+    """Python-docs text as byte ids (they fit the 8192-id vocabulary), the last fifth of the topics."""
+    from pydoc_data.topics import topics
+
+    names = sorted(topics)
+    return torch.tensor(list(" ".join(topics[n] for n in names[len(names) * 4 // 5 :]).encode()))
+
+
+def training_tokens() -> torch.Tensor:
+    from pydoc_data.topics import topics
+
+    names = sorted(topics)
+    return torch.tensor(list(" ".join(topics[n] for n in names[: len(names) * 4 // 5]).encode()))
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the weights as saved (a tied output layer counted once)."""
+    seen, total = set(), 0
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if tensor.data_ptr() not in seen and tensor.dtype != torch.bool:
+            seen.add(tensor.data_ptr())
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def compression_rows(
+    model: GPT, reference: Any, prompts: torch.Tensor, repeats: int, quick: bool
+) -> dict[str, Any]:
+    """tokens/s, perplexity and size of the quantised and pruned models against transformers fp32."""
+    import copy
+
+    from genarch.models import evaluate_loss
+    from genarch.models.compression import prune_structured, quantize, recover
+
+    held_out = held_out_tokens()[: 16 * 129 if quick else 64 * 129]
+    variants: dict[str, GPT] = {
+        "fp32": model,
+        "int8": quantize(copy.deepcopy(model), "int8"),
+        "int8_dynamic": quantize(copy.deepcopy(model), "int8", activations="dynamic"),
+        "int4": quantize(copy.deepcopy(model), "int4", group_size=64),
+    }
+    pruned = prune_structured(copy.deepcopy(model).train(), heads=0.3, mlp=0.3)
+    recovery = recover(pruned, training_tokens(), steps=10 if quick else 100, batch_size=8)
+    variants["pruned30"] = pruned.eval()
+    variants["pruned30_int8"] = quantize(copy.deepcopy(pruned), "int8")
+    rows: dict[str, Any] = {"recovery_steps": len(recovery.train_loss)}
+    new = 64 if quick else NEW
+    for name, variant in variants.items():
+        ppl = evaluate_loss(variant, held_out, block_size=128, batch_size=8).perplexity
+        generator = TextGenerator(variant, IdTokenizer())
+        row: dict[str, Any] = {"perplexity": ppl, "weight_mb": weight_bytes(variant) / 1e6}
+        for batch in (1, 8):
+            requests = [
+                TextRequest(
+                    prompt=" ".join(map(str, p.tolist())), max_new_tokens=new, temperature=0.0
+                )
+                for p in prompts[:batch]
+            ]
+            generator.generate_batch(requests[:1])  # warm-up (packs the kernels)
+            mine, theirs = [], []
+            for _ in range(repeats):
+                mine.append(
+                    batch * new / timed(lambda r=requests, g=generator: g.generate_batch(r))
+                )
+                if reference is not None:
+                    ids = prompts[:batch]
+
+                    def hf(ids: torch.Tensor = ids) -> None:
+                        with torch.inference_mode():
+                            reference.generate(
+                                ids,
+                                attention_mask=torch.ones_like(ids),
+                                max_new_tokens=new,
+                                do_sample=False,
+                                pad_token_id=0,
+                            )
+
+                    theirs.append(batch * new / timed(hf))
+            row[f"batch_{batch}_tokens_per_s"] = summary(mine)
+            if theirs:
+                row[f"batch_{batch}_vs_transformers_fp32"] = summary(
+                    [m / t for m, t in zip(mine, theirs, strict=True)]
+                )
+        rows[name] = row
+        print(f"  measured {name}: {json.dumps(row)}", flush=True)
+    base = rows["fp32"]["perplexity"]
+    print(f"\ncompression ({new} new tokens; perplexity on held-out Python-docs bytes)")
+    print(
+        f"  {'model':14s} {'MB':>7s} {'ppl':>9s} {'ppl/fp32':>9s} {'b1 tok/s':>9s} "
+        f"{'b1 vs HF':>9s} {'b8 tok/s':>9s} {'b8 vs HF':>9s}"
+    )
+    for name in variants:
+        r = rows[name]
+        r["perplexity_vs_fp32"] = r["perplexity"] / base
+        vs1 = r.get("batch_1_vs_transformers_fp32", {}).get("median", float("nan"))
+        vs8 = r.get("batch_8_vs_transformers_fp32", {}).get("median", float("nan"))
+        print(
+            f"  {name:14s} {r['weight_mb']:7.1f} {r['perplexity']:9.1f} "
+            f"{r['perplexity_vs_fp32']:9.4f} {r['batch_1_tokens_per_s']['median']:9.0f} "
+            f"{vs1:9.2f} {r['batch_8_tokens_per_s']['median']:9.0f} {vs8:9.2f}"
+        )
+    return rows
 
 
 if __name__ == "__main__":

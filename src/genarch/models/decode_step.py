@@ -13,9 +13,10 @@ call), so in-place updates such as an optimizer's show, but a replaced
 module or parameter needs a new step function.
 
 It is only used for a stock model: a :class:`~genarch.models.GPT` (not a
-subclass) whose sub-modules are all the standard ones, with no forward hooks.
-A model with LoRA adapters, replaced layers or hooks gets the general path,
-which calls every module.
+subclass) whose sub-modules are all the standard ones or the quantised
+linear layers of :func:`~genarch.models.compression.quantize` (called through
+their packed kernels), with no forward hooks. A model with LoRA adapters,
+other replaced layers or hooks gets the general path, which calls every module.
 
 Examples:
     >>> import torch
@@ -40,6 +41,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 from torch import Tensor, nn
 
 from genarch.errors import InvalidInputError
+from genarch.models.compression.layers import QuantizedLinear, linear_kernel
 from genarch.models.transformer import GPT, KVCache
 from genarch.models.transformer_layers import (
     MLP,
@@ -64,6 +66,7 @@ _STOCK_MODULES = (
     MLP,
     nn.ModuleList,
     nn.Linear,
+    QuantizedLinear,
     nn.Embedding,
     nn.LayerNorm,
     nn.RMSNorm,
@@ -81,7 +84,8 @@ def step_function(model: GPT) -> StepFunction:
     layer's parameters (the tensors themselves, so in-place updates show).
     """
     if _is_stock(model):
-        return functools.partial(_fast_step, model, [_Layer.of(block) for block in model.blocks])
+        layers = [_Layer.of(block) for block in model.blocks]
+        return functools.partial(_fast_step, model, layers, linear_kernel(model.lm_head))
     return functools.partial(_module_step, model)
 
 
@@ -89,21 +93,18 @@ class _Layer(NamedTuple):
     """One block's parameters, collected once so a step reads no module attributes."""
 
     norm1: Callable[[Tensor], Tensor]
-    qkv: tuple[Tensor, Tensor | None]
-    proj: tuple[Tensor, Tensor | None]
+    qkv: Callable[[Tensor], Tensor]
+    proj: Callable[[Tensor], Tensor]
     norm2: Callable[[Tensor], Tensor]
-    up: tuple[Tensor, Tensor | None]
-    down: tuple[Tensor, Tensor | None]
+    up: Callable[[Tensor], Tensor]
+    down: Callable[[Tensor], Tensor]
     activation: Callable[[Tensor], Tensor]
 
     @classmethod
     def of(cls, block: nn.Module) -> _Layer:
         assert isinstance(block, Block)
         attn, mlp = block.attn, block.mlp
-
-        def linear(layer: nn.Linear) -> tuple[Tensor, Tensor | None]:
-            return layer.weight, layer.bias
-
+        linear = linear_kernel  # F.linear on the parameters, or a quantised layer's kernel
         activation = swiglu if mlp.gated else functools.partial(F.gelu, approximate=mlp.approximate)
         return cls(
             _normaliser(block.norm1),
@@ -166,6 +167,7 @@ def _module_step(
 def _fast_step(
     model: GPT,
     layers: list[_Layer],
+    lm_head: Callable[[Tensor], Tensor],
     tokens: Tensor,
     cache: KVCache,
     positions: Tensor | None = None,
@@ -177,7 +179,7 @@ def _fast_step(
         raise InvalidInputError(
             f"the sequence would have {start + 1} positions, but at most {cache.max_length} fit"
         )
-    rows, width, size = tokens.shape[0], config.n_embd, config.head_dim
+    rows, size = tokens.shape[0], config.head_dim
     heads = [config.n_head, config.kv_heads, config.kv_heads]
     at = start if positions is None else positions  # a position for all rows, or one per row
     x = model.wte.weight[tokens]  # (B, C)
@@ -189,7 +191,7 @@ def _fast_step(
         rotary = (cos.view(-1, 1, size // 2), sin.view(-1, 1, size // 2))  # (B or 1, 1, hs/2)
     mask = attention_mask(start, 1, key_mask, x.device)
     for keys, values, layer in zip(cache.keys, cache.values, layers, strict=True):
-        qkv = F.linear(layer.norm1(x), *layer.qkv)
+        qkv = layer.qkv(layer.norm1(x))
         q, k, v = qkv.view(rows, -1, size).split_with_sizes(heads, dim=1)  # (B, heads, hs)
         if rotary is not None:
             q, k = rotate(q, *rotary), rotate(k, *rotary)
@@ -198,7 +200,7 @@ def _fast_step(
         y = one_query_attention(
             q.unsqueeze(2), keys.narrow(2, 0, start + 1), values.narrow(2, 0, start + 1), mask
         )
-        x = x + F.linear(y.view(rows, width), *layer.proj)
-        x = x + F.linear(layer.activation(F.linear(layer.norm2(x), *layer.up)), *layer.down)
+        x = x + layer.proj(y.view(rows, -1))
+        x = x + layer.down(layer.activation(layer.up(layer.norm2(x))))
     cache.length = start + 1
-    return F.linear(model.norm_f(x), model.lm_head.weight)
+    return lm_head(model.norm_f(x))

@@ -39,7 +39,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
@@ -58,7 +58,7 @@ from genarch.models.transformer_layers import (
     norm_layer,
     rotary_tables,
 )
-from genarch.persistence import WEIGHTS_FILE, load_state, open_saved, save_component
+from genarch.persistence import WEIGHTS_FILE, load_state, open_saved, reading, save_component
 from genarch.protocols import PathLike
 from genarch.schemas import Config
 
@@ -106,7 +106,10 @@ class GPTConfig(Config):
         n_kv_head: number of key/value heads; ``None`` means ``n_head`` (ordinary
             multi-head attention), ``1`` is multi-query attention, anything that
             divides ``n_head`` is grouped-query attention.
-        n_embd: width of the residual stream; must be divisible by ``n_head``.
+        n_embd: width of the residual stream; must be divisible by ``n_head``
+            unless ``head_size`` is given.
+        head_size: width of one attention head; ``None`` means ``n_embd // n_head``
+            (a model whose heads were pruned keeps its head size with fewer heads).
         positions: ``"learned"`` (GPT-2: a table added to the token embeddings)
             or ``"rotary"`` (RoPE: queries and keys rotated by position).
         rope_base: the base of the rotary frequencies.
@@ -129,6 +132,7 @@ class GPTConfig(Config):
     n_head: Annotated[int, Field(ge=1, le=MAX_HEADS)] = 6
     n_kv_head: Annotated[int, Field(ge=1, le=MAX_HEADS)] | None = None
     n_embd: Annotated[int, Field(ge=1, le=MAX_WIDTH)] = 384
+    head_size: Annotated[int, Field(ge=1, le=MAX_WIDTH)] | None = None
     positions: Literal["learned", "rotary"] = "learned"
     rope_base: Annotated[float, Field(gt=1.0, allow_inf_nan=False)] = 10000.0
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
@@ -141,7 +145,7 @@ class GPTConfig(Config):
 
     @model_validator(mode="after")
     def _shapes_fit(self) -> Self:
-        if self.n_embd % self.n_head:
+        if self.head_size is None and self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.n_head % self.kv_heads:
             raise ValueError(
@@ -161,7 +165,7 @@ class GPTConfig(Config):
         """About how many numbers the model holds (weights and position tables):
         what building it allocates, computed without building it."""
         width, hidden, kv = self.n_embd, self.hidden_width, self.kv_heads * self.head_dim
-        attention = width * (width + 2 * kv) + width * width
+        attention = 2 * width * (self.n_head * self.head_dim + kv)
         mlp = (3 if self.mlp == "swiglu" else 2) * width * hidden
         tables = self.vocab_size * width * (1 if self.tie_embeddings else 2)
         tables += self.context_length * (width if self.positions == "learned" else self.head_dim)
@@ -169,8 +173,8 @@ class GPTConfig(Config):
 
     @property
     def head_dim(self) -> int:
-        """Width of one attention head: ``n_embd // n_head``."""
-        return self.n_embd // self.n_head
+        """Width of one attention head: ``head_size``, by default ``n_embd // n_head``."""
+        return self.head_size or self.n_embd // self.n_head
 
     @property
     def kv_heads(self) -> int:
@@ -453,9 +457,12 @@ class GPT(nn.Module, Configured[GPTConfig]):
         A tied output layer is not written twice: it is the token-embedding table.
         """
         state = dict(self.state_dict())
-        if self.config.tie_embeddings:
+        if getattr(self.lm_head, "weight", None) is self.wte.weight:
             state.pop("lm_head.weight")  # the same tensor as wte.weight
-        save_component(directory, FORMAT, config=self.config, tensors=state)
+        # A quantised model (genarch.models.compression) records how, so a load rebuilds it.
+        quantization = getattr(self, "quantization", None)
+        header = None if quantization is None else {"quantization": quantization.model_dump()}
+        save_component(directory, FORMAT, config=self.config, header=header, tensors=state)
 
     @classmethod
     def load(cls, directory: PathLike, *, device: str | torch.device = "cpu") -> Self:
@@ -470,13 +477,23 @@ class GPT(nn.Module, Configured[GPTConfig]):
         where = f"the saved {FORMAT} in {str(saved.root)!r}"
         # The weights' shapes are checked against the config before the model is
         # allocated: a config that does not belong to its weights fails cheaply.
+        quantization = saved.header.get("quantization")
+
+        def build() -> GPT:
+            if quantization is None:
+                return cls(config)
+            from genarch.models.compression.layers import quantized_layout
+
+            with reading(FORMAT, saved.root):
+                return quantized_layout(cls(config), quantization)
+
         check_saved_shapes(
             saved_shapes(saved.path(WEIGHTS_FILE)),
-            module_shapes(lambda: cls(config)),
+            module_shapes(build),
             where,
             optional=frozenset({"lm_head.weight"}) if config.tie_embeddings else frozenset(),
         )
-        model = cls(config)
+        model = cast(Self, build())
         model.load_weights(saved.tensors(), where=where)
         return model.to(device)
 
@@ -490,7 +507,7 @@ class GPT(nn.Module, Configured[GPTConfig]):
             IntegrityError: missing, unexpected or mis-shaped tensors.
         """
         state = dict(state)
-        if self.config.tie_embeddings and "wte.weight" in state:
+        if getattr(self.lm_head, "weight", None) is self.wte.weight and "wte.weight" in state:
             state.setdefault("lm_head.weight", state["wte.weight"])
         load_state(self, state, where)
 

@@ -77,7 +77,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(
             config.n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_dim, bias=config.bias
         )
-        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(self.n_head * self.head_dim, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
 
     def forward(
@@ -88,7 +88,7 @@ class CausalSelfAttention(nn.Module):
         start: int,
         mask: Tensor | None,
     ) -> Tensor:
-        B, T, C = x.shape  # noqa: N806 - batch, time, channels as in the papers
+        B, T, _ = x.shape  # noqa: N806 - batch, time as in the papers
         nh, nkv, hs = self.n_head, self.n_kv_head, self.head_dim
         # split, not three slices: its backward joins the gradients in one copy, where each
         # slice's backward would fill a zero tensor of the full width and add them up.
@@ -104,7 +104,7 @@ class CausalSelfAttention(nn.Module):
             values.narrow(2, start, T).copy_(v)
             k, v = keys.narrow(2, 0, start + T), values.narrow(2, 0, start + T)
         if T == 1 and cache is not None and not self.training:
-            y = one_query_attention(q, k, v, mask).view(B, T, C)
+            y = one_query_attention(q, k, v, mask).view(B, T, nh * hs)
         else:
             y = F.scaled_dot_product_attention(
                 q,
@@ -115,7 +115,7 @@ class CausalSelfAttention(nn.Module):
                 is_causal=mask is None and T > 1,
                 enable_gqa=self.n_kv_head != self.n_head,
             )  # (B, nh, T, hs)
-            y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
+            y = y.transpose(1, 2).reshape(B, T, nh * hs)  # re-assemble the heads side by side
         return dropout(self.proj(y), self.dropout, self.training)
 
 
