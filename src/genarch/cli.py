@@ -108,7 +108,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     from genarch.orchestration import format_result, quickstart_answers
 
-    say.heading(f"answer: retrieval-augmented answers with citations (BM25 + {writer_name})")
+    say.heading(f"answer: retrieval-augmented answers with citations (titled BM25 + {writer_name})")
     try:
         results = quickstart_answers(cleaned, QUESTIONS, generator=writer)
     finally:
@@ -158,7 +158,7 @@ def _answer_writer(args: argparse.Namespace) -> tuple[Any, str]:
     if args.llm_url is None:
         if args.llm_model is not None:
             raise InvalidInputError("--llm-model needs --llm-url (the server's API root)")
-        return None, "extractive"
+        return None, "extractive answers, MiniLM-scored when installed"
     if not args.llm_model:
         raise InvalidInputError(
             f"--llm-url {args.llm_url} needs --llm-model NAME (a model id the server lists "

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from genarch.data import python_docs
-from genarch.errors import InvalidInputError
-from genarch.orchestration.citations import Answer, Citation, NotFound, Statement
-from genarch.orchestration.quickstart import quickstart_rag
+from genarch.errors import ConfigError, GenarchError, InvalidInputError, NotFoundError
+from genarch.orchestration.bm25 import BM25Retriever
+from genarch.orchestration.citations import Answer, Citation, NotFound, Source, Statement
+from genarch.orchestration.extractive import ExtractiveGenerator
+from genarch.orchestration.quickstart import OPERATOR_TOKEN_PATTERN, quickstart_rag
 from genarch.orchestration.rag_evaluation import (
     LabelledQuestion,
     answer_outcome,
@@ -16,7 +19,8 @@ from genarch.orchestration.rag_evaluation import (
     quote_spans,
     verify_questions,
 )
-from genarch.schemas import Document
+from genarch.orchestration.retrievers import TitledRetriever, document_titles
+from genarch.schemas import Chunk, Document
 from orchestration.conftest import quotes_this_python
 
 
@@ -76,18 +80,174 @@ def test_an_answer_is_right_only_with_the_topic_and_an_overlapping_span():
     assert answer_outcome(declined, question, texts) == "declined"
 
 
+# ------------------------------------------------------------------ retrieval with titles
+
+
+def _chunk(document_id: str, text: str, number: int = 0) -> Chunk:
+    return Chunk(
+        id=f"{document_id}#{number}", document_id=document_id, text=text, start=0, end=len(text)
+    )
+
+
+def test_document_titles_are_first_lines_without_quotes():
+    documents = [
+        Document(id="pass", text='The "pass" statement\n****\n\nIt does nothing.'),
+        Document(id="blank", text="\n\n  Code Objects  \nbody"),
+    ]
+    assert document_titles(documents) == {"pass": "The pass statement", "blank": "Code Objects"}
+
+
+def test_a_titled_retriever_finds_chunks_by_their_topic_title_and_returns_them_unchanged():
+    chunks = [
+        _chunk("bitwise", "The ^ operator yields the exclusive or of its arguments."),
+        _chunk("power", "The power operator binds more tightly than unary operators."),
+    ]
+    titles = {"bitwise": "Binary bitwise operations", "power": "The power operator"}
+    titled = TitledRetriever(BM25Retriever(stopwords=()), titles).fit(chunks)
+    [best] = titled.retrieve("Which bitwise operations exist?", k=1)
+    assert best.chunk == chunks[0]  # the original text and span, not the titled copy
+    plain = BM25Retriever(stopwords=()).fit(chunks)
+    assert plain.retrieve("Which bitwise operations exist?", k=1) == []  # no shared word
+
+
+def test_operator_symbols_are_tokens_of_the_quickstart_bm25():
+    chunks = [_chunk("bitwise", 'The "^" operator yields XOR.'), _chunk("and", "And yields.")]
+    bm25 = BM25Retriever(stopwords=(), token_pattern=OPERATOR_TOKEN_PATTERN).fit(chunks)
+    assert [r.chunk.id for r in bm25.retrieve("What does ^ do?", k=1)] == ["bitwise#0"]
+
+
+def test_a_titled_retriever_refuses_bad_arguments_and_foreign_chunks():
+    with pytest.raises(ConfigError, match="fit\\(\\) and retrieve\\(\\)"):
+        TitledRetriever(object(), {})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="mapping of str to str"):
+        TitledRetriever(BM25Retriever(), {"a": 1})  # type: ignore[dict-item]
+    with pytest.raises(InvalidInputError, match="same chunk id"):
+        TitledRetriever(BM25Retriever(), {}).fit([_chunk("a", "x y"), _chunk("a", "x z")])
+
+    class Stranger(BM25Retriever):  # returns a chunk that was never indexed
+        def retrieve(self, query, k):
+            return [
+                r.model_copy(update={"chunk": _chunk("other", "zz")})
+                for r in super().retrieve(query, k)
+            ]
+
+    titled = TitledRetriever(Stranger(), {}).fit([_chunk("a", "word here")])
+    with pytest.raises(NotFoundError, match="not indexed"):
+        titled.retrieve("word", k=1)
+
+
+# ------------------------------------------------------------------ semantic answer selection
+
+
+class Topics:
+    """A toy sentence encoder: which of a few topics' words a text mentions; counts its calls."""
+
+    dim = 3
+    groups = (
+        ("null", "nothing", "placeholder", "empty"),
+        ("loop", "repeat", "iterate"),
+        ("zebra",),
+    )
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def extract(self, texts):
+        self.embedded.extend(texts)
+        rows = [[float(any(w in t.lower() for w in group)) for group in self.groups] for t in texts]
+        return torch.tensor(rows) + 1e-3
+
+
+def _sources(*texts: str) -> list[Source]:
+    return [
+        Source(number=n, score=1.0, chunk=_chunk(f"d{n}", text)) for n, text in enumerate(texts, 1)
+    ]
+
+
+SOURCES = _sources(
+    "The pass statement is a statement. It is a null operation that does nothing.",
+    "A while statement is a statement that can repeat a block.",
+)
+
+
+def test_the_encoder_picks_the_sentence_that_answers_in_other_words():
+    question = "Which statement is an empty placeholder?"
+    lexical = ExtractiveGenerator(max_sentences=1).compose(question, SOURCES)
+    semantic = ExtractiveGenerator(max_sentences=1, semantic_weight=0.7, encoder=Topics())
+    [statement] = semantic.compose(question, SOURCES)
+    assert statement.text == "It is a null operation that does nothing."
+    assert [s.text for s in lexical] != [statement.text]  # words alone pick another sentence
+    citation = statement.citations[0]
+    assert SOURCES[0].chunk.text[citation.start : citation.end] == citation.quote
+
+
+def test_no_answer_when_no_sentence_scores_well_enough():
+    generator = ExtractiveGenerator(min_confidence=0.65, encoder=Topics())
+    assert generator.compose("Is a zebra a statement?", SOURCES) == []
+    assert generator.compose("Which statement is an empty placeholder?", SOURCES) != []
+
+
+def test_each_sentence_is_embedded_once_per_generator():
+    encoder = Topics()
+    generator = ExtractiveGenerator(encoder=encoder)
+    generator.compose("Which statement repeats?", SOURCES)
+    first = len(encoder.embedded)
+    generator.compose("Which statement repeats?", SOURCES)
+    assert len(encoder.embedded) == first  # the question and sentences come from the cache
+    assert len(set(encoder.embedded)) == len(encoder.embedded)
+
+
+def test_an_encoder_without_extract_is_refused():
+    with pytest.raises(InvalidInputError, match="encoder to be a FeatureExtractor"):
+        ExtractiveGenerator(encoder=object())  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="'minilm', 'none' or a FeatureExtractor"):
+        quickstart_rag([], encoder="bert")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ figures on the held-out half
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from genarch.features import load_minilm
+
+    try:
+        return load_minilm()
+    except GenarchError as error:
+        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
+
+
+def _held_out(questions: list[LabelledQuestion]) -> list[LabelledQuestion]:
+    return [q for q in questions if int(q.id[1:]) % 2 == 0]
+
+
 @quotes_this_python
-def test_the_quickstart_assistant_answers_the_held_out_half(questions, documents):
+def test_the_quickstart_assistant_answers_the_held_out_half(questions, documents, minilm):
     # Figures measured with `python benchmarks/eval_rag.py` on the held-out half
-    # (even ids); the asserted floors leave a margin of about one question.
-    held_out = [q for q in questions if int(q.id[1:]) % 2 == 0]
-    report = evaluate_rag(quickstart_rag(documents), held_out, documents)
+    # (even ids; the settings were chosen on the odd ones); the asserted floors
+    # leave a margin of about two questions.
+    report = evaluate_rag(
+        quickstart_rag(documents, encoder=minilm), _held_out(questions), documents
+    )
     assert report.spans_exact == 1.0
     assert report.answer_accuracy >= ACCURACY_FLOOR
     assert report.decline_recall >= DECLINE_RECALL_FLOOR
     assert report.decline_precision >= DECLINE_PRECISION_FLOOR
 
 
-ACCURACY_FLOOR = 0.55
-DECLINE_RECALL_FLOOR = 0.6
-DECLINE_PRECISION_FLOOR = 0.8
+@quotes_this_python
+def test_without_the_embeddings_extra_the_quickstart_still_answers(questions, documents):
+    rag = quickstart_rag(documents, encoder="none")
+    report = evaluate_rag(rag, _held_out(questions), documents)
+    assert report.spans_exact == 1.0
+    assert report.answer_accuracy >= LEXICAL_ACCURACY_FLOOR
+    assert report.decline_recall >= LEXICAL_DECLINE_RECALL_FLOOR
+
+
+# measured on the held-out half: MiniLM 21/31 right, 10/10 declined, 10 of 13 declines
+# right; words only 21/31 right, 7/10 declined
+ACCURACY_FLOOR = 0.6
+DECLINE_RECALL_FLOOR = 0.8
+DECLINE_PRECISION_FLOOR = 0.65
+LEXICAL_ACCURACY_FLOOR = 0.6
+LEXICAL_DECLINE_RECALL_FLOOR = 0.5

