@@ -124,8 +124,22 @@ LAYERS: tuple[Layer, ...] = (
             "tutorials/rag-assistant.md",
         ),
     ),
-    Layer("Privacy", (), ("genarch.privacy",)),
-    Layer("Infrastructure & performance", (), ("genarch.compress", "genarch.distributed")),
+    Layer(
+        "Privacy",
+        (),
+        ("genarch.privacy",),
+        ("concepts/privacy.md", "tutorials/private-synthetic-data.md"),
+    ),
+    Layer(
+        "Infrastructure & performance",
+        (),
+        ("genarch.models.compression", "genarch.distributed", "genarch.federated"),
+        (
+            "concepts/making-it-fast.md",
+            "concepts/scaling-out.md",
+            "tutorials/federated-learning.md",
+        ),
+    ),
 )
 """The layers in data-flow order. Protocols outside every layer are cross-cutting."""
 
