@@ -329,9 +329,15 @@ class MiniLMEncoderConfig(Config):
             (a ``Normalize`` module in ``modules.json``).
         max_length: the most tokens read per text, ``[CLS]``/``[SEP]`` included;
             ``None`` follows the checkpoint (``max_seq_length``, 256 for all-MiniLM-L6-v2).
-        batch_size: texts per forward pass (texts are sorted by length first, so
-            little padding is computed).
+        batch_size: texts per forward pass (texts are sorted by token count first,
+            and the encoder skips what padding is left).
         device: where the model runs; features are returned on it.
+        quantize: ``None`` runs the checkpoint in float32; ``"int8"`` replaces every
+            linear layer of the encoder with dynamic int8 quantisation (int8 weights
+            per output channel, int8 activations per token; CPU only), which is
+            faster and gives embeddings close to the float32 ones (cosine 0.997 on
+            average, 0.987 at worst, over 1024 Python-docs sentences in
+            ``benchmarks/bench_embeddings.py``).
     """
 
     directory: str | None = None
@@ -340,6 +346,7 @@ class MiniLMEncoderConfig(Config):
     max_length: Annotated[int, Field(ge=2)] | None = None
     batch_size: Annotated[int, Field(ge=1)] = 32
     device: str = "cpu"
+    quantize: Literal["int8"] | None = None
 
 
 class MiniLMEncoder(Configured[MiniLMEncoderConfig]):
@@ -359,7 +366,9 @@ class MiniLMEncoder(Configured[MiniLMEncoderConfig]):
         MissingDependencyError: no ``directory`` and the package is not installed.
         NotFoundError: the directory or a file in it does not exist.
         IntegrityError: a file fails verification or is not a supported checkpoint.
-        ConfigError: ``device`` is not a torch device, or both a config and fields were given.
+        ConfigError: ``device`` is not a torch device, ``quantize="int8"`` with a device
+            other than the CPU (or a PyTorch build without int8 kernels), or both a
+            config and fields were given.
 
     Texts longer than ``max_length`` tokens are truncated (the model reads only
     their start). The embeddings depend only on each text, not on its batch
@@ -387,10 +396,16 @@ class MiniLMEncoder(Configured[MiniLMEncoderConfig]):
             raise ConfigError(
                 f"device {settings.device!r} is not a torch device: {error}"
             ) from None
+        if settings.quantize == "int8" and device.type != "cpu":
+            raise ConfigError(
+                f"quantize='int8' runs on the CPU only, but device is {settings.device!r}"
+            )
         checkpoint = _read_checkpoint(_VerifiedFiles(directory, settings.sha256))
         model = checkpoint.model
         self.directory = directory
         self.model = model.to(device)
+        if settings.quantize == "int8":
+            self.model.quantize_int8()
         self.tokenizer = checkpoint.tokenizer
         self.pooling = checkpoint.pooling
         self.normalize = checkpoint.normalize if settings.normalize is None else settings.normalize
@@ -399,12 +414,13 @@ class MiniLMEncoder(Configured[MiniLMEncoderConfig]):
         )
         self.device = device
         logger.info(
-            "loaded %s (%d layers, dim %d, %s pooling, normalize=%s) from %s",
+            "loaded %s (%d layers, dim %d, %s pooling, normalize=%s, quantize=%s) from %s",
             type(self).__name__,
             model.config.num_hidden_layers,
             model.config.hidden_size,
             self.pooling,
             self.normalize,
+            settings.quantize,
             directory,
         )
 
@@ -423,18 +439,19 @@ class MiniLMEncoder(Configured[MiniLMEncoderConfig]):
         out = torch.empty((len(texts), self.dim), dtype=torch.float32, device=self.device)
         if not texts:
             return out
-        # Longest first, so each batch holds texts of similar length (little padding).
-        lengths = [len(t) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        # Tokenise everything first, then batch the texts longest first by *token*
+        # count, so each batch holds sequences of nearly equal length (sorting by
+        # characters, as sentence-transformers does, pads far more: code and
+        # punctuation make many tokens per character). The encoder skips what
+        # padding is left in its matrix products (see BertModel).
+        sequences = [self.tokenizer.encode(text, max_length=self.max_length) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(sequences[i]))
         size = self.config.batch_size
         with torch.inference_mode():
             for start in range(0, len(order), size):
                 rows = order[start : start + size]
-                batch = self.tokenizer.encode_batch(
-                    [texts[i] for i in rows], max_length=self.max_length
-                )
-                ids = batch.input_ids.to(self.device)
-                mask = batch.attention_mask.to(self.device)
+                ids, mask = _padded([sequences[i] for i in rows], self.tokenizer.pad_id)
+                ids, mask = ids.to(self.device), mask.to(self.device)
                 hidden = self.model(ids, mask)  # (B, T, C)
                 pooled = _pool(hidden, mask, self.pooling)
                 if self.normalize:
@@ -443,7 +460,21 @@ class MiniLMEncoder(Configured[MiniLMEncoderConfig]):
         return out
 
     def __repr__(self) -> str:
-        return f"MiniLMEncoder(directory={str(self.directory)!r}, dim={self.dim}, normalize={self.normalize})"
+        return (
+            f"MiniLMEncoder(directory={str(self.directory)!r}, dim={self.dim}, "
+            f"normalize={self.normalize}, quantize={self.config.quantize!r})"
+        )
+
+
+def _padded(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Token ids ``(B, T)`` padded on the right with ``pad_id``, and the attention mask."""
+    width = max(map(len, sequences))
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.int64)
+    mask = torch.zeros((len(sequences), width), dtype=torch.int64)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.int64)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
 
 
 def _pool(hidden: Tensor, mask: Tensor, pooling: Literal["mean", "cls"]) -> Tensor:
@@ -460,6 +491,7 @@ def load_minilm(
     max_length: int | None = None,
     batch_size: int = 32,
     device: str = "cpu",
+    quantize: Literal["int8"] | None = None,
 ) -> MiniLMEncoder:
     """Load all-MiniLM-L6-v2, verifying every file against the pinned upstream hashes.
 
@@ -470,11 +502,15 @@ def load_minilm(
         max_length: the most tokens read per text (default: the checkpoint's 256).
         batch_size: texts per forward pass.
         device: where the model runs.
+        quantize: ``"int8"`` for dynamic int8 linear layers (CPU only; faster,
+            mean cosine about 0.997 to float32); ``None`` for float32.
 
     Raises:
         MissingDependencyError: no ``directory`` and the package is not installed.
         NotFoundError: the directory or a file in it does not exist.
         IntegrityError: a file's SHA-256 differs from :data:`ALL_MINILM_L6_V2_SHA256`.
+        ConfigError: ``quantize="int8"`` with a device other than the CPU, or an
+            invalid setting (``batch_size < 1``, an unknown ``quantize``).
 
     Examples:
         >>> encoder = load_minilm()  # doctest: +SKIP
@@ -488,5 +524,6 @@ def load_minilm(
             max_length=max_length,
             batch_size=batch_size,
             device=device,
+            quantize=quantize,
         )
     )
