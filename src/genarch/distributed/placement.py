@@ -147,7 +147,7 @@ def _place(name: str, processor: object, declared: PlacementSetting | None) -> S
     if problem is not None:
         raise PipelineError(problem)
     unknown = _unknown(name, processor, "")
-    if declared in ("tasks", "actors"):
+    if declared == "tasks" or declared == "actors":  # (not "in": mypy 1.x does not narrow it)
         return StagePlan(name, component, declared, "declared in placement")
     if unknown and declared is None:
         raise PipelineError(
