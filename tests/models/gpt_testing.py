@@ -14,6 +14,7 @@ import torch
 from genarch._io import atomic_directory
 from genarch.errors import IntegrityError, NotFoundError
 from genarch.models import GPT, GPTConfig
+from genarch.models.transformer_layers import Block
 
 
 class ByteTokenizer:
@@ -82,6 +83,13 @@ def tiny_model(seed: int = 0, **overrides: object) -> GPT:
 
 
 SONG = "naïve café — 猫がいる. "
+
+
+def block(model: GPT, index: int) -> Block:
+    """Block ``index`` of ``model``, typed (``model.blocks`` holds plain modules to mypy)."""
+    found = model.blocks[index]
+    assert isinstance(found, Block)
+    return found
 
 
 def memorised_model(max_steps: int = 400) -> GPT:

@@ -20,21 +20,14 @@ from genarch.models.compression import (
     sparsity,
 )
 from genarch.models.decode_step import step_function
-from genarch.models.transformer_layers import Block
+from models.gpt_testing import block, tiny_model  # type: ignore[import-not-found]
 
 FIELDS = [{}, {"positions": "rotary", "norm": "rmsnorm", "mlp": "swiglu", "n_kv_head": 2}]
 
 
-def block(model: GPT, index: int) -> Block:
-    found = model.blocks[index]
-    assert isinstance(found, Block)
-    return found
-
-
 def tiny(**fields: Any) -> GPT:
-    torch.manual_seed(0)
     base = {"vocab_size": 128, "context_length": 32, "n_layer": 2, "n_head": 4, "n_embd": 64}
-    return GPT(**(base | fields)).eval()
+    return tiny_model(0, **(base | fields))
 
 
 def test_magnitude_pruning_zeroes_the_smallest_weights_and_reports_sparsity() -> None:

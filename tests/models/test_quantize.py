@@ -18,27 +18,21 @@ from genarch.models.compression import (
     quantize,
 )
 from genarch.models.decode_step import step_function
-from genarch.models.transformer_layers import Block
 from genarch.schemas import TextRequest
 from models.gpt_testing import (  # type: ignore[import-not-found]
     SONG,
     ByteTokenizer,
+    block,
     memorised_model,
+    tiny_model,
 )
 
 SCHEMES = [("int8", None, "none"), ("int8", None, "dynamic"), ("int4", 32, "none")]
 
 
-def block(model: GPT, index: int) -> Block:
-    found = model.blocks[index]
-    assert isinstance(found, Block)
-    return found
-
-
 def tiny(**fields: Any) -> GPT:
-    torch.manual_seed(0)
     base = {"vocab_size": 256, "context_length": 64, "n_layer": 2, "n_head": 4, "n_embd": 64}
-    return GPT(**(base | fields)).eval()
+    return tiny_model(0, **(base | fields))
 
 
 @pytest.fixture(scope="module")
