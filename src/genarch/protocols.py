@@ -17,8 +17,8 @@ Layer map::
     PromptTemplate, Retriever, VectorStore         orchestration
 
 Optional capabilities are small sub-protocols (:class:`StreamingGenerator`,
-:class:`LatentGenerator`, :class:`ScoringGenerator`,
-:class:`ConditionalGenerator`, :class:`Fittable`), so a model implements what
+:class:`ContinuousBatchingGenerator`, :class:`LatentGenerator`,
+:class:`ScoringGenerator`, :class:`ConditionalGenerator`, :class:`Fittable`), so a model implements what
 it can and callers check with ``isinstance`` before using a capability.
 
 Errors: every method documented here raises
@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 import torch
 from pydantic import BaseModel
@@ -60,7 +61,9 @@ from genarch.schemas import (
 __all__ = [
     "ConditionalGenerator",
     "Configurable",
+    "ContinuousBatchingGenerator",
     "DataProcessor",
+    "DecodingSession",
     "Deployer",
     "Endpoint",
     "Evaluator",
@@ -74,6 +77,7 @@ __all__ = [
     "Persistable",
     "PromptTemplate",
     "Retriever",
+    "RowUpdate",
     "ScoringGenerator",
     "StreamingGenerator",
     "Tokenizer",
@@ -252,6 +256,73 @@ class StreamingGenerator(Generator[Req_contra, Res_co], Protocol[Req_contra, Res
     """
 
     def stream(self, request: Req_contra) -> Iterator[Piece_co]: ...
+
+
+@dataclass(frozen=True)
+class RowUpdate(Generic[Piece_co, Res_co]):
+    """What one step of a :class:`DecodingSession` produced for one of its rows.
+
+    Attributes:
+        row: the id :meth:`DecodingSession.join` gave the request.
+        piece: the output that became final during this step (for text, a
+            string that never splits a character; possibly empty).
+        result: the whole result, set once, at the step where the row
+            finished; the row has then left the session.
+    """
+
+    row: int
+    piece: Piece_co
+    result: Res_co | None = None
+
+
+@runtime_checkable
+class DecodingSession(Protocol[Req_contra, Res_co, Piece_co]):
+    """Decoding advanced one step at a time, with rows joining and leaving between steps.
+
+    The step-level interface continuous batching needs: a server keeps one
+    session, joins each request (:meth:`join`) as soon as a row is free, and calls
+    :meth:`step` in a loop; a row that finishes leaves at once and its row is
+    free for the next request, while the others go on.
+
+    Contract:
+        * A request decoded in a session gives the result ``generate`` gives
+          for it alone (up to float rounding), whoever shares its steps.
+        * ``join`` validates the request (raising
+          :class:`~genarch.errors.InvalidInputError` before any work, or when
+          no row is free) and returns the row's id; the work starts at the
+          next :meth:`step`.
+        * Every :meth:`step` returns one :class:`RowUpdate` per row that took
+          part; the pieces of a row, joined, are its result's output.
+        * ``cancel(row)`` drops an unfinished row (unknown ids are ignored);
+          ``close()`` drops every row and releases the memory.
+    """
+
+    @property
+    def free_rows(self) -> int: ...
+
+    @property
+    def active_rows(self) -> int: ...
+
+    def join(self, request: Req_contra) -> int: ...
+
+    def step(self) -> Sequence[RowUpdate[Piece_co, Res_co]]: ...
+
+    def cancel(self, row: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ContinuousBatchingGenerator(
+    Generator[Req_contra, Res_co], Protocol[Req_contra, Res_co, Piece_co]
+):
+    """A generator that can decode in a :class:`DecodingSession` (continuous batching).
+
+    :class:`~genarch.deploy.GenerationService` uses it when a generator has
+    it: requests then join a running batch and leave it as they finish.
+    """
+
+    def open_session(self, max_rows: int) -> DecodingSession[Req_contra, Res_co, Piece_co]: ...
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ Metric families (all labelled with ``service``):
   embedded ``input`` items;
 * ``genarch_cache_hits_total`` / ``genarch_cache_misses_total``;
 * ``genarch_batch_size``, ``genarch_queue_depth``, ``genarch_busy_slots``
-  (from :class:`~genarch.deploy.batching.MicroBatcher`).
+  (from :class:`~genarch.deploy.batching.Worker`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 
-from genarch.deploy.batching import MicroBatcher
+from genarch.deploy.batching import Worker
 from genarch.deploy.keys import ApiKeyStore
 from genarch.deploy.limits import RateLimiter
 from genarch.deploy.metrics import LATENCY_BUCKETS, MetricsRegistry
@@ -122,7 +122,7 @@ class ServiceGate:
 
 
 def service_health(
-    component: object, model_version: str, gate: ServiceGate, batcher: MicroBatcher
+    component: object, model_version: str, gate: ServiceGate, batcher: Worker
 ) -> ServiceHealth:
     """The :class:`~genarch.deploy.ServiceHealth` of a service made of ``gate`` and ``batcher``."""
     queued, busy = batcher.load()

@@ -1,22 +1,32 @@
 """The serving core for text generation: :class:`GenerationService`, in process, no HTTP.
 
-One worker thread owns the model (:class:`~genarch.deploy.batching.MicroBatcher`);
-callers submit :class:`~genarch.schemas.TextRequest`\\ s from any thread.
+One worker thread owns the model; callers submit
+:class:`~genarch.schemas.TextRequest`\\ s from any thread.
 
-**Batching: request-level micro-batches, not continuous batching.** Requests
-that arrive within ``max_wait_ms`` of the oldest waiting one, up to
-``max_batch``, are answered by *one* ``generate_batch`` call. Each keeps its
-own sampling settings, seed and stop condition (genarch's
-:class:`~genarch.models.TextGenerator` gives each row its own sampler,
-``torch.Generator`` and stop watch, so a batch gives the same tokens as each
-request alone). What it cannot do is let a request *join a running batch*:
-its ``generate_batch`` allocates one KV cache for a fixed set of rows per
-call and exposes no step-level API, so a row that finishes early stays in the
-batch (masked) until the call returns, and the slots are free again only
-then. Requests that arrive meanwhile wait for the next micro-batch.
+**Continuous batching** (the default, for a generator that can open a
+:class:`~genarch.protocols.DecodingSession`, such as genarch's
+:class:`~genarch.models.TextGenerator`): the worker
+(:class:`~genarch.deploy.batching.SessionBatcher`) keeps one session of
+``max_batch`` rows and decodes one token for every row per step. A request
+joins the running batch at the next step when a row is free; a row that
+finishes (its stop condition or ``max_new_tokens``) leaves at once and its row
+is free for the next request, while the others go on. Each request keeps its
+own sampling settings, seed and stop condition, so it gets the tokens it would
+get alone. Only an idle service waits ``max_wait_ms`` for companions (so
+requests that arrive together share one prefill). Streams are rows of the same
+batch: each step's new text goes to the stream's reader.
+
+**Micro-batches** (any other generator, or ``continuous_batching=False``):
+requests that arrive within ``max_wait_ms`` of the oldest waiting one, up to
+``max_batch``, are answered by *one* ``generate_batch`` call
+(:class:`~genarch.deploy.batching.MicroBatcher`). A request cannot join a
+running call: a row that finishes early stays in it until the call returns,
+and requests that arrive meanwhile wait for the next micro-batch.
 
 **Streams.** ``stream(request)`` returns a :class:`~genarch.deploy.TokenStream`.
-With a :class:`~genarch.protocols.StreamingGenerator` and no output
+Under continuous batching (and no output redaction) it is a row of the
+session, as above, and closing the stream frees its row at the next step.
+Under micro-batches, with a :class:`~genarch.protocols.StreamingGenerator` and no output
 redaction, the worker advances the model's own ``stream`` one piece at a
 time, interleaved with the other streams and between micro-batches; the
 stream holds one slot until it ends, and cancelling it (``close()``) frees the
@@ -43,7 +53,7 @@ from typing import Any, Self
 
 from genarch.data.pii_redaction import PiiRedactor
 from genarch.deploy.admission import ServiceGate, count_tokens, find_tokenizer, service_health
-from genarch.deploy.batching import Job, MicroBatcher
+from genarch.deploy.batching import Job, MicroBatcher, SessionBatcher, Worker
 from genarch.deploy.cache import ResponseCache, canonical_json, is_deterministic
 from genarch.deploy.keys import ApiKeyStore
 from genarch.deploy.limits import RateLimiter
@@ -52,7 +62,13 @@ from genarch.deploy.serving_errors import CapExceededError, ServiceClosedError
 from genarch.deploy.serving_records import GenerationServiceConfig, ServiceHealth
 from genarch.deploy.streams import PieceStepper, StreamState, TokenStream
 from genarch.errors import GenarchError, IntegrityError, InvalidInputError
-from genarch.protocols import Generator, StreamingGenerator, Tokenizer
+from genarch.protocols import (
+    ContinuousBatchingGenerator,
+    Generator,
+    RowUpdate,
+    StreamingGenerator,
+    Tokenizer,
+)
 from genarch.schemas import TextRequest, TextResult
 from genarch.validation import describe
 
@@ -137,12 +153,33 @@ class GenerationService:
         wants_redaction = self.config.redact_prompts or self.config.redact_outputs
         self._redactor = redactor or (PiiRedactor() if wants_redaction else None)
         self._gate = ServiceGate(NAME, self.metrics, keys, limiter)
-        self._batcher = MicroBatcher(
-            NAME,
-            self._run_batch,
-            max_batch=self.config.max_batch,
-            max_wait_s=self.config.max_wait_ms / 1000,
-            metrics=self.metrics,
+        max_batch, max_wait_s = self.config.max_batch, self.config.max_wait_ms / 1000
+        self._batcher: Worker
+        if self.continuous:
+            self._batcher = SessionBatcher(
+                NAME,
+                generator.open_session,  # type: ignore[attr-defined]
+                deliver=self._deliver,
+                fail=self._fail,
+                cancelled=lambda job: self._gate.success(job.payload.started, outcome="cancelled"),
+                max_batch=max_batch,
+                max_wait_s=max_wait_s,
+                metrics=self.metrics,
+            )
+        else:
+            self._batcher = MicroBatcher(
+                NAME,
+                self._run_batch,
+                max_batch=max_batch,
+                max_wait_s=max_wait_s,
+                metrics=self.metrics,
+            )
+
+    @property
+    def continuous(self) -> bool:
+        """Whether requests are decoded by continuous batching (see the module docstring)."""
+        return self.config.continuous_batching and isinstance(
+            self._generator, ContinuousBatchingGenerator
         )
 
     def __repr__(self) -> str:
@@ -296,8 +333,8 @@ class GenerationService:
         """
         (pending,) = self._admit([request], api_key)
         state = StreamState()
-        native = isinstance(self._generator, StreamingGenerator) and not self.config.redact_outputs
-        if not native:
+        pieces = self.continuous or isinstance(self._generator, StreamingGenerator)
+        if not pieces or self.config.redact_outputs:  # the answer comes whole, when it is ready
             future = self._enqueue(pending)
 
             def deliver(done: Future[TextResult]) -> None:
@@ -317,6 +354,9 @@ class GenerationService:
                 state.put(hit.text)
             state.end()
             return TokenStream(state)
+        if self.continuous:  # a row of the running batch
+            self._batcher.put(Job(payload=pending, stream=state))
+            return TokenStream(state, self._batcher.wake)
         generator: StreamingGenerator[TextRequest, TextResult, str] = self._generator  # type: ignore[assignment]
         stepper = PieceStepper(
             state,
@@ -362,9 +402,19 @@ class GenerationService:
             else:
                 self._finish(job, result)
 
+    def _deliver(self, job: Job, update: RowUpdate[str, TextResult]) -> None:
+        """A session row's new piece (to its stream) and, at its end, its result."""
+        if job.stream is not None and update.piece:
+            job.stream.put(update.piece)
+        if update.result is not None:
+            self._finish(job, update.result)
+
     def _fail(self, job: Job, error: BaseException) -> None:
         self._gate.failure(error)
-        assert job.future is not None  # batch jobs carry a future
+        if job.stream is not None:
+            job.stream.fail(error)
+            return
+        assert job.future is not None  # a job is a stream or carries a future
         job.future.set_exception(error)
 
     def _finish(self, job: Job, result: TextResult) -> None:
@@ -372,11 +422,14 @@ class GenerationService:
         self._gate.tokens.inc(pending.prompt_tokens, service=NAME, kind="prompt")
         self._gate.tokens.inc(len(result.token_ids), service=NAME, kind="completion")
         if self.config.redact_outputs and self._redactor is not None:
-            result = self._redact(result)
+            result = self._redact(result)  # (a redacted stream is a future job: whole text)
         if self.cache is not None:
             self.cache.put(self.model_version, pending.request, result)
         self._gate.success(pending.started)
-        assert job.future is not None  # batch jobs carry a future
+        if job.stream is not None:
+            job.stream.end()
+            return
+        assert job.future is not None  # a job is a stream or carries a future
         job.future.set_result(result)
 
     def _redact(self, result: TextResult) -> TextResult:

@@ -22,7 +22,14 @@ class GenerationServiceConfig(Config):
         max_batch: slots: the most requests decoded together (a running
             stream holds one slot).
         max_wait_ms: how long the oldest queued request waits for companions
-            before its micro-batch starts (0: start at once).
+            before its micro-batch starts (0: start at once). With continuous
+            batching only an idle service waits; a running batch takes new
+            requests at its next step.
+        continuous_batching: decode in the generator's
+            :class:`~genarch.protocols.DecodingSession` when it has one
+            (:class:`~genarch.protocols.ContinuousBatchingGenerator`): requests
+            join the running batch between steps and a finished one frees its
+            slot at once. ``False`` keeps request-level micro-batches.
         max_prompt_tokens: cap on a prompt's tokens.
         max_new_tokens: cap on a request's ``max_new_tokens``.
         max_body_bytes: cap on a request's size: the UTF-8 length of its
@@ -35,6 +42,7 @@ class GenerationServiceConfig(Config):
 
     max_batch: Annotated[int, Field(ge=1, le=4096)] = 8
     max_wait_ms: Annotated[float, Field(ge=0, le=60_000, allow_inf_nan=False)] = 5.0
+    continuous_batching: bool = True
     max_prompt_tokens: Annotated[int, Field(ge=1)] = 4096
     max_new_tokens: Annotated[int, Field(ge=0)] = 512
     max_body_bytes: Annotated[int, Field(ge=1)] = 1_000_000

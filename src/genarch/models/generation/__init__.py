@@ -1,4 +1,4 @@
-"""Text generation with a :class:`~genarch.models.transformer.GPT`, in four parts.
+"""Text generation with a :class:`~genarch.models.transformer.GPT`, in these parts.
 
 * :mod:`~genarch.models.generation.generator` — :class:`TextGenerator`, the
   decoding engine: a model and a tokenizer behind genarch's
@@ -14,6 +14,9 @@
   characters and possible stop strings;
 * :mod:`~genarch.models.generation.prefix_cache` — :class:`PrefixCache`, which
   reuses the keys and values of prompt prefixes shared across requests;
+* :mod:`~genarch.models.generation.session` — :class:`DecodingSession`,
+  continuous batching: requests join a running batch between steps and leave
+  it as they finish;
 * :mod:`~genarch.models.generation.speculative` — :class:`SpeculativeGenerator`,
   a small draft model proposing tokens that the target verifies in one pass.
 """
@@ -21,6 +24,7 @@
 from genarch.models.generation.detokenizer import IncrementalDetokenizer
 from genarch.models.generation.generator import TextGenerator
 from genarch.models.generation.prefix_cache import PrefixCache, PrefixCacheStats
+from genarch.models.generation.session import DecodingSession
 from genarch.models.generation.speculative import (
     SpeculativeGenerator,
     SpeculativeResult,
@@ -28,6 +32,7 @@ from genarch.models.generation.speculative import (
 )
 
 __all__ = [
+    "DecodingSession",
     "IncrementalDetokenizer",
     "PrefixCache",
     "PrefixCacheStats",

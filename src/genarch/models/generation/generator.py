@@ -26,7 +26,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import torch
 from torch import Tensor
@@ -44,6 +44,9 @@ from genarch.registry import Registry, builtin_registry
 from genarch.schemas import TextRequest, TextResult
 from genarch.validation import describe, ensure_iterable
 
+if TYPE_CHECKING:
+    from genarch.models.generation.session import DecodingSession
+
 __all__ = ["TextGenerator"]
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,8 @@ class TextGenerator:
 
     Implements :class:`~genarch.protocols.Generator` ``[TextRequest, TextResult]``,
     :class:`~genarch.protocols.StreamingGenerator` (``stream`` yields text
-    pieces) and :class:`~genarch.protocols.ScoringGenerator` ``[str]``
+    pieces), :class:`~genarch.protocols.ContinuousBatchingGenerator`
+    (:meth:`open_session`) and :class:`~genarch.protocols.ScoringGenerator` ``[str]``
     (``log_prob``); it is :class:`~genarch.protocols.Persistable` when its
     tokenizer is (see :meth:`save`).
 
@@ -250,6 +254,20 @@ class TextGenerator:
                 yield rest
 
         return pieces()
+
+    def open_session(self, max_rows: int) -> DecodingSession:
+        """A :class:`~genarch.models.generation.session.DecodingSession` for continuous batching.
+
+        Requests join it between steps and leave as they finish; each gets the
+        tokens :meth:`generate` gives it alone. It holds a KV cache for up to
+        ``max_rows`` rows while any row is active.
+
+        Raises:
+            InvalidInputError: ``max_rows`` is not a positive int.
+        """
+        from genarch.models.generation.session import DecodingSession  # it imports this module
+
+        return DecodingSession(self, max_rows)
 
     def _rows(self, prepared: Sequence[tuple[TextRequest, list[int]]]) -> list[DecodingRow]:
         context = self.model.config.context_length

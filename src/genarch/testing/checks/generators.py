@@ -125,6 +125,43 @@ def generator_checks(
                     f"{result.text!r}, got {streamed!r}",
                 )
 
+    def session_matches_generate() -> None:
+        # Two rows for more requests: requests join as rows free up, mid-decoding.
+        session = generator.open_session(2)  # type: ignore[attr-defined]
+        waiting = list(seeded)
+        rows: dict[int, Any] = {}
+        pieces: dict[int, list[Any]] = {}
+        results: dict[int, Any] = {}
+        for _ in range(100_000):
+            while waiting and session.free_rows > 0:
+                request = waiting.pop(0)
+                rows[session.join(request)] = request
+            if not waiting and session.active_rows == 0:
+                break
+            for update in session.step():
+                require(update.row in rows, f"expected updates for joined rows, got {update.row}")
+                pieces.setdefault(update.row, []).append(update.piece)
+                if update.result is not None:
+                    results[update.row] = update.result
+        else:
+            raise AssertionError("expected the session to finish its rows within 100,000 steps")
+        require(len(results) == len(rows), f"expected {len(rows)} results, got {len(results)}")
+        for row, request in rows.items():
+            assert_same(results[row], generator.generate(request), atol=atol, path="session row")
+            text = getattr(results[row], "text", None)
+            if isinstance(text, str) and all(isinstance(p, str) for p in pieces[row]):
+                require(
+                    "".join(pieces[row]) == text,
+                    f"expected a row's pieces to join to its text {text!r}, got {pieces[row]!r}",
+                )
+        first = session.join(seeded[0])
+        session.join(seeded[-1])
+        expect_genarch_error(lambda: session.join(seeded[0]), "join with no free row")
+        session.cancel(first)
+        require(session.active_rows == 1, f"expected 1 row after a cancel, {session.active_rows}")
+        session.close()
+        require(session.active_rows == 0, "expected close() to drop every row")
+
     def latent_space() -> None:
         shape = tuple(generator.latent_shape)  # type: ignore[attr-defined]
         z = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0))
@@ -186,6 +223,8 @@ def generator_checks(
         checks.append(config_roundtrip)
     if callable(getattr(generator, "stream", None)):
         checks.append(stream_matches_generate)
+    if callable(getattr(generator, "open_session", None)):
+        checks.append(session_matches_generate)
     if all(callable(getattr(generator, m, None)) for m in ("encode", "decode", "interpolate")):
         checks.append(latent_space)
     if hasattr(generator, "conditions"):  # conditional-capable: {} means unconditional
