@@ -2,14 +2,23 @@
 
 16 concurrent clients (``httpx.AsyncClient``) send a fixed number of
 ``POST /v1/completions`` requests (mixed prompt lengths: 8, 32, 96 and 160
-tokens; 64 new tokens each, greedy) over loopback to three servers, each in its
-own process, measured alternately in the same run:
+tokens; 64 new tokens each, greedy) over loopback to four servers, measured
+alternately in the same run:
 
 * ``batching_on``: ``genarch``'s server (``create_app`` over a
-  ``GenerationService``) with ``max_batch=16`` and ``max_wait_ms=50``;
+  ``GenerationService``) with ``max_batch=16`` and ``max_wait_ms=50``, with
+  continuous batching (its default);
+* ``micro_batches``: the same with ``continuous_batching=False``: each
+  micro-batch is one ``generate_batch`` call;
 * ``batching_off``: the same server with ``max_batch=1``;
 * ``peer``: a plain FastAPI app calling ``transformers`` ``generate`` (KV
   cache) one request at a time (a lock around the call).
+
+The three genarch servers run in one process, the peer in another. A second
+load, ``mixed_lengths``, asks for 16, 64 or 128 new tokens per request (the
+same prompts) from ``batching_on`` and ``micro_batches``: there a finished
+request frees its slot at once under continuous batching, while a
+micro-batch lasts as long as its longest request.
 
 All three serve the same GPT-2-shaped model (6 layers, 6 heads, width 384,
 vocabulary 8192, context 512, random weights from one seed: genarch loads the
@@ -53,6 +62,7 @@ from _timing import summary, version
 
 VOCAB, LAYERS, HEADS, WIDTH, CONTEXT = 8192, 6, 6, 384, 512
 NEW_TOKENS, CONCURRENCY = 64, 16
+MIXED_NEW_TOKENS = (16, 64, 128)  # the mixed_lengths load: requests of very different lengths
 MAX_WAIT_MS = 50.0  # the micro-batch window: long enough for 16 clients' requests to meet
 PROMPT_LENGTHS = (8, 32, 96, 160)
 MODEL = "gpt2-shaped"
@@ -92,7 +102,7 @@ def save_model(directory: Path) -> None:
 # ----------------------------------------------------------------- the servers
 
 
-def genarch_app(weights: Path, max_batch: int) -> Any:
+def genarch_app(weights: Path, max_batch: int, continuous: bool = True) -> Any:
     from genarch.deploy import GenerationService, create_app
     from genarch.models import TextGenerator
 
@@ -101,7 +111,8 @@ def genarch_app(weights: Path, max_batch: int) -> Any:
         generator,
         max_batch=max_batch,
         max_wait_ms=MAX_WAIT_MS,
-        max_new_tokens=NEW_TOKENS,
+        continuous_batching=continuous,
+        max_new_tokens=max(MIXED_NEW_TOKENS),
         max_prompt_tokens=CONTEXT,
         cache_bytes=16_000_000,
     )
@@ -137,15 +148,19 @@ def peer_app(weights: Path) -> Any:
 
 
 def run_server(kind: str, weights: Path, ports: list[int], threads: int) -> None:
-    """``peer``: the peer on ``ports[0]``; ``genarch``: batching on at ``ports[0]``, off at ``ports[1]``.
+    """``peer``: the peer on ``ports[0]``; ``genarch``: continuous batching at ``ports[0]``,
+    micro-batches at ``ports[1]``, batching off at ``ports[2]``.
 
-    The two genarch servers share one process (each with its own model and
-    worker thread; only one is under load at a time), to start faster.
+    The genarch servers share one process (each with its own model and worker
+    thread; only one is under load at a time), to start faster.
     """
     import uvicorn
 
     torch.set_num_threads(threads)
-    apps = [peer_app(weights)] if kind == "peer" else [genarch_app(weights, b) for b in (16, 1)]
+    if kind == "peer":
+        apps = [peer_app(weights)]
+    else:
+        apps = [genarch_app(weights, 16), genarch_app(weights, 16, False), genarch_app(weights, 1)]
     servers = [
         uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         for app, port in zip(apps, ports, strict=True)
@@ -166,7 +181,7 @@ def free_port() -> int:
 def start(
     kind: str, weights: Path, threads: int, log: Path
 ) -> tuple[subprocess.Popen[bytes], list[str]]:
-    ports = [free_port() for _ in range(1 if kind == "peer" else 2)]
+    ports = [free_port() for _ in range(1 if kind == "peer" else 3)]
     command = [sys.executable, __file__, "--serve", kind, "--weights", str(weights)]
     command += ["--ports", ",".join(map(str, ports)), "--threads", str(threads)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -202,9 +217,13 @@ def prompts(count: int, seed: int) -> list[str]:
 
 
 async def load(
-    url: str, texts: list[str], new_tokens: int = NEW_TOKENS
+    url: str, texts: list[str], new_tokens: int | Sequence[int] = NEW_TOKENS
 ) -> tuple[float, list[float], list[str]]:
-    """``(seconds, latency per request, text per request)`` with CONCURRENCY clients."""
+    """``(seconds, latency per request, text per request)`` with CONCURRENCY clients.
+
+    ``new_tokens``: for every request, or one count per request.
+    """
+    counts = [new_tokens] * len(texts) if isinstance(new_tokens, int) else list(new_tokens)
     import httpx
 
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -220,7 +239,7 @@ async def load(
                 body = {
                     "model": MODEL,
                     "prompt": texts[index],
-                    "max_tokens": new_tokens,
+                    "max_tokens": counts[index],
                     "temperature": 0,
                 }
                 started = time.perf_counter()
@@ -228,7 +247,7 @@ async def load(
                 latencies[index] = time.perf_counter() - started
                 response.raise_for_status()
                 outputs[index] = response.json()["choices"][0]["text"]
-                if len(outputs[index].split()) != new_tokens:
+                if len(outputs[index].split()) != counts[index]:
                     raise RuntimeError(f"{url} returned {len(outputs[index].split())} tokens")
 
         started = time.perf_counter()
@@ -258,7 +277,7 @@ def cache_hit_latency(url: str, prompt: str, times: int = 5) -> float:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="16 requests, one repeat")
+    parser.add_argument("--quick", action="store_true", help="48 requests, one repeat")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per server")
     parser.add_argument("--requests", type=int, default=None, help="requests per measurement")
     parser.add_argument("--repeats", type=int, default=None, help="measurements per server")
@@ -270,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ports = [int(port) for port in args.ports.split(",")]
         run_server(args.serve, Path(args.weights), ports, args.threads)
         return {}
-    requests = args.requests or (CONCURRENCY if args.quick else 96)
+    requests = args.requests or (3 * CONCURRENCY if args.quick else 96)
     repeats = args.repeats or (1 if args.quick else 3)
     try:
         import transformers  # noqa: F401 - the peer and the checkpoint need it
@@ -303,8 +322,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             kind: start(kind, root / "weights", args.threads, root / f"{kind}.log")
             for kind in ("genarch", "peer")
         }
-        (genarch, (on_url, off_url)), (peer, (peer_url,)) = processes.values()
-        servers = {"batching_on": on_url, "batching_off": off_url, "peer": peer_url}
+        (genarch, (on_url, micro_url, off_url)), (peer, (peer_url,)) = processes.values()
+        servers = {
+            "batching_on": on_url,
+            "micro_batches": micro_url,
+            "batching_off": off_url,
+            "peer": peer_url,
+        }
+        mixed_servers = {"batching_on": on_url, "micro_batches": micro_url}
         try:
             for kind, (process, urls) in processes.items():
                 for url in urls:
@@ -314,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 asyncio.run(load(url, prompts(CONCURRENCY, seed=10_000), new_tokens=4))
             throughput: dict[str, list[float]] = {name: [] for name in servers}
             latencies: dict[str, list[float]] = {name: [] for name in servers}
+            mixed: dict[str, list[float]] = {name: [] for name in mixed_servers}
+            mixed_latencies: dict[str, list[float]] = {name: [] for name in mixed_servers}
             same_text, same_as_peer = True, True
             for repeat in range(repeats):
                 texts = prompts(requests, seed=repeat)  # new prompts: the cache never hits
@@ -324,7 +351,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     latencies[name] += latency
                     print(f"  repeat {repeat}: {name:13s} {requests / seconds:7.2f} requests/s")
                 same_text &= outputs["batching_on"] == outputs["batching_off"]
+                same_text &= outputs["batching_on"] == outputs["micro_batches"]
                 same_as_peer &= outputs["batching_on"] == outputs["peer"]
+                lengths = [MIXED_NEW_TOKENS[i % len(MIXED_NEW_TOKENS)] for i in range(requests)]
+                random.Random(repeat).shuffle(lengths)
+                for name, url in mixed_servers.items():
+                    seconds, latency, outputs[name] = asyncio.run(load(url, texts, lengths))
+                    mixed[name].append(requests / seconds)
+                    mixed_latencies[name] += latency
+                    print(
+                        f"  repeat {repeat}: mixed lengths, {name:13s} {requests / seconds:7.2f} requests/s"
+                    )
+                same_text &= outputs["batching_on"] == outputs["micro_batches"]
             hit = cache_hit_latency(on_url, prompts(1, seed=20_000)[0])
         finally:
             for process in (genarch, peer):
@@ -345,9 +383,30 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"{name:13s} {rps['median']:7.2f} requests/s ({rps['min']:.2f}-{rps['max']:.2f})  "
             f"p50 {row['p50_ms']:7.0f} ms  p99 {row['p99_ms']:7.0f} ms"
         )
+    figures["mixed_lengths"] = {
+        name: {
+            "requests_per_s": summary(mixed[name]),
+            "p50_ms": 1000 * percentile(mixed_latencies[name], 0.5),
+            "p99_ms": 1000 * percentile(mixed_latencies[name], 0.99),
+        }
+        for name in mixed_servers
+    }
+    for name, row in figures["mixed_lengths"].items():
+        rps = row["requests_per_s"]
+        print(
+            f"mixed lengths, {name:13s} {rps['median']:7.2f} requests/s "
+            f"({rps['min']:.2f}-{rps['max']:.2f})  p50 {row['p50_ms']:7.0f} ms  "
+            f"p99 {row['p99_ms']:7.0f} ms"
+        )
     on = figures["batching_on"]["requests_per_s"]["median"]
     figures["on_over_off"] = on / figures["batching_off"]["requests_per_s"]["median"]
     figures["on_over_peer"] = on / figures["peer"]["requests_per_s"]["median"]
+    figures["continuous_over_micro"] = on / figures["micro_batches"]["requests_per_s"]["median"]
+    mixed_rows = figures["mixed_lengths"]
+    figures["mixed_continuous_over_micro"] = (
+        mixed_rows["batching_on"]["requests_per_s"]["median"]
+        / mixed_rows["micro_batches"]["requests_per_s"]["median"]
+    )
     figures["cache_hit_ms"] = 1000 * hit
     figures["same_text_batching_on_and_off"] = same_text
     figures["same_text_as_peer"] = same_as_peer
@@ -358,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(
         f"batching on / off: {figures['on_over_off']:.2f}x (goal 3x); "
         f"on / peer: {figures['on_over_peer']:.2f}x (goal 4x); "
+        f"continuous / micro-batches: {figures['continuous_over_micro']:.2f}x, "
+        f"with mixed lengths {figures['mixed_continuous_over_micro']:.2f}x; "
         f"cache hit {figures['cache_hit_ms']:.1f} ms; same text on/off: {same_text}, "
         f"as the peer: {same_as_peer}"
     )

@@ -87,6 +87,8 @@ LAYERS: tuple[Layer, ...] = (
         ),
         capabilities=(
             "StreamingGenerator",
+            "ContinuousBatchingGenerator",
+            "DecodingSession",
             "LatentGenerator",
             "ScoringGenerator",
             "ConditionalGenerator",

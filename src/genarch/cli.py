@@ -348,6 +348,7 @@ def _serving_app(args: argparse.Namespace) -> tuple[Any, str]:
         model_version=version,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
+        continuous_batching=not args.no_continuous_batching,
         max_new_tokens=args.max_new_tokens,
         max_prompt_tokens=args.max_prompt_tokens,
         max_body_bytes=args.max_body_bytes,
@@ -417,7 +418,14 @@ def _add_serve_commands(commands: Any) -> None:
         "--model-name", help="the model id clients use (default: the artefact's name)"
     )
     serve.add_argument("--max-batch", type=int, default=8, help="requests decoded together")
-    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="micro-batch wait (ms)")
+    serve.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="wait for companions when idle (ms)"
+    )
+    serve.add_argument(
+        "--no-continuous-batching",
+        action="store_true",
+        help="answer requests in micro-batches (generate_batch calls) instead",
+    )
     serve.add_argument("--max-new-tokens", type=int, default=512, help="cap on max_tokens")
     serve.add_argument("--max-prompt-tokens", type=int, default=4096, help="cap on prompt tokens")
     serve.add_argument("--max-body-bytes", type=int, default=1_000_000, help="cap on body size")

@@ -1,4 +1,4 @@
-"""DecodingSession: continuous batching gives each request the tokens it gets alone."""
+"""TextDecodingSession: continuous batching gives each request the tokens it gets alone."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import torch
 from genarch.errors import InvalidInputError
 from genarch.models import GPT, TextGenerator
 from genarch.models.compression import quantize
-from genarch.models.generation import DecodingSession, PrefixCache
-from genarch.protocols import ContinuousBatchingGenerator
-from genarch.protocols import DecodingSession as SessionProtocol
+from genarch.models.generation import PrefixCache, TextDecodingSession
+from genarch.protocols import ContinuousBatchingGenerator, DecodingSession
 from genarch.schemas import TextRequest, TextResult
 from genarch.testing import check_generator
 from models.gpt_testing import ByteTokenizer, one_torch_thread, tiny_model
@@ -49,7 +48,7 @@ def workload(count: int, seed: int = 0) -> list[TextRequest]:
 
 
 def run(
-    session: DecodingSession, requests: list[TextRequest], joins_per_step: int = 1
+    session: TextDecodingSession, requests: list[TextRequest], joins_per_step: int = 1
 ) -> tuple[list[TextResult], list[str], int]:
     """Join the requests as rows free up (at most ``joins_per_step`` a step) and step to the end.
 
@@ -105,13 +104,13 @@ def test_a_long_running_session_moves_its_rows_left_and_stays_exact(
     # Rows keep joining, so the shared column runs past twice the context (96) and the
     # session must move every row left; a long prompt joining a young session moves them right.
     shifts: list[int] = []
-    original = DecodingSession._shift
+    original = TextDecodingSession._shift
 
-    def spy(self: DecodingSession, by: int) -> None:
+    def spy(self: TextDecodingSession, by: int) -> None:
         shifts.append(by)
         original(self, by)
 
-    monkeypatch.setattr(DecodingSession, "_shift", spy)
+    monkeypatch.setattr(TextDecodingSession, "_shift", spy)
     requests = [
         TextRequest(prompt="ab" * (1 + i % 20), max_new_tokens=10 + 7 * (i % 6), temperature=0)
         for i in range(40)
@@ -202,7 +201,7 @@ def test_the_text_generator_is_a_continuous_batching_generator(
     generator: TextGenerator,
 ) -> None:
     assert isinstance(generator, ContinuousBatchingGenerator)
-    assert isinstance(generator.open_session(1), SessionProtocol)
+    assert isinstance(generator.open_session(1), DecodingSession)
     requests = [
         TextRequest(prompt="conformance", max_new_tokens=6, seed=s, temperature=0.9)
         for s in range(3)

@@ -54,6 +54,7 @@ from genarch.models.generation import (
     SpeculativeGenerator,
     SpeculativeResult,
     SpeculativeStats,
+    TextDecodingSession,
     TextGenerator,
 )
 from genarch.models.hf_gpt2 import config_from_hf_gpt2, load_hf_gpt2
@@ -100,6 +101,7 @@ __all__ = [
     "SpeculativeGenerator",
     "SpeculativeResult",
     "SpeculativeStats",
+    "TextDecodingSession",
     "TextGenerator",
     "UNetDenoiser",
     "VAEConfig",

@@ -33,10 +33,12 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 from torch import Tensor, nn
 
@@ -53,7 +55,7 @@ from genarch.models.transformer_layers import (
     swiglu,
 )
 
-__all__ = ["StepFunction", "step_function"]
+__all__ = ["StepFunction", "decoding", "step_function"]
 
 #: ``step(tokens (B,), cache, positions (B,) | None, key_mask (B, S) | None) -> logits (B, V)``:
 #: run the model on one new token per row, appending it to ``cache``.
@@ -204,3 +206,15 @@ def _fast_step(
         x = x + layer.down(layer.activation(layer.up(layer.norm2(x))))
     cache.length = start + 1
     return lm_head(model.norm_f(x))
+
+
+@contextlib.contextmanager
+def decoding(model: nn.Module) -> Iterator[None]:
+    """Inference mode with dropout off for the block; then the model's training flag is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)

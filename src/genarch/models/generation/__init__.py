@@ -14,7 +14,7 @@
   characters and possible stop strings;
 * :mod:`~genarch.models.generation.prefix_cache` — :class:`PrefixCache`, which
   reuses the keys and values of prompt prefixes shared across requests;
-* :mod:`~genarch.models.generation.session` — :class:`DecodingSession`,
+* :mod:`~genarch.models.generation.session` — :class:`TextDecodingSession`,
   continuous batching: requests join a running batch between steps and leave
   it as they finish;
 * :mod:`~genarch.models.generation.speculative` — :class:`SpeculativeGenerator`,
@@ -24,7 +24,7 @@
 from genarch.models.generation.detokenizer import IncrementalDetokenizer
 from genarch.models.generation.generator import TextGenerator
 from genarch.models.generation.prefix_cache import PrefixCache, PrefixCacheStats
-from genarch.models.generation.session import DecodingSession
+from genarch.models.generation.session import TextDecodingSession
 from genarch.models.generation.speculative import (
     SpeculativeGenerator,
     SpeculativeResult,
@@ -32,12 +32,12 @@ from genarch.models.generation.speculative import (
 )
 
 __all__ = [
-    "DecodingSession",
     "IncrementalDetokenizer",
     "PrefixCache",
     "PrefixCacheStats",
     "SpeculativeGenerator",
     "SpeculativeResult",
     "SpeculativeStats",
+    "TextDecodingSession",
     "TextGenerator",
 ]

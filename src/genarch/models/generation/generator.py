@@ -21,31 +21,28 @@ before penalties and temperature).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import torch
 from torch import Tensor
 
 from genarch.errors import ConfigError, IntegrityError, InvalidInputError, RegistryError
-from genarch.models.decode_step import step_function
+from genarch.models.decode_step import decoding, step_function
 from genarch.models.generation.detokenizer import IncrementalDetokenizer
 from genarch.models.generation.prefix_cache import PrefixCache, prefill
 from genarch.models.generation.rows import DecodingRow, record_tokens
 from genarch.models.generation.sampling import TokenSampler
+from genarch.models.generation.session import TextDecodingSession
 from genarch.models.transformer import GPT
 from genarch.persistence import open_saved, reading, save_component
 from genarch.protocols import PathLike, Tokenizer
 from genarch.registry import Registry, builtin_registry
 from genarch.schemas import TextRequest, TextResult
 from genarch.validation import describe, ensure_iterable
-
-if TYPE_CHECKING:
-    from genarch.models.generation.session import DecodingSession
 
 __all__ = ["TextGenerator"]
 
@@ -199,7 +196,7 @@ class TextGenerator:
         """
         prepared = self._prepare(request)
         rows = self._rows([prepared])
-        with _decoding(self.model):
+        with decoding(self.model):
             for _ in self._decode(rows, self._generators([prepared[0]], generator)):
                 pass
         return rows[0].result()
@@ -217,7 +214,7 @@ class TextGenerator:
         for begin in range(0, len(prepared), self.max_batch_size):
             chunk = prepared[begin : begin + self.max_batch_size]
             rows = self._rows(chunk)
-            with _decoding(self.model):
+            with decoding(self.model):
                 for _ in self._decode(rows, self._generators([r for r, _ in chunk], None)):
                     pass
             results.extend(row.result() for row in rows)
@@ -245,7 +242,7 @@ class TextGenerator:
             # caller holds the stream, neither setting leaks into the caller's code.
             steps = self._decode(rows, generators)
             while True:
-                with _decoding(self.model):
+                with decoding(self.model):
                     if next(steps, _DONE) is _DONE:
                         break
                 if piece := detokenizer.ready():
@@ -255,8 +252,8 @@ class TextGenerator:
 
         return pieces()
 
-    def open_session(self, max_rows: int) -> DecodingSession:
-        """A :class:`~genarch.models.generation.session.DecodingSession` for continuous batching.
+    def open_session(self, max_rows: int) -> TextDecodingSession:
+        """A :class:`~genarch.models.generation.session.TextDecodingSession` for continuous batching.
 
         Requests join it between steps and leave as they finish; each gets the
         tokens :meth:`generate` gives it alone. It holds a KV cache for up to
@@ -265,9 +262,7 @@ class TextGenerator:
         Raises:
             InvalidInputError: ``max_rows`` is not a positive int.
         """
-        from genarch.models.generation.session import DecodingSession  # it imports this module
-
-        return DecodingSession(self, max_rows)
+        return TextDecodingSession(self, max_rows)
 
     def _rows(self, prepared: Sequence[tuple[TextRequest, list[int]]]) -> list[DecodingRow]:
         context = self.model.config.context_length
@@ -284,7 +279,7 @@ class TextGenerator:
         """Run the model over the rows' prompts and then one token per step, updating the rows.
 
         Yields after every step; stops when every row is finished. Call it
-        inside :func:`_decoding` (inference mode, dropout off).
+        inside :func:`~genarch.models.decode_step.decoding` (inference mode, dropout off).
         """
         prompts = [row.prompt_ids for row in rows]
         context = self.model.config.context_length
@@ -357,7 +352,7 @@ class TextGenerator:
         scores = torch.zeros(len(texts), dtype=torch.float64)
         model, device = self.model, self.model.wte.weight.device
         scored = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
-        with _decoding(model):
+        with decoding(model):
             for begin in range(0, len(scored), self.max_batch_size):
                 chunk = scored[begin : begin + self.max_batch_size]
                 width = max(len(encoded[i]) for i in chunk)
@@ -464,15 +459,3 @@ def _resolve_class(name: str, registry: Registry) -> Any:
 
 
 _DONE = object()
-
-
-@contextlib.contextmanager
-def _decoding(model: torch.nn.Module) -> Iterator[None]:
-    """Inference mode with dropout off for the block; then the model's training flag is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)

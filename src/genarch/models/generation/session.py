@@ -1,10 +1,10 @@
-"""Continuous batching: :class:`DecodingSession`, decoding that requests join and leave between steps.
+"""Continuous batching: :class:`TextDecodingSession`, which requests join and leave between steps.
 
 :meth:`TextGenerator.generate_batch <genarch.models.TextGenerator.generate_batch>`
 decodes a fixed set of rows: one that finishes early stays (masked) until the
 last one is done, and nothing can join. A session instead keeps one KV cache
-for up to ``max_rows`` rows and is advanced one token per :meth:`~DecodingSession.step`;
-:meth:`~DecodingSession.join` adds a request between steps and a row that
+for up to ``max_rows`` rows and is advanced one token per :meth:`~TextDecodingSession.step`;
+:meth:`~TextDecodingSession.join` adds a request between steps and a row that
 finishes leaves at once, so its row is free for the next request. A server
 (:class:`~genarch.deploy.GenerationService`) keeps one session and loops.
 
@@ -22,7 +22,8 @@ head_dim)``:
   others joining at the same step (:func:`~genarch.models.generation.prefix_cache.prefill`,
   which reuses the generator's prefix cache) and its keys and values are
   copied into the columns that end at ``t``. A prompt longer than ``t`` first
-  moves every row right.
+  moves every row right. The prompt is run whole, not in chunks, so the rows
+  already decoding wait for it during that one step.
 * When ``t`` reaches the last allocated column, the cache doubles (up to twice
   the context) or, once it is that wide, every row moves left so that the
   longest row starts at column 0: one copy for all rows, needed at most once
@@ -37,13 +38,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from genarch.errors import InvalidInputError
-from genarch.models.decode_step import StepFunction, step_function
-from genarch.models.generation.generator import TextGenerator, _decoding
+from genarch.models.decode_step import StepFunction, decoding, step_function
 from genarch.models.generation.prefix_cache import prefill
 from genarch.models.generation.rows import DecodingRow, record_tokens
 from genarch.models.generation.sampling import TokenSampler
@@ -51,7 +52,10 @@ from genarch.models.transformer import KVCache
 from genarch.protocols import RowUpdate
 from genarch.schemas import TextRequest, TextResult
 
-__all__ = ["DecodingSession"]
+if TYPE_CHECKING:  # the generator makes sessions: it imports this module
+    from genarch.models.generation.generator import TextGenerator
+
+__all__ = ["TextDecodingSession"]
 
 _FIRST_COLUMNS = 64  # the cache's first width; it doubles as rows need more
 
@@ -66,7 +70,7 @@ class _Row:
     fed: int = 0  # tokens the model has seen for this row: its keys fill [t - fed, t)
 
 
-class DecodingSession:
+class TextDecodingSession:
     """A :class:`~genarch.protocols.DecodingSession` over a :class:`~genarch.models.TextGenerator`.
 
     Made by :meth:`TextGenerator.open_session <genarch.models.TextGenerator.open_session>`;
@@ -121,7 +125,7 @@ class DecodingSession:
         self._step: StepFunction | None = None  # made when the session wakes (model in eval)
 
     def __repr__(self) -> str:
-        return f"DecodingSession(active_rows={self.active_rows}, max_rows={self.max_rows})"
+        return f"TextDecodingSession(active_rows={self.active_rows}, max_rows={self.max_rows})"
 
     @property
     def active_rows(self) -> int:
@@ -189,7 +193,7 @@ class DecodingSession:
         the context) gets its result in its update and leaves the session.
         """
         updates: list[RowUpdate[str, TextResult]] = []
-        with _decoding(self._model):
+        with decoding(self._model):
             if self._joining:
                 updates += self._admit()
             if not self._rows:

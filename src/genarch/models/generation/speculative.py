@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 
 from genarch.errors import InvalidInputError
-from genarch.models.decode_step import StepFunction, step_function
-from genarch.models.generation.generator import TextGenerator, _decoding
+from genarch.models.decode_step import StepFunction, decoding, step_function
+from genarch.models.generation.generator import TextGenerator
 from genarch.models.generation.prefix_cache import prefill
 from genarch.models.generation.rows import DecodingRow, record_tokens
 from genarch.models.generation.sampling import TokenSampler, argmax
@@ -217,7 +217,7 @@ class SpeculativeGenerator:
 
     @contextlib.contextmanager
     def _decoding(self) -> Iterator[None]:
-        with _decoding(self.target.model), _decoding(self.draft.model):
+        with decoding(self.target.model), decoding(self.draft.model):
             yield
 
     def _decode(self, row: DecodingRow, rng: torch.Generator, counts: _Counts) -> Iterator[bool]:
