@@ -90,6 +90,50 @@ def test_an_int8_linear_is_close_to_its_float_layer(weight_limit: int) -> None:
 
 
 @needs_int8
+def test_smoothing_rescues_the_small_channels_from_an_outlier_channel() -> None:
+    generator = torch.Generator().manual_seed(0)
+    linear = nn.Linear(64, 48)
+    x = torch.randn(200, 64, generator=generator)
+    x[:, 3] *= 60.0  # one outlier channel, as transformers' activations have
+    ranges = x.abs().amax(dim=0)
+    weights = linear.weight.detach().abs().amax(dim=0)
+    plain = bert_module._Int8Linear(linear, 127)
+    smoothed = bert_module._Int8Linear(linear, 127, (ranges**0.5 / weights**0.5).clamp(min=1e-5))
+    with torch.inference_mode():
+        expected = linear(x)
+        plain_error = float((plain(x) - expected).abs().mean())
+        smoothed_error = float((smoothed(x) - expected).abs().mean())
+    assert smoothed_error < plain_error / 3
+
+
+@needs_int8
+def test_quantize_int8_smooths_with_recorded_ranges_and_checks_them() -> None:
+    torch.manual_seed(0)
+    model = BertModel(SMALL).eval()
+    ids = torch.randint(5, SMALL.vocab_size, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.long)
+    with torch.inference_mode():
+        expected = model(ids, mask)
+        ranges = model.linear_input_ranges(lambda: model(ids, mask))
+    assert set(ranges) == {
+        f"layers.{i}.{name}"
+        for i in range(2)
+        for name in ("qkv", "attention_out", "ffn_in", "ffn_out")
+    }
+    assert ranges["layers.0.ffn_out"].shape == (SMALL.intermediate_size,)
+    assert not any(m._forward_hooks for m in model.modules())  # the hooks are gone
+    with pytest.raises(ConfigError, match="alpha"):
+        model.quantize_int8(ranges, alpha=1.5)
+    with pytest.raises(ConfigError, match=r"input_ranges\['layers.0.qkv'\]"):
+        model.quantize_int8({k: v for k, v in ranges.items() if k != "layers.0.qkv"})
+    model.quantize_int8(ranges)
+    with torch.inference_mode():
+        actual = model(ids, mask)
+    cosine = torch.nn.functional.cosine_similarity(actual.flatten(0, 1), expected.flatten(0, 1))
+    assert float(cosine.min()) > 0.98
+
+
+@needs_int8
 def test_quantize_int8_replaces_every_linear_and_keeps_the_output_close() -> None:
     torch.manual_seed(0)
     model = BertModel(SMALL).eval()
@@ -124,8 +168,8 @@ def test_int8_minilm_embeddings_are_close_to_float32_on_python_docs(
     sentences = python_docs_sentences(48)
     expected, actual = fp32.extract(sentences), int8.extract(sentences)
     cosine = (expected * actual).sum(1)  # both are unit vectors
-    assert float(cosine.mean()) >= 0.99
-    assert float(cosine.min()) >= 0.98
+    assert float(cosine.mean()) >= 0.995
+    assert float(cosine.min()) >= 0.99  # issue 18's goal, with SmoothQuant
     assert float(cosine.max()) < 1 - 1e-7  # the int8 path really ran
     assert torch.allclose(actual.norm(dim=1), torch.ones(len(sentences)), atol=1e-5)
 
