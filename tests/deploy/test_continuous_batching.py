@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 
@@ -113,7 +114,8 @@ class Reverser:
         return [TextResult(text=r.prompt[::-1]) for r in requests]
 
     def open_session(self, max_rows: int) -> ReverserSession:
-        return ReverserSession(max_rows)
+        self.session = ReverserSession(max_rows)
+        return self.session
 
 
 class ReverserSession:
@@ -123,6 +125,7 @@ class ReverserSession:
         self.texts: dict[int, str] = {}
         self.next_id = 0
         self.widest = 0
+        self.cancelled: list[int] = []
 
     @property
     def active_rows(self) -> int:
@@ -155,6 +158,7 @@ class ReverserSession:
         return updates
 
     def cancel(self, row: int) -> None:
+        self.cancelled.append(row)
         self.rows.pop(row, None)
 
     def close(self) -> None:
@@ -183,3 +187,17 @@ def test_a_users_own_session_is_served_and_a_failed_step_fails_only_its_rows() -
         '{service="generate",type="InvalidInputError"}': 1,
         '{service="generate",type="RuntimeError"}': 1,
     }
+
+
+def test_cancelling_a_decoding_request_frees_its_row() -> None:
+    reverser = Reverser()
+    with GenerationService(reverser, max_batch=1, max_wait_ms=0) as service:
+        endless = service.submit(TextRequest(prompt="x" * 900_000))  # 900,000 steps
+        deadline = time.monotonic() + 30
+        while service.health().busy_slots == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)  # until it decodes
+        assert endless.cancel()  # what the HTTP server does when its client disconnects
+        assert service.generate(TextRequest(prompt="next"), timeout=30).text == "txen"
+        outcomes = service.metrics.snapshot()["genarch_requests_total"]["values"]
+    assert reverser.session.cancelled == [1]  # the row was dropped, not decoded to its end
+    assert outcomes['{outcome="cancelled",service="generate"}'] == 1

@@ -317,7 +317,8 @@ class SessionBatcher(Worker):
             of its row; the update with a result is the last.
         fail: called with a job and the error that ended it (a request the
             session refused, or a failed step).
-        cancelled: called with a job whose caller gave up while it ran.
+        cancelled: called with a job whose caller gave up while it ran (a
+            cancelled future, a closed stream); its row is dropped.
         max_batch: rows: the most requests decoded together.
         max_wait_s: how long the oldest queued job waits for companions while
             the session is idle.
@@ -385,7 +386,7 @@ class SessionBatcher(Worker):
             for job in taken:
                 self._join(session, job)
             for row, job in list(self._rows.items()):
-                if job.abandoned:  # a stream whose caller closed it: free the row now
+                if job.abandoned:  # its caller cancelled it or closed its stream: free the row
                     session.cancel(row)
                     del self._rows[row]
                     self._cancelled(job)
@@ -419,8 +420,10 @@ class SessionBatcher(Worker):
             session.close()
 
     def _join(self, session: DecodingSession[Any, Any, Any], job: Job) -> None:
-        if job.future is not None and not job.future.set_running_or_notify_cancel():
-            return  # cancelled while it waited
+        # The future is never marked running: its caller may still cancel it (an HTTP
+        # client that disconnects), and the row is then dropped at the next step.
+        if job.abandoned:
+            return
         try:
             row = session.join(job.payload.request)
         except Exception as error:  # the request's own error, for its caller

@@ -21,9 +21,11 @@ own rate limits.
 
 **Cancellation.** A streaming client that disconnects closes its
 :class:`~genarch.deploy.TokenStream`: the worker stops decoding it at its
-next step and frees its slot. A non-streaming client that disconnects while
-its request still waits for a slot drops it; once its micro-batch runs, the
-batch finishes (``generate_batch`` cannot be interrupted).
+next step and frees its slot. A non-streaming client that disconnects cancels
+its request's future: under continuous batching (the default for genarch's
+``TextGenerator``) its row is dropped at the next step, even mid-decoding;
+under micro-batches it is dropped only while it still waits for a slot, since
+a running ``generate_batch`` call cannot be interrupted.
 
 Request fields and errors: :mod:`genarch.deploy.http_models` and
 :mod:`genarch.deploy.http_errors`.

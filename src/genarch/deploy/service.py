@@ -16,6 +16,9 @@ get alone. Only an idle service waits ``max_wait_ms`` for companions (so
 requests that arrive together share one prefill). Streams are rows of the same
 batch: each step's new text goes to the stream's reader.
 
+A caller that cancels its future (as the HTTP server does when a client
+disconnects) frees its row at the next step, even while it decodes.
+
 **Micro-batches** (any other generator, or ``continuous_batching=False``):
 requests that arrive within ``max_wait_ms`` of the oldest waiting one, up to
 ``max_batch``, are answered by *one* ``generate_batch`` call
@@ -44,10 +47,11 @@ for deterministic requests: see :mod:`genarch.deploy.cache`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -161,7 +165,7 @@ class GenerationService:
                 generator.open_session,  # type: ignore[attr-defined]
                 deliver=self._deliver,
                 fail=self._fail,
-                cancelled=lambda job: self._gate.success(job.payload.started, outcome="cancelled"),
+                cancelled=self._stream_cancelled,
                 max_batch=max_batch,
                 max_wait_s=max_wait_s,
                 metrics=self.metrics,
@@ -274,7 +278,9 @@ class GenerationService:
     def submit(self, request: TextRequest, *, api_key: str | None = None) -> Future[TextResult]:
         """Queue ``request``; the future gives its :class:`~genarch.schemas.TextResult`.
 
-        Cancelling the future while the request waits drops it.
+        Cancelling the future while the request waits drops it; under
+        continuous batching, cancelling it while it decodes frees its row at
+        the next step.
 
         Raises:
             AuthenticationError, AuthorizationError: the key (with a key store).
@@ -402,6 +408,11 @@ class GenerationService:
             else:
                 self._finish(job, result)
 
+    def _stream_cancelled(self, job: Job) -> None:
+        """A running session row whose caller gave up (a cancelled future counts itself)."""
+        if job.stream is not None:
+            self._gate.success(job.payload.started, outcome="cancelled")
+
     def _deliver(self, job: Job, update: RowUpdate[str, TextResult]) -> None:
         """A session row's new piece (to its stream) and, at its end, its result."""
         if job.stream is not None and update.piece:
@@ -415,7 +426,8 @@ class GenerationService:
             job.stream.fail(error)
             return
         assert job.future is not None  # a job is a stream or carries a future
-        job.future.set_exception(error)
+        with contextlib.suppress(InvalidStateError):  # its caller cancelled it meanwhile
+            job.future.set_exception(error)
 
     def _finish(self, job: Job, result: TextResult) -> None:
         pending: _Pending = job.payload
@@ -430,7 +442,8 @@ class GenerationService:
             job.stream.end()
             return
         assert job.future is not None  # a job is a stream or carries a future
-        job.future.set_result(result)
+        with contextlib.suppress(InvalidStateError):  # its caller cancelled it meanwhile
+            job.future.set_result(result)
 
     def _redact(self, result: TextResult) -> TextResult:
         """The result with PII in its text replaced; its token ids re-encoded from the
