@@ -191,7 +191,8 @@ def test_a_users_own_session_is_served_and_a_failed_step_fails_only_its_rows() -
 
 def test_cancelling_a_decoding_request_frees_its_row() -> None:
     reverser = Reverser()
-    with GenerationService(reverser, max_batch=1, max_wait_ms=0) as service:
+    caps = {"max_prompt_tokens": 1_000_000}
+    with GenerationService(reverser, max_batch=1, max_wait_ms=0, **caps) as service:
         endless = service.submit(TextRequest(prompt="x" * 900_000))  # 900,000 steps
         deadline = time.monotonic() + 30
         while service.health().busy_slots == 0 and time.monotonic() < deadline:
