@@ -197,6 +197,44 @@ def test_each_sentence_is_embedded_once_per_generator():
     assert len(set(encoder.embedded)) == len(encoder.embedded)
 
 
+def test_the_title_prior_prefers_the_topic_the_question_is_about() -> None:
+    # The same sentence in two topics: only the topic titles tell them apart.
+    sentence = "This statement is described here."
+    sources = [
+        Source(number=1, score=1.0, chunk=_chunk("loops", sentence)),
+        Source(number=2, score=1.0, chunk=_chunk("pass", sentence)),
+    ]
+    titles = {"loops": "Statements that repeat", "pass": "The empty placeholder statement"}
+    question = "Which statement is an empty placeholder?"
+    plain = ExtractiveGenerator(max_sentences=1, encoder=Topics(), titles=titles)
+    [first] = plain.compose(question, sources)
+    assert first.citations[0].document_id == "loops"  # no prior: the better-ranked source
+    prior = ExtractiveGenerator(max_sentences=1, title_weight=0.5, encoder=Topics(), titles=titles)
+    [chosen] = prior.compose(question, sources)
+    assert chosen.citations[0].document_id == "pass"
+
+
+def test_confidence_is_what_min_confidence_is_compared_with() -> None:
+    question = "Which statement is an empty placeholder?"
+    texts = [source.chunk.text for source in SOURCES]
+    score = ExtractiveGenerator(encoder=Topics()).confidence(question, texts)
+    assert score is not None
+    assert ExtractiveGenerator(min_confidence=score - 1e-6, encoder=Topics()).compose(
+        question, SOURCES
+    )
+    assert not ExtractiveGenerator(min_confidence=score + 1e-6, encoder=Topics()).compose(
+        question, SOURCES
+    )
+    assert ExtractiveGenerator(encoder=Topics()).confidence("the of and", texts) is None
+
+
+def test_titles_and_document_ids_are_checked() -> None:
+    with pytest.raises(InvalidInputError, match="titles to be a mapping"):
+        ExtractiveGenerator(titles={"a": 1})  # type: ignore[dict-item]
+    with pytest.raises(InvalidInputError, match="one document id per text"):
+        ExtractiveGenerator().select("q?", ["a b", "c d"], document_ids=["a"])
+
+
 def test_an_encoder_without_extract_is_refused():
     with pytest.raises(InvalidInputError, match="encoder to be a FeatureExtractor"):
         ExtractiveGenerator(encoder=object())  # type: ignore[arg-type]
@@ -244,10 +282,10 @@ def test_without_the_embeddings_extra_the_quickstart_still_answers(questions, do
     assert report.decline_recall >= LEXICAL_DECLINE_RECALL_FLOOR
 
 
-# measured on the held-out half: MiniLM 21/31 right, 10/10 declined, 10 of 13 declines
-# right; words only 21/31 right, 7/10 declined
-ACCURACY_FLOOR = 0.6
+# measured on the held-out half: MiniLM 22/31 right, 10/10 declined, 10 of 13 declines
+# right; words only 22/31 right, 7/10 declined
+ACCURACY_FLOOR = 0.64
 DECLINE_RECALL_FLOOR = 0.8
 DECLINE_PRECISION_FLOOR = 0.65
-LEXICAL_ACCURACY_FLOOR = 0.6
+LEXICAL_ACCURACY_FLOOR = 0.64
 LEXICAL_DECLINE_RECALL_FLOOR = 0.5

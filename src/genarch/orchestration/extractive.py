@@ -156,6 +156,12 @@ class ExtractiveConfig(Config):
             check). Words and meaning together: a question that shares its
             rare words with a sentence needs less of the meaning, and the
             other way round.
+        title_weight: with an encoder and topic titles (``titles=``), the
+            cosine similarity of the question to the title of a sentence's
+            document, times this, is added to the sentence's score: of two
+            similar sentences, the one from the topic the question is about
+            wins (pydoc topic titles such as "Floating point literals" name
+            what a topic answers).
     """
 
     max_sentences: Annotated[int, Field(ge=1)] = 2
@@ -164,7 +170,8 @@ class ExtractiveConfig(Config):
     relative_support: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
     rank_penalty: Annotated[float, Field(ge=0.0)] = 0.05
     semantic_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
-    min_confidence: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
+    min_confidence: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
+    title_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
 
 
 _CACHE_LIMIT = 50_000  # embedded sentences kept per generator
@@ -192,9 +199,16 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         config: see :class:`ExtractiveConfig`; keyword fields are shorthand.
         encoder: embeds sentences and the question for semantic scoring
             (``None``: lexical support only).
+        titles: document id → title (e.g.
+            :func:`~genarch.orchestration.retrievers.document_titles`), for the
+            ``title_weight`` prior. It needs the sources' document ids, so it
+            applies in :meth:`compose` (and :meth:`select` given
+            ``document_ids``), not in :meth:`generate`, whose prompt is read
+            as plain text.
 
     Raises:
-        InvalidInputError: ``encoder`` has no ``extract`` method.
+        InvalidInputError: ``encoder`` has no ``extract`` method, or
+            ``titles`` is not a mapping of str to str.
         ConfigError: bad settings.
     """
 
@@ -203,6 +217,7 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         config: ExtractiveConfig | Mapping[str, Any] | None = None,
         *,
         encoder: FeatureExtractor[str] | None = None,
+        titles: Mapping[str, str] | None = None,
         **fields: Any,
     ) -> None:
         if encoder is not None and not callable(getattr(encoder, "extract", None)):
@@ -210,8 +225,17 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
                 f"ExtractiveGenerator expected encoder to be a FeatureExtractor[str] "
                 f"(with extract(texts)) or None, got {describe(encoder)}"
             )
+        if titles is not None and (
+            not isinstance(titles, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in titles.items())
+        ):
+            raise InvalidInputError(
+                "ExtractiveGenerator expected titles to be a mapping of document id (str) "
+                f"to title (str) or None, got {describe(titles)}"
+            )
         Configured.__init__(self, config, **fields)
         self.encoder = encoder
+        self.titles = dict(titles) if titles is not None else {}
         self._vectors: dict[str, torch.Tensor] = {}
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
@@ -234,8 +258,26 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
 
     # -- the core ----------------------------------------------------------------
 
-    def select(self, question: str, texts: Sequence[str]) -> list[_Pick]:
-        """The chosen sentences: which text, span in it, support; best first."""
+    def _title_similarities(self, question: str, document_ids: Sequence[str]) -> list[float]:
+        """``title_weight`` times the cosine of the question to each text's document title."""
+        weight = self._config.title_weight
+        titles = [self.titles.get(d, "") for d in document_ids]
+        if self.encoder is None or weight == 0.0 or not any(titles):
+            return [0.0] * len(document_ids)
+        known = sorted({t for t in titles if t})
+        vectors = self._embed([" ".join(question.split()), *known])
+        cosine = dict(zip(known, (vectors[1:] @ vectors[0]).tolist(), strict=True))
+        return [weight * cosine[t] if t else 0.0 for t in titles]
+
+    def _scored(
+        self, question: str, texts: Sequence[str], document_ids: Sequence[str] | None
+    ) -> tuple[list[tuple[int, int, int]], list[float]]:
+        """Every candidate sentence (text index, start, end) and its score (NaN: unusable)."""
+        if document_ids is not None and len(document_ids) != len(texts):
+            raise InvalidInputError(
+                f"ExtractiveGenerator expected one document id per text "
+                f"({len(texts)}), got {len(document_ids)}"
+            )
         wanted = Counter(content_terms(question))
         candidates: list[tuple[int, int, int, set[str]]] = []
         described: list[str] = []  # each candidate as embedded: heading + sentence
@@ -257,7 +299,7 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
                 context = set()
                 heading = ""
         if not wanted or not candidates:
-            return []
+            return [], []
         config = self._config
         frequency = Counter(term for *_, terms in candidates for term in terms & wanted.keys())
         weight = {t: math.log(1.0 + len(candidates) / (1.0 + frequency[t])) for t in wanted}
@@ -265,19 +307,66 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         supports = [
             sum(weight[t] for t in wanted.keys() & terms) / total for *_, terms in candidates
         ]
-        if self.encoder is not None:
-            similarities = self._similarities(question, described)
-            mix = config.semantic_weight
-            scores = [
-                (1.0 - mix) * support + mix * similarity
-                for support, similarity in zip(supports, similarities, strict=True)
-            ]
-            if config.min_confidence is not None and max(scores) < config.min_confidence:
-                return []
-        else:
-            scores = [s if s >= config.min_support and s > 0.0 else math.nan for s in supports]
+        spans = [(index, start, end) for index, start, end, _ in candidates]
+        if self.encoder is None:
+            return spans, [s if s >= config.min_support and s > 0.0 else math.nan for s in supports]
+        similarities = self._similarities(question, described)
+        priors = self._title_similarities(question, document_ids or [""] * len(texts))
+        mix = config.semantic_weight
+        scores = [
+            (1.0 - mix) * support + mix * similarity + priors[span[0]]
+            for support, similarity, span in zip(supports, similarities, spans, strict=True)
+        ]
+        return spans, scores
+
+    def confidence(
+        self,
+        question: str,
+        texts: Sequence[str],
+        *,
+        document_ids: Sequence[str] | None = None,
+    ) -> float | None:
+        """The best candidate sentence's score: what ``min_confidence`` is compared with.
+
+        ``None`` when no sentence can be scored (no content word in the
+        question, no prose in the texts, or, without an encoder, none with
+        ``min_support``). Use it to calibrate ``min_confidence`` on your own
+        questions (``benchmarks/eval_rag.py --calibrate`` does).
+
+        Raises:
+            InvalidInputError: ``document_ids`` does not give one id per text.
+        """
+        _, scores = self._scored(question, texts, document_ids)
+        usable = [score for score in scores if not math.isnan(score)]
+        return max(usable) if usable else None
+
+    def select(
+        self,
+        question: str,
+        texts: Sequence[str],
+        *,
+        document_ids: Sequence[str] | None = None,
+    ) -> list[_Pick]:
+        """The chosen sentences: which text, span in it, score; best first.
+
+        ``document_ids`` (one per text) lets the ``title_weight`` prior see
+        which topic each text comes from.
+
+        Raises:
+            InvalidInputError: ``document_ids`` does not give one id per text.
+        """
+        config = self._config
+        spans, scores = self._scored(question, texts, document_ids)
+        if not spans:
+            return []
+        if (
+            self.encoder is not None
+            and config.min_confidence is not None
+            and max(scores) < config.min_confidence
+        ):
+            return []
         scored = []
-        for (index, start, end, _), score in zip(candidates, scores, strict=True):
+        for (index, start, end), score in zip(spans, scores, strict=True):
             if not math.isnan(score):
                 # A small prior for the retriever's order: of two equally good
                 # sentences, the one from the better-ranked source wins.
@@ -309,7 +398,12 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
             require_instance(s, Source, "ExtractiveGenerator.compose source") for s in sources
         ]
         statements = []
-        for pick in self.select(question, [s.chunk.text for s in checked]):
+        picks = self.select(
+            question,
+            [s.chunk.text for s in checked],
+            document_ids=[s.chunk.document_id for s in checked],
+        )
+        for pick in picks:
             source = checked[pick.index]
             chunk = source.chunk
             citation = Citation(
