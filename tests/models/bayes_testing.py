@@ -173,7 +173,7 @@ def brute_posterior(
 def random_queries(
     net: BayesianNetwork, count: int, seed: int
 ) -> list[tuple[list[str], dict[str, str]]]:
-    """Seeded queries: 1-2 targets, 0-3 evidence variables with states from a forward sample.
+    """Seeded queries: 1-2 targets, 0-4 evidence variables with states from a forward sample.
 
     Taking the evidence from a sampled row makes every evidence possible.
     """

@@ -1,9 +1,12 @@
 """Exact inference and sampling on integer-coded networks.
 
-* :func:`posterior` — variable elimination (Zhang & Poole 1994) with a min-fill
-  order: the joint posterior of some variables given evidence, and the log
-  probability of the evidence. Only the ancestors of the query and evidence
-  variables take part (the other CPTs sum to one and are *barren*).
+* :func:`posterior` — variable elimination (Zhang & Poole 1994; bucket
+  elimination, Dechter 1999) in a min-weight order: the joint posterior of some
+  variables given evidence. Only the requisite CPTs take part
+  (:func:`requisite`): those of the ancestors of the query and evidence
+  variables (the others are *barren*: they sum to one), and of those the ones
+  the evidence does not cut off from the query. :func:`log_evidence` is the
+  log probability of the evidence.
 * :func:`most_probable` — the MAP (most probable explanation) assignment by
   max-product elimination with a traceback (Dechter 1999).
 * :func:`forward_sample` — ancestral sampling, vectorised over rows.
@@ -36,44 +39,109 @@ from genarch.errors import InvalidInputError
 from genarch.models.bayes._factors import (
     NetworkTables,
     eliminate,
-    min_fill_order,
+    elimination_order,
     product,
-    sum_out,
+    sum_product,
 )
 
 __all__ = [
     "forward_sample",
     "likelihood_weighting",
+    "log_evidence",
     "log_joint",
     "most_probable",
     "posterior",
     "posterior_sample",
+    "reduced",
+    "requisite",
 ]
 
 Array = NDArray[np.float64]
 Codes = NDArray[np.int64]
 
 
-def posterior(
-    tables: NetworkTables, query: Sequence[int], evidence: Mapping[int, int]
-) -> tuple[Array, float]:
-    """``P(query | evidence)`` as a table with one axis per query variable, and ``log P(evidence)``.
+def posterior(tables: NetworkTables, query: Sequence[int], evidence: Mapping[int, int]) -> Array:
+    """``P(query | evidence)`` as a table with one axis per query variable (``query`` non-empty).
+
+    Only the CPTs that can change the answer take part (:func:`requisite`);
+    the ones left out multiply the answer by a positive constant, which
+    normalising removes.
 
     Raises:
         InvalidInputError: the evidence has probability zero.
     """
-    relevant = tables.ancestral_set([*query, *evidence])
-    factors = tables.factors(relevant, evidence)
-    hidden = relevant - set(query) - set(evidence)
-    order = min_fill_order(factors, hidden, tables.cards)
-    left, log_scale = sum_out(factors, order)
-    joint = product(left)
-    table = joint.expanded(list(query)) if query else joint.table.reshape(())
-    table = np.broadcast_to(table, [tables.cards[v] for v in query])
+    table, _ = sum_product(requisite(tables, query, evidence), query, tables.cards)
     total = float(table.sum())
     if not total > 0.0:
         raise InvalidInputError("the evidence has probability zero under this network")
-    return np.array(table / total, dtype=np.float64), math.log(total) + log_scale
+    return np.asarray(table / total, dtype=np.float64)
+
+
+def log_evidence(tables: NetworkTables, evidence: Mapping[int, int]) -> float:
+    """``log P(evidence)``, ``-inf`` when it has probability zero, by variable elimination.
+
+    Only the CPTs of the evidence variables and their ancestors take part (the
+    others sum to one).
+    """
+    factors = reduced(tables, sorted(tables.ancestral_set(evidence)), evidence)
+    table, log_scale = sum_product(factors, [], tables.cards)
+    total = float(table)
+    return math.log(total) + log_scale if total > 0.0 else -math.inf
+
+
+def reduced(
+    tables: NetworkTables, variables: Sequence[int], evidence: Mapping[int, int]
+) -> list[tuple[tuple[int, ...], Array]]:
+    """The CPTs of ``variables`` as ``(scope, table)`` pairs, the evidence variables fixed.
+
+    A fixed variable's axis is indexed away (a view, no copy), so it leaves the scope.
+    """
+    found = []
+    families, cpts = tables.families, tables.cpts
+    for v in variables:
+        family = families[v]
+        if not evidence.keys().isdisjoint(family):
+            index = tuple(evidence.get(u, slice(None)) for u in family)
+            found.append((tuple(u for u in family if u not in evidence), cpts[v][index]))
+        else:
+            found.append((family, cpts[v]))
+    return found
+
+
+def requisite(
+    tables: NetworkTables, query: Sequence[int], evidence: Mapping[int, int]
+) -> list[tuple[tuple[int, ...], Array]]:
+    """The CPTs, reduced by the evidence, that ``P(query | evidence)`` depends on.
+
+    Start from the ancestral set of the query and evidence variables (the
+    other CPTs are *barren*: they sum to one; Shachter 1988). Fixing the
+    evidence takes its variables out of every scope; a CPT that then shares no
+    chain of scopes with the query (the part of the network the evidence
+    d-separates from it) only scales the answer. Such CPTs are left out when
+    that scale is sure to be positive (each of them is strictly positive), and
+    kept otherwise, so that evidence of probability zero is still refused.
+    """
+    variables = sorted(tables.ancestral_set([*query, *evidence]))
+    factors = reduced(tables, variables, evidence)
+    holding: dict[int, list[int]] = {}  # variable -> positions of the factors that hold it
+    for f, (scope, _) in enumerate(factors):
+        for v in scope:
+            holding.setdefault(v, []).append(f)
+    reached = [False] * len(factors)
+    seen = set(query)
+    frontier = list(query)
+    while frontier:  # the factors connected to the query
+        for f in holding.get(frontier.pop(), ()):
+            if not reached[f]:
+                reached[f] = True
+                for u in factors[f][0]:
+                    if u not in seen:
+                        seen.add(u)
+                        frontier.append(u)
+    positive = tables.positive
+    if all(reached[f] or positive[v] for f, v in enumerate(variables)):
+        return [factor for factor, kept in zip(factors, reached, strict=True) if kept]
+    return factors
 
 
 def most_probable(tables: NetworkTables, evidence: Mapping[int, int]) -> dict[int, int]:
@@ -85,7 +153,7 @@ def most_probable(tables: NetworkTables, evidence: Mapping[int, int]) -> dict[in
     variables = range(len(tables.cards))
     factors = tables.factors(variables, evidence)
     hidden = [v for v in variables if v not in evidence]
-    order = min_fill_order(factors, hidden, tables.cards)
+    order = elimination_order([f.variables for f in factors], hidden, tables.cards)
     left, steps, _ = eliminate(factors, order, np.max)
     if not float(product(left).table.max(initial=0.0)) > 0.0:
         raise InvalidInputError("the evidence has probability zero under this network")
@@ -134,7 +202,7 @@ def posterior_sample(tables: NetworkTables, evidence: Mapping[int, int], uniform
     variables = range(len(tables.cards))
     factors = tables.factors(variables, evidence)
     hidden = [v for v in variables if v not in evidence]
-    order = min_fill_order(factors, hidden, tables.cards)
+    order = elimination_order([f.variables for f in factors], hidden, tables.cards)
     left, steps, _ = eliminate(factors, order, np.sum)
     if not float(product(left).table.sum()) > 0.0:
         raise InvalidInputError("the evidence has probability zero under this network")
@@ -226,17 +294,25 @@ def _clamped_sample(
     samplers = tables.samplers
     by_variable = np.ascontiguousarray(uniforms.T)  # (V, N): each variable reads one row
     for v in order:
-        cpt = tables.cpts[v]
-        flat = cpt.reshape(-1, tables.cards[v])  # (parent configurations, states)
-        parents = tables.parents[v]
-        if parents:
-            config = np.ravel_multi_index(tuple(codes[:, u] for u in parents), cpt.shape[:-1])
-        else:
-            config = np.zeros(rows, dtype=np.int64)
+        config = _configurations(codes, tables.parents[v], tables.cpts[v].shape[:-1])
         if v in evidence:
             codes[:, v] = evidence[v]
+            flat = tables.cpts[v].reshape(-1, tables.cards[v])  # (parent configurations, states)
             with np.errstate(divide="ignore"):
-                log_weights += np.log(flat[config, evidence[v]])
+                log_weights += np.log(flat[0 if config is None else config, evidence[v]])
         else:
             codes[:, v] = samplers[v].draw(config, by_variable[v])
     return codes, log_weights
+
+
+def _configurations(
+    codes: Codes, parents: Sequence[int], cards: Sequence[int]
+) -> NDArray[np.int64] | None:
+    """Each row's parent configuration, the row-major index into the CPT's parent axes (None: no parents)."""
+    if not parents:
+        return None
+    config = codes[:, parents[0]].copy()
+    for u, card in zip(parents[1:], cards[1:], strict=True):  # Horner: ((p0 c1 + p1) c2 + p2)…
+        config *= card
+        config += codes[:, u]
+    return config

@@ -255,7 +255,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
                 twice or also in the evidence, or evidence of probability zero.
         """
         query, fixed = self._query_codes(variables, evidence, "query")
-        table, _ = inference.posterior(self._tables, query, fixed)
+        table = inference.posterior(self._tables, query, fixed)
         return Distribution(
             tuple(variables), tuple(self.config.variables[v].states for v in query), table
         )
@@ -323,7 +323,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
         best = inference.most_probable(self._tables, fixed)
         codes = np.array([[{**best, **fixed}[v] for v in range(len(self._index))]], dtype=np.int64)
         log_joint = float(inference.log_joint(self._tables, codes)[0])
-        _, log_evidence = inference.posterior(self._tables, [], fixed)
+        log_evidence = inference.log_evidence(self._tables, fixed)
         assignment = {
             self.config.variables[v].name: self.config.variables[v].states[s]
             for v, s in sorted(best.items())
@@ -348,10 +348,7 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
         scores[complete] = inference.log_joint(self._tables, codes[complete])
         for row in np.flatnonzero(~complete):
             fixed = {v: int(s) for v, s in enumerate(codes[row]) if s >= 0}
-            try:
-                scores[row] = inference.posterior(self._tables, [], fixed)[1]
-            except InvalidInputError:  # evidence of probability zero
-                scores[row] = -math.inf
+            scores[row] = inference.log_evidence(self._tables, fixed)  # -inf if impossible
         return torch.from_numpy(scores)
 
     # ------------------------------------------------------------ sampling
@@ -407,13 +404,17 @@ class BayesianNetwork(Configured[BayesianNetworkConfig]):
         ]
 
     def _decode(self, codes: NDArray[np.int64]) -> list[dict[str, str]]:
-        columns = self._decode_columns(codes)
-        names = list(self._index)
-        return (
-            [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-            if columns
-            else []
-        )
+        names = tuple(self._index)
+        blank = dict.fromkeys(names, "")  # every row's keys, in column order
+
+        def row_dict(row: tuple[str, ...]) -> dict[str, str]:
+            # Copying a dict of the same keys and overwriting its values skips the
+            # resizing that building a wide dict key by key goes through.
+            filled = blank.copy()
+            filled.update(zip(names, row, strict=True))
+            return filled
+
+        return list(map(row_dict, zip(*self._decode_columns(codes), strict=True)))
 
     def generate(self, request: TabularRequest) -> TabularResult:
         """``request.num_rows`` rows given ``request.evidence`` (see :meth:`sample`)."""
