@@ -178,14 +178,15 @@ def _train_and_sample(
     token_rows: Sequence[Sequence[int]],
     say: Any,
 ) -> tuple[dict[str, Any], Any, str]:
-    """Train the GPT; return its figures (held-out bits per byte, perplexity, times), the
-    trainer's report and the sample."""
+    """Train the GPT and count the n-grams of the same tokens; return the figures (held-out
+    bits per byte and perplexity of the GPT, the counts and their mixture; times), the
+    trainer's report and the mixture's sample."""
     import math
 
     import torch
 
-    from genarch.models import GPT, GPTConfig, TextGenerator
-    from genarch.models.perplexity import evaluate_loss
+    from genarch.models import GPT, GPTConfig, Interpolation, NGramLM, TextGenerator
+    from genarch.models.perplexity import token_log_probs
     from genarch.quickstart_report import SAMPLE
     from genarch.schemas import TextRequest
     from genarch.training import LanguageModeling, Trainer, token_blocks
@@ -216,20 +217,40 @@ def _train_and_sample(
     wall, cpu = time.perf_counter(), time.process_time()
     report = trainer.fit(train_rows)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    held = evaluate_loss(model, torch.tensor(held_out), batch_size=32)
+    # The count model: every n-gram of the same training tokens, counted in a second or two.
+    tick_wall, tick_cpu = time.perf_counter(), time.process_time()
+    counts = NGramLM(tokenizer.vocab_size, order=settings["ngram_order"]).fit([stream[:cut]])
+    count_wall = time.perf_counter() - tick_wall
+    wall, cpu = wall + count_wall, cpu + time.process_time() - tick_cpu
+    mixture = Interpolation(counts, weight=settings["ngram_weight"])
+    # Held out, token by token: the GPT (sliding windows), the counts, and their mixture.
+    model_nats = -token_log_probs(model, torch.tensor(held_out))
+    count_nats = -counts.token_log_probs(held_out)
+    weight = mixture.weight
+    mixed_nats = -torch.log((1 - weight) * (-model_nats).exp() + weight * (-count_nats).exp())
     # bits per byte: the held-out text's total code length over its UTF-8 size (tokenizer-free).
     held_bytes = len(tokenizer.decode(held_out).replace(END_OF_TEXT, "").encode("utf-8"))
-    bits_per_byte = held.loss * held.num_tokens / (math.log(2) * max(held_bytes, 1))
+
+    def bits_per_byte(nats: torch.Tensor) -> float:
+        return float(nats.sum()) / (math.log(2) * max(held_bytes, 1))
+
+    mixed_loss = float(mixed_nats.mean())
     say(
-        f"{model.num_parameters():,} parameters, {report.steps} steps in {wall:.1f} s "
-        f"({cpu:.1f} s CPU), {report.items_per_second:,.0f} tokens/s; held-out loss "
-        f"{held.loss:.3f} nats/token = {bits_per_byte:.3f} bits per byte, perplexity {held.perplexity:.1f}"
+        f"{model.num_parameters():,} parameters, {report.steps} steps in {wall - count_wall:.1f} s, "
+        f"{report.items_per_second:,.0f} tokens/s; {settings['ngram_order']}-gram counts "
+        f"in {count_wall:.1f} s"
     )
-    generator = TextGenerator(model, tokenizer)
+    say(
+        f"held out, bits per byte: GPT {bits_per_byte(model_nats):.3f}, "
+        f"{settings['ngram_order']}-gram {bits_per_byte(count_nats):.3f}, "
+        f"mixed ({1 - weight:g} GPT + {weight:g} counts) {bits_per_byte(mixed_nats):.3f}"
+    )
+    generator = TextGenerator(model, tokenizer, interpolation=mixture)
     request = TextRequest(**SAMPLE)
     sample = f"{request.prompt}{generator.generate(request).text}"
     say(
-        f"sampling {request.max_new_tokens} tokens at temperature {request.temperature}, top-k {request.top_k}"
+        f"sampling {request.max_new_tokens} tokens from the mixture at temperature "
+        f"{request.temperature}, top-k {request.top_k}"
     )
     say(f"sample: {_one_line(sample)}")
     training = {
@@ -238,11 +259,15 @@ def _train_and_sample(
         "steps": report.steps,
         "wall_seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),
-        "held_out_tokens": held.num_tokens,
+        "ngram_seconds": round(count_wall, 2),
+        "held_out_tokens": len(mixed_nats),
         "held_out_bytes": held_bytes,
-        "held_out_loss_nats_per_token": round(held.loss, 4),
-        "bits_per_byte": round(bits_per_byte, 4),
-        "perplexity": round(held.perplexity, 2),
+        "held_out_loss_nats_per_token": round(mixed_loss, 4),
+        "bits_per_byte": round(bits_per_byte(mixed_nats), 4),
+        "perplexity": round(math.exp(mixed_loss), 2),
+        "gpt_bits_per_byte": round(bits_per_byte(model_nats), 4),
+        "gpt_perplexity": round(math.exp(float(model_nats.mean())), 2),
+        "ngram_bits_per_byte": round(bits_per_byte(count_nats), 4),
         "sample_temperature": request.temperature,
         "sample_top_k": request.top_k,
     }

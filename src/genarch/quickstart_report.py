@@ -51,6 +51,8 @@ QUICKSTART_SETTINGS: dict[str, dict[str, Any]] = {
         "learning_rate": 5e-3,
         "train_steps": 1000,
         "warmup_steps": 50,
+        "ngram_order": 6,
+        "ngram_weight": 0.5,
     },
     "full": {
         "vocab_size": 1024,
@@ -62,6 +64,8 @@ QUICKSTART_SETTINGS: dict[str, dict[str, Any]] = {
         "learning_rate": 5e-3,
         "train_steps": 2500,
         "warmup_steps": 100,
+        "ngram_order": 6,
+        "ngram_weight": 0.5,
     },
 }
 SAMPLE = {"prompt": "The list", "max_new_tokens": 48, "temperature": 0.5, "top_k": 20, "seed": 0}

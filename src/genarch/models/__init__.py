@@ -66,6 +66,7 @@ from genarch.models.image_eval import (
     frechet_distance,
     train_digit_classifier,
 )
+from genarch.models.ngram import Interpolation, NGramLM
 from genarch.models.perplexity import LossReport, evaluate_loss
 from genarch.models.transformer import GPT, GPTConfig, KVCache
 from genarch.models.vae import VAE, VAEConfig, VAEObjective
@@ -92,9 +93,11 @@ __all__ = [
     "GANObjective",
     "GPTConfig",
     "IncrementalDetokenizer",
+    "Interpolation",
     "KVCache",
     "LossReport",
     "MapAssignment",
+    "NGramLM",
     "NoiseSchedule",
     "PrefixCache",
     "PrefixCacheStats",

@@ -21,7 +21,7 @@ from genarch.errors import InvalidInputError
 from genarch.schemas import Record
 from genarch.validation import describe
 
-__all__ = ["LossReport", "evaluate_loss"]
+__all__ = ["LossReport", "evaluate_loss", "token_log_probs"]
 
 
 class LossReport(Record):
@@ -159,3 +159,57 @@ def evaluate_loss(
     return LossReport(
         loss=loss, perplexity=math.exp(loss), bits_per_token=loss / math.log(2), num_tokens=count
     )
+
+
+def token_log_probs(
+    model: torch.nn.Module, tokens: Any, *, stride: int | None = None, batch_size: int = 16
+) -> Tensor:
+    """``log p(tokens[i] | tokens[:i])`` for every ``i >= 1`` under ``model``: float64 ``(N - 1,)``.
+
+    A sliding window: each window holds up to ``config.context_length`` tokens
+    and moves by ``stride`` (default: a quarter of the context), and only the
+    last ``stride`` tokens of each window are scored, so every token after the
+    first window is predicted from at least ``context - stride`` tokens before
+    it. (:func:`evaluate_loss` cuts the stream into windows that do not
+    overlap, so a window's first tokens are predicted from little context; it
+    is cheaper, and a little pessimistic.) Use it to mix a model's predictions
+    with another model's token by token.
+
+    Raises:
+        InvalidInputError: not a 1-D stream of token ids, fewer than two tokens,
+            or a ``stride`` outside ``[1, context]``.
+    """
+    stream = _as_1d(tokens, "tokens")
+    if len(stream) < 2:
+        raise InvalidInputError(f"token_log_probs needs at least two tokens, got {len(stream)}")
+    context = getattr(getattr(model, "config", None), "context_length", None)
+    if not isinstance(context, int):
+        raise InvalidInputError("token_log_probs needs a model with config.context_length")
+    stride = stride if stride is not None else max(1, context // 4)
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= context:
+        raise InvalidInputError(f"stride must be an int in [1, {context}], got {stride!r}")
+    device = next(iter(model.parameters())).device
+    out = torch.empty(len(stream) - 1, dtype=torch.float64)
+    # Window w predicts the targets [first, end): the first window all it can, then stride each.
+    spans = [(1, min(context, len(stream) - 1) + 1)]
+    while spans[-1][1] < len(stream):
+        first = spans[-1][1]
+        spans.append((first, min(first + stride, len(stream))))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for begin in range(0, len(spans), batch_size):
+                batch = spans[begin : begin + batch_size]
+                starts = [max(0, end - 1 - context) for _, end in batch]
+                width = max(end - 1 - start for (_, end), start in zip(batch, starts, strict=True))
+                inputs = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, ((_, end), start) in enumerate(zip(batch, starts, strict=True)):
+                    inputs[row, : end - 1 - start] = stream[start : end - 1]
+                logits = model(inputs.to(device)).float().log_softmax(dim=-1).double().cpu()
+                for row, ((first, end), start) in enumerate(zip(batch, starts, strict=True)):
+                    positions = torch.arange(first - 1 - start, end - 1 - start)
+                    out[first - 1 : end - 1] = logits[row, positions, stream[first:end]]
+    finally:
+        model.train(was_training)
+    return out

@@ -37,6 +37,7 @@ from genarch.models.generation.prefix_cache import PrefixCache, prefill
 from genarch.models.generation.rows import DecodingRow, record_tokens
 from genarch.models.generation.sampling import TokenSampler
 from genarch.models.generation.session import TextDecodingSession
+from genarch.models.ngram import Interpolation, NGramLM
 from genarch.models.transformer import GPT
 from genarch.persistence import open_saved, reading, save_component
 from genarch.protocols import PathLike, Tokenizer
@@ -73,6 +74,10 @@ class TextGenerator:
             (:class:`~genarch.models.generation.prefix_cache.PrefixCache`; it may
             be shared by several generators). The tokens are those of decoding
             without it; only the prompt's shared part is not recomputed.
+        interpolation: mix the model's next-token distribution with a count
+            model's at every step (:class:`~genarch.models.ngram.Interpolation`);
+            sampling, log-probabilities and :meth:`log_prob` are then the
+            mixture's.
 
     Raises:
         ConfigError: the tokenizer has more ids than the model's vocabulary.
@@ -101,6 +106,7 @@ class TextGenerator:
         *,
         max_batch_size: int = 32,
         prefix_cache: PrefixCache | None = None,
+        interpolation: Interpolation | None = None,
     ) -> None:
         if not isinstance(model, GPT):
             raise InvalidInputError(f"TextGenerator expected a GPT model, got {describe(model)}")
@@ -122,10 +128,21 @@ class TextGenerator:
             raise InvalidInputError(
                 f"prefix_cache must be a PrefixCache or None, got {describe(prefix_cache)}"
             )
+        if interpolation is not None:
+            if not isinstance(interpolation, Interpolation):
+                raise InvalidInputError(
+                    f"interpolation must be an Interpolation or None, got {describe(interpolation)}"
+                )
+            if interpolation.counts.vocab_size > model.config.vocab_size:
+                raise ConfigError(
+                    f"the count model has {interpolation.counts.vocab_size} ids but the model's "
+                    f"vocabulary has only {model.config.vocab_size}"
+                )
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.prefix_cache = prefix_cache
+        self.interpolation = interpolation
 
     def __repr__(self) -> str:
         return f"TextGenerator({self.model.config!r}, tokenizer={type(self.tokenizer).__name__})"
@@ -296,7 +313,6 @@ class TextGenerator:
         top = max(  # the most alternatives any row wants, None if no row wants log-probs
             (r.request.logprobs for r in rows if r.request.logprobs is not None), default=None
         )
-        usable = self.tokenizer.vocab_size
         seen = counts = None
         if sampler.penalised:
             vocab = model.config.vocab_size
@@ -308,8 +324,7 @@ class TextGenerator:
         state = prefill(model, prompts, steps, self.prefix_cache)
         cache, logits, key_mask, lengths = state.cache, state.logits, state.key_mask, state.lengths
         for step in range(steps):
-            if usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
-                logits[:, usable:] = -torch.inf
+            logits = self.next_token_logits(logits, rows)
             tokens = sampler(logits, seen, counts)
             record_tokens(rows, tokens, logits if top is not None else None, top or 0)
             yield None
@@ -322,6 +337,15 @@ class TextGenerator:
             if key_mask is not None:
                 step_positions = (lengths + step).clamp(max=context - 1)
             logits = one_token(tokens, cache, step_positions, key_mask).float()
+
+    def next_token_logits(self, logits: Tensor, rows: Sequence[DecodingRow]) -> Tensor:
+        """What the sampler sees: the model's ``logits (B, V)`` mixed with the count model
+        (when there is one) and with ids the tokenizer cannot decode ruled out."""
+        if self.interpolation is not None:
+            logits = self.interpolation.mix(logits, [r.prompt_ids + r.token_ids for r in rows])
+        if self.tokenizer.vocab_size < logits.size(-1):  # never choose what cannot be decoded
+            logits[:, self.tokenizer.vocab_size :] = -torch.inf
+        return logits
 
     # ----------------------------------------------------------------- scoring
 
@@ -363,16 +387,28 @@ class TextGenerator:
                 logits = model.lm_head(model.hidden_states(idx[:, :-1])).float()
                 token_logprobs = logits.log_softmax(dim=-1).gather(2, idx[:, 1:, None])[..., 0]
                 for row, i in enumerate(chunk):
-                    scores[i] = token_logprobs[row, : len(encoded[i]) - 1].double().sum().cpu()
+                    tokens = token_logprobs[row, : len(encoded[i]) - 1].double().cpu()
+                    if self.interpolation is not None:
+                        tokens = self._mixed_log_probs(tokens, encoded[i])
+                    scores[i] = tokens.sum()
         return scores
+
+    def _mixed_log_probs(self, model: Tensor, ids: list[int]) -> Tensor:
+        """Per-token log-probabilities of the mixture, from the model's (float64)."""
+        assert self.interpolation is not None
+        weight = self.interpolation.weight
+        counts = self.interpolation.counts.token_log_probs(ids)
+        return torch.log((1 - weight) * model.exp() + weight * counts.exp())
 
     # -------------------------------------------------------------- persistence
 
     def save(self, directory: PathLike, *, registry: Registry | None = None) -> None:
         """Save the model and the tokenizer into ``directory`` atomically.
 
-        Layout: ``generator.json``, ``model/`` (:meth:`GPT.save`) and
-        ``tokenizer/`` (the tokenizer's own ``save``). The tokenizer must be
+        Layout: ``generator.json``, ``model/`` (:meth:`GPT.save`),
+        ``tokenizer/`` (the tokenizer's own ``save``) and, with an
+        interpolation, ``interpolation/`` (:meth:`NGramLM.save
+        <genarch.models.ngram.NGramLM.save>`; its weight is in the header). The tokenizer must be
         :class:`~genarch.protocols.Persistable`; its class is recorded by its
         name in ``registry`` (default: :func:`~genarch.registry.builtin_registry`)
         or, for classes not registered, as ``module:QualifiedName``.
@@ -395,14 +431,21 @@ class TextGenerator:
         except RegistryError:
             name = f"{kind.__module__}:{kind.__qualname__}"
 
+        interpolation = self.interpolation
+
         def write_parts(staging: Path) -> None:
             self.model.save(staging / "model")
             tokenizer.save(staging / "tokenizer")  # type: ignore[attr-defined]
+            if interpolation is not None:
+                interpolation.counts.save(staging / "interpolation")
 
+        header: dict[str, Any] = {"tokenizer": name, "max_batch_size": self.max_batch_size}
+        if interpolation is not None:
+            header["interpolation_weight"] = interpolation.weight
         save_component(
             directory,
             FORMAT,
-            header={"tokenizer": name, "max_batch_size": self.max_batch_size},
+            header=header,
             write_files=write_parts,
             header_file=GENERATOR_FILE,
         )
@@ -435,7 +478,11 @@ class TextGenerator:
             tokenizer = tokenizer_type.load(saved.root / "tokenizer")
             model = GPT.load(saved.root / "model", device=device)
             max_batch_size = int(saved.header.get("max_batch_size", 32))
-            return cls(model, tokenizer, max_batch_size=max_batch_size)
+            interpolation = None
+            if "interpolation_weight" in saved.header:
+                counts = NGramLM.load(saved.root / "interpolation")
+                interpolation = Interpolation(counts, float(saved.header["interpolation_weight"]))
+            return cls(model, tokenizer, max_batch_size=max_batch_size, interpolation=interpolation)
 
 
 def _resolve_class(name: str, registry: Registry) -> Any:

@@ -111,7 +111,6 @@ class TextDecodingSession:
         self._context = model.config.context_length
         self._max_columns = 2 * self._context
         self._vocab = model.config.vocab_size
-        self._usable = generator.tokenizer.vocab_size
         self._device = model.wte.weight.device
         self._rows: list[_Row] = []  # the active rows, in slot order
         self._joining: list[_Row] = []  # joined since the last step, not yet prefilled
@@ -220,13 +219,12 @@ class TextDecodingSession:
     def _sample(self, logits: Tensor) -> Tensor:
         """One token per active row from its logits; recorded in the rows and the penalty counts."""
         assert self._sampler is not None
-        if self._usable < logits.size(-1):  # ids the tokenizer cannot decode are never chosen
-            logits[:, self._usable :] = -torch.inf
+        states = [row.state for row in self._rows]
+        logits = self._owner.next_token_logits(logits, states)
         rows = len(self._rows)
         seen = self._seen[:rows] if self._seen is not None else None
         counts = self._counts[:rows] if self._counts is not None else None
         tokens = self._sampler(logits, seen, counts)
-        states = [row.state for row in self._rows]
         top = max((r.request.logprobs or 0 for r in states), default=0)
         wants_logprobs = any(r.request.logprobs is not None for r in states)
         record_tokens(states, tokens, logits if wants_logprobs else None, top)

@@ -134,6 +134,11 @@ class SpeculativeGenerator:
         for name, value in (("target", target), ("draft", draft)):
             if not isinstance(value, TextGenerator):
                 raise InvalidInputError(f"{name} must be a TextGenerator, got {describe(value)}")
+            if value.interpolation is not None:
+                raise InvalidInputError(
+                    f"the {name} has an interpolation; speculative decoding verifies the model "
+                    "alone, so give it a TextGenerator without one"
+                )
         if (
             isinstance(num_draft_tokens, bool)
             or not isinstance(num_draft_tokens, int)
