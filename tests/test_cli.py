@@ -62,6 +62,13 @@ def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
     bits_per_byte, perplexity = _figures(out.stdout)
     assert math.isfinite(bits_per_byte)
     assert 0 < bits_per_byte < 10
+    # the GPT alone, the 6-gram counts, and their mixture (the summary's figure)
+    found = re.search(r"GPT (\S+), 6-gram (\S+), mixed \(.*\) (\S+)\n", out.stdout)
+    assert found, out.stdout
+    gpt, counts, mixed = (float(found[i]) for i in (1, 2, 3))
+    assert mixed == round(bits_per_byte, 3)
+    assert counts < 1.7  # deterministic: the counts need no training steps
+    assert mixed < gpt  # after 10 steps the GPT knows little; the mixture still helps
     assert math.isfinite(perplexity)
     assert 1 < perplexity <= 1024 * 2
     # the run folder holds every file it promises, and the last line says where it is
