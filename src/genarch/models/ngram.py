@@ -66,7 +66,7 @@ class NGramLM:
     Examples:
         >>> lm = NGramLM(vocab_size=4, order=2).fit([[0, 1, 0, 1, 0, 2]])
         >>> round(float(lm.distribution([0])[1]), 3)  # 1 followed 0 twice, 2 once
-        0.545
+        0.52
         >>> round(float(lm.distribution([0]).sum()), 6)
         1.0
     """

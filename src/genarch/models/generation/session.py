@@ -83,14 +83,11 @@ class TextDecodingSession:
 
     Examples:
         >>> import torch
+        >>> from genarch.data import ByteTokenizer
         >>> from genarch.models import GPT, GPTConfig, TextGenerator
-        >>> class Bytes:
-        ...     vocab_size = 256
-        ...     def encode(self, text): return list(text.encode())
-        ...     def decode(self, ids): return bytes(ids).decode(errors="replace")
         >>> _ = torch.manual_seed(0)
-        >>> model = GPT(GPTConfig(vocab_size=256, context_length=64, n_layer=1, n_head=2, n_embd=32))
-        >>> generator = TextGenerator(model, Bytes())
+        >>> model = GPT(GPTConfig(vocab_size=257, context_length=64, n_layer=1, n_head=2, n_embd=32))
+        >>> generator = TextGenerator(model, ByteTokenizer())
         >>> session = generator.open_session(max_rows=4)
         >>> short = session.join(TextRequest(prompt="Hi", max_new_tokens=2, seed=1))
         >>> long = session.join(TextRequest(prompt="Hello", max_new_tokens=5, seed=2))
