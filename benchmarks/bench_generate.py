@@ -22,17 +22,24 @@ run against best run (load on a shared machine only adds time, so a best run
 is the closest to the unloaded speed); and as its last line one JSON object
 with every figure.
 
-Compression rows (``--compression``): the same model quantised to int8
-(weight-only, and with dynamic int8 activations) and int4 (group 64), and
-pruned (30 % of MLP channels, 1 of 6 heads per block, a short recovery
-fine-tune) then int8: tokens/s at batch 1 and 8 against transformers fp32
-``generate``, each next to the held-out perplexity on Python-docs text
-(``pydoc_data.topics``, bytes as token ids) and the weights' size. The
-benchmark model is not trained on that text (its perplexity is about the
-vocabulary size): the perplexity ratio to fp32 measures what compression
-changes, not how good the model is.
+Compression rows (``--compression``, or ``--only-compression``): a copy of the
+model is first trained on Python-docs text (``pydoc_data.topics``, bytes as
+token ids; the last fifth of the topics held out) for ``--train-steps`` steps
+(200; 20 with ``--quick``), then quantised to int8 and int4 (group 64), each
+weight-only and with dynamic int8 activations (FBGEMM), and pruned (30 % of
+MLP channels and 1 of 6 heads per block, :func:`recover` fine-tuning 100 steps,
+10 with ``--quick``) alone and then int8-dynamic. Each row gives the held-out
+perplexity and its ratio to fp32, the size saved and held while decoding, and
+tokens/s at batch 1 and 8 against transformers fp32 ``generate`` (same shapes,
+random weights: the speed does not depend on the values). The weight-only
+kernels are slow on x86 and timed at batch 1 only.
 
-Run: ``python benchmarks/bench_generate.py [--quick] [--threads 2] [--compression]``.
+Quality table (with the compression rows, unless ``--no-quality``): the same
+variants of a quickstart-sized GPT (3 layers, width 192, context 64, bytes)
+trained 1000 steps (300 with ``--quick``) on the same text, perplexity only.
+
+Run: ``python benchmarks/bench_generate.py [--quick] [--threads 2] [--compression]
+[--only-compression] [--train-steps N] [--no-quality] [--kernels] [--only-kernels]``.
 """
 
 from __future__ import annotations
@@ -134,6 +141,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement")
     parser.add_argument("--compression", action="store_true", help="also the compressed rows")
     parser.add_argument("--only-compression", action="store_true", help="only the compressed rows")
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        help="steps training the model on the docs before compressing (default 200, quick 20)",
+    )
+    parser.add_argument(
+        "--no-quality", action="store_true", help="skip the quickstart-sized perplexity table"
+    )
+    parser.add_argument(
+        "--kernels", action="store_true", help="also time each quantised kernel per step"
+    )
+    parser.add_argument("--only-kernels", action="store_true", help="only the kernel timings")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -198,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return run
 
     results: dict[str, Any] = {"versions": versions, "threads": args.threads, "quick": args.quick}
-    for batch in () if args.only_compression else (1, 8):
+    for batch in () if args.only_compression or args.only_kernels else (1, 8):
         engines: dict[str, Callable[[int, int], Callable[[], list[tuple[int, ...]]]]] = {
             "genarch": genarch_run
         }
@@ -280,25 +300,53 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
         if "speedup_vs_nanogpt" in row:
             print(f"  genarch / nanoGPT no-cache loop: {row['speedup_vs_nanogpt']:.1f}x")
-    if args.compression or args.only_compression:
-        results["compression"] = compression_rows(model, reference, prompts, repeats, args.quick)
+    if (args.compression or args.only_compression) and not args.only_kernels:
+        steps = args.train_steps or (20 if args.quick else 200)
+        results["compression"] = compression_rows(
+            model, reference, prompts, repeats, args.quick, steps
+        )
+        if not args.no_quality:
+            results["quality"] = quality_rows(args.quick)
+    if args.kernels or args.only_kernels:
+        results["kernels"] = kernel_rows(model, args.quick)
     print(json.dumps(results))
     return results
 
 
-def held_out_tokens() -> torch.Tensor:
-    """Python-docs text as byte ids (they fit the 8192-id vocabulary), the last fifth of the topics."""
+def docs_tokens(part: str) -> torch.Tensor:
+    """Python-docs text (``pydoc_data.topics``) as byte ids: the first four fifths of the
+    topics (sorted by name) to train on, the last fifth held out."""
     from pydoc_data.topics import topics
 
     names = sorted(topics)
-    return torch.tensor(list(" ".join(topics[n] for n in names[len(names) * 4 // 5 :]).encode()))
+    cut = len(names) * 4 // 5
+    chosen = names[:cut] if part == "train" else names[cut:]
+    return torch.tensor(list(" ".join(topics[n] for n in chosen).encode()))
+
+
+def held_out_tokens() -> torch.Tensor:
+    return docs_tokens("held_out")
 
 
 def training_tokens() -> torch.Tensor:
-    from pydoc_data.topics import topics
+    return docs_tokens("train")
 
-    names = sorted(topics)
-    return torch.tensor(list(" ".join(topics[n] for n in names[: len(names) * 4 // 5]).encode()))
+
+def train_on_docs(model: GPT, steps: int, *, block_size: int, batch_size: int, lr: float) -> GPT:
+    """Train ``model`` in place on the Python-docs bytes (AdamW, warm-up then cosine; seed 0)."""
+    from genarch.training import LanguageModeling, Trainer, token_blocks
+
+    trainer = Trainer(
+        LanguageModeling(model.train()),
+        max_steps=steps,
+        batch_size=batch_size,
+        optimizer={"learning_rate": lr, "weight_decay": 0.1},
+        schedule={"warmup_steps": max(1, steps // 10)},
+        seed=0,
+        progress=False,
+    )
+    trainer.fit(token_blocks(training_tokens(), block_size))
+    return model.eval()
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
@@ -311,33 +359,211 @@ def weight_bytes(model: torch.nn.Module) -> int:
     return total
 
 
-def compression_rows(
-    model: GPT, reference: Any, prompts: torch.Tensor, repeats: int, quick: bool
-) -> dict[str, Any]:
-    """tokens/s, perplexity and size of the quantised and pruned models against transformers fp32."""
+def runtime_bytes(model: torch.nn.Module) -> int:
+    """:func:`weight_bytes` plus the packed copies the quantised kernels hold while decoding."""
+    from genarch.models.compression import QuantizedLinear
+
+    extra = 0
+    for layer in model.modules():
+        if isinstance(layer, QuantizedLinear):
+            saved = sum(b.numel() * b.element_size() for b in layer.buffers())
+            extra += layer.runtime_bytes() - saved
+    return weight_bytes(model) + extra
+
+
+#: (name, scheme, activations) of the quantised variants; "pruned30" rows are added to them
+QUANTISED = (
+    ("int8", "int8", "none"),
+    ("int8_dynamic", "int8", "dynamic"),
+    ("int4", "int4", "none"),
+    ("int4_dynamic", "int4", "dynamic"),
+)
+
+
+def compressed_variants(
+    model: GPT, *, recovery_steps: int, block_size: int, lr: float
+) -> tuple[dict[str, GPT], float]:
+    """fp32, each of :data:`QUANTISED`, pruned 30 % (recovered) and pruned then int8 dynamic.
+
+    Pruned 30 %: 30 % of each block's attention heads (1 of 6) and MLP channels
+    removed by :func:`prune_structured`, then :func:`recover` (a short fine-tune
+    on the training bytes). ``fp32_same_steps`` is the unpruned model given the
+    same fine-tune: an under-trained model improves from the steps alone, so the
+    pruned rows are also compared with it. Returns the models and the seconds
+    of one recovery.
+    """
     import copy
 
-    from genarch.models import evaluate_loss
     from genarch.models.compression import prune_structured, quantize, recover
 
-    held_out = held_out_tokens()[: 16 * 129 if quick else 64 * 129]
-    variants: dict[str, GPT] = {
-        "fp32": model,
-        "int8": quantize(copy.deepcopy(model), "int8"),
-        "int8_dynamic": quantize(copy.deepcopy(model), "int8", activations="dynamic"),
-        "int4": quantize(copy.deepcopy(model), "int4", group_size=64),
-    }
+    variants: dict[str, GPT] = {"fp32": model}
+    for name, scheme, activations in QUANTISED:
+        variants[name] = quantize(
+            copy.deepcopy(model),
+            scheme,
+            group_size=64 if scheme == "int4" else None,
+            activations=activations,
+        )
     pruned = prune_structured(copy.deepcopy(model).train(), heads=0.3, mlp=0.3)
-    recovery = recover(pruned, training_tokens(), steps=10 if quick else 100, batch_size=8)
+    # The same fine-tune on the unpruned model: what the recovery steps alone are worth.
+    continued = copy.deepcopy(model).train()
+    started = time.perf_counter()
+    for student in (pruned, continued):
+        recover(
+            student,
+            training_tokens(),
+            steps=recovery_steps,
+            batch_size=8,
+            block_size=block_size,
+            learning_rate=lr,
+        )
+    seconds = (time.perf_counter() - started) / 2
+    variants["fp32_same_steps"] = continued.eval()
     variants["pruned30"] = pruned.eval()
-    variants["pruned30_int8"] = quantize(copy.deepcopy(pruned), "int8")
-    rows: dict[str, Any] = {"recovery_steps": len(recovery.train_loss)}
+    variants["pruned30_int8_dynamic"] = quantize(
+        copy.deepcopy(pruned), "int8", activations="dynamic"
+    )
+    return variants, seconds
+
+
+def perplexities(variants: dict[str, GPT], held_out: torch.Tensor, block: int) -> dict[str, Any]:
+    from genarch.models import evaluate_loss
+
+    ppl = {
+        name: evaluate_loss(v, held_out, block_size=block, batch_size=8).perplexity
+        for name, v in variants.items()
+    }
+    rows: dict[str, Any] = {
+        name: {"perplexity": p, "vs_fp32": p / ppl["fp32"]} for name, p in ppl.items()
+    }
+    for name in ("pruned30", "pruned30_int8_dynamic"):  # against fp32 fine-tuned as long
+        rows[name]["vs_fp32_same_steps"] = ppl[name] / ppl["fp32_same_steps"]
+    return rows
+
+
+def quality_rows(quick: bool) -> dict[str, Any]:
+    """Held-out perplexity of every variant of a quickstart-sized GPT trained on the docs.
+
+    The quickstart's model (3 layers, 6 heads, width 192, context 64, batch 16,
+    learning rate 5e-3) on bytes (vocabulary 256) instead of its BPE tokens, so
+    the run needs no tokenizer training: 1000 steps as the quickstart's default
+    (300 with ``--quick``).
+    """
+    steps = 300 if quick else 1000
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=256, context_length=64, n_layer=3, n_head=6, n_embd=192))
+    started = time.perf_counter()
+    train_on_docs(model, steps, block_size=64, batch_size=16, lr=5e-3)
+    trained_s = time.perf_counter() - started
+    variants, recovery_s = compressed_variants(
+        model, recovery_steps=30 if quick else 100, block_size=64, lr=1e-3
+    )
+    held_out = held_out_tokens()[: 64 * 65 if quick else 256 * 65]
+    rows = perplexities(variants, held_out, 64)
+    for name, variant in variants.items():
+        rows[name]["weight_mb"] = weight_bytes(variant) / 1e6
+    print(
+        f"\nquality: quickstart-sized byte GPT ({model.num_parameters() / 1e6:.2f} M parameters), "
+        f"trained {steps} steps in {trained_s:.0f} s; held-out perplexity on "
+        f"{len(held_out)} Python-docs bytes (pruned: {recovery_s:.0f} s recovery)"
+    )
+    for name, r in rows.items():
+        print(
+            f"  {name:22s} {r['weight_mb']:7.2f} MB  perplexity {r['perplexity']:7.3f}"
+            f"  x{r['vs_fp32']:.4f} of fp32"
+            + (
+                f", x{r['vs_fp32_same_steps']:.4f} of fp32 fine-tuned as long"
+                if "vs_fp32_same_steps" in r
+                else ""
+            )
+        )
+    return {"train_steps": steps, "train_s": trained_s, "rows": rows}
+
+
+def kernel_rows(model: GPT, quick: bool) -> dict[str, Any]:
+    """Microseconds per decoding step for all of ``model``'s matrix products, per kernel.
+
+    Every linear layer (and the output layer) applied to one row (batch 1) and
+    to eight, through each CPU kernel PyTorch has for quantised weights: the
+    figures behind the kernel choice in ``genarch.models.compression.quantize``.
+    Best of 5 rounds of 100 (30 with ``--quick``) calls per layer.
+    """
+    import copy
+
+    from genarch.models.compression import QuantizedLinear, quantize
+
+    kernels: dict[str, GPT] = {"fp32": model}
+    for name, scheme, activations in QUANTISED:
+        kernels[name] = quantize(
+            copy.deepcopy(model),
+            scheme,
+            group_size=64 if scheme == "int4" else None,
+            activations=activations,
+        )
+    calls = 30 if quick else 100
+    rows: dict[str, Any] = {}
+    for batch in (1, 8):
+        for name, variant in kernels.items():
+            total = 0.0
+            for layer in variant.modules():
+                if not isinstance(layer, torch.nn.Linear | QuantizedLinear):
+                    continue
+                x = torch.randn(batch, layer.in_features)
+                with torch.inference_mode():
+                    layer(x)
+                    rounds = [
+                        timed(lambda f=layer, x=x: [f(x) for _ in range(calls)]) for _ in range(5)
+                    ]
+                total += min(rounds) / calls
+            rows.setdefault(name, {})[f"batch_{batch}_us_per_step"] = total * 1e6
+    print("\nkernels: all matrix products of one decoding step, microseconds (best of 5)")
+    for name, r in rows.items():
+        print(
+            f"  {name:14s} batch 1 {r['batch_1_us_per_step']:9.0f}   batch 8 {r['batch_8_us_per_step']:9.0f}"
+        )
+    return rows
+
+
+def compression_rows(
+    model: GPT, reference: Any, prompts: torch.Tensor, repeats: int, quick: bool, train_steps: int
+) -> dict[str, Any]:
+    """tokens/s, perplexity and size of the compressed models against transformers fp32.
+
+    The benchmark model's weights (a copy) are first trained ``train_steps`` on
+    the Python-docs bytes, so perplexity means something; transformers keeps its
+    random weights (the same shapes: speed does not depend on the values).
+    Weight-only variants run PyTorch's packed kernels, far slower than FBGEMM on
+    CPUs like ours: they are timed at batch 1 only, with at most 2 repeats.
+    """
+    import copy
+
+    started = time.perf_counter()
+    trained = train_on_docs(
+        copy.deepcopy(model), train_steps, block_size=128, batch_size=8, lr=2e-3
+    )
+    trained_s = time.perf_counter() - started
+    variants, recovery_s = compressed_variants(
+        trained, recovery_steps=10 if quick else 100, block_size=128, lr=5e-4
+    )
+    held_out = held_out_tokens()[: 16 * 129 if quick else 64 * 129]
+    quality = perplexities(variants, held_out, 128)
+    rows: dict[str, Any] = {
+        "train_steps": train_steps,
+        "train_s": trained_s,
+        "recovery_s": recovery_s,
+        "held_out_tokens": len(held_out),
+    }
     new = 64 if quick else NEW
     for name, variant in variants.items():
-        ppl = evaluate_loss(variant, held_out, block_size=128, batch_size=8).perplexity
+        slow = name in ("int8", "int4")
         generator = TextGenerator(variant, IdTokenizer())
-        row: dict[str, Any] = {"perplexity": ppl, "weight_mb": weight_bytes(variant) / 1e6}
-        for batch in (1, 8):
+        row: dict[str, Any] = {
+            **quality[name],
+            "weight_mb": weight_bytes(variant) / 1e6,
+            "runtime_mb": runtime_bytes(variant) / 1e6,
+        }
+        # fp32_same_steps is only a perplexity reference for the pruned rows: not timed
+        for batch in () if name == "fp32_same_steps" else (1,) if slow else (1, 8):
             requests = [
                 TextRequest(
                     prompt=" ".join(map(str, p.tolist())), max_new_tokens=new, temperature=0.0
@@ -346,7 +572,7 @@ def compression_rows(
             ]
             generator.generate_batch(requests[:1])  # warm-up (packs the kernels)
             mine, theirs = [], []
-            for _ in range(repeats):
+            for _ in range(min(repeats, 2) if slow else repeats):
                 mine.append(
                     batch * new / timed(lambda r=requests, g=generator: g.generate_batch(r))
                 )
@@ -369,23 +595,36 @@ def compression_rows(
                 row[f"batch_{batch}_vs_transformers_fp32"] = summary(
                     [m / t for m, t in zip(mine, theirs, strict=True)]
                 )
+                row[f"batch_{batch}_best_vs_best"] = max(mine) / max(theirs)
         rows[name] = row
         print(f"  measured {name}: {json.dumps(row)}", flush=True)
-    base = rows["fp32"]["perplexity"]
-    print(f"\ncompression ({new} new tokens; perplexity on held-out Python-docs bytes)")
     print(
-        f"  {'model':14s} {'MB':>7s} {'ppl':>9s} {'ppl/fp32':>9s} {'b1 tok/s':>9s} "
-        f"{'b1 vs HF':>9s} {'b8 tok/s':>9s} {'b8 vs HF':>9s}"
+        f"\ncompression ({new} new tokens; the benchmark model trained {train_steps} steps on "
+        f"Python-docs bytes in {trained_s:.0f} s, pruned rows recovered in {recovery_s:.0f} s; "
+        f"perplexity on {len(held_out)} held-out bytes; /same: against fp32 fine-tuned as "
+        "long as the pruned rows; ratios: median over paired runs / best run against best run)"
+    )
+    print(
+        f"  {'model':22s} {'MB':>6s} {'run MB':>6s} {'ppl':>8s} {'ppl/fp32':>8s} {'/same':>6s} "
+        f"{'b1 tok/s':>8s} {'b1 vs HF':>11s} {'b8 tok/s':>8s} {'b8 vs HF':>11s}"
     )
     for name in variants:
         r = rows[name]
-        r["perplexity_vs_fp32"] = r["perplexity"] / base
-        vs1 = r.get("batch_1_vs_transformers_fp32", {}).get("median", float("nan"))
-        vs8 = r.get("batch_8_vs_transformers_fp32", {}).get("median", float("nan"))
+        cells = []
+        for batch in (1, 8):
+            speed = r.get(f"batch_{batch}_tokens_per_s")
+            vs = r.get(f"batch_{batch}_vs_transformers_fp32")
+            cells.append(f"{speed['median']:8.0f}" if speed else f"{'-':>8s}")
+            cells.append(
+                f"{vs['median']:5.2f}/{r[f'batch_{batch}_best_vs_best']:5.2f}"
+                if vs
+                else f"{'-':>11s}"
+            )
         print(
-            f"  {name:14s} {r['weight_mb']:7.1f} {r['perplexity']:9.1f} "
-            f"{r['perplexity_vs_fp32']:9.4f} {r['batch_1_tokens_per_s']['median']:9.0f} "
-            f"{vs1:9.2f} {r['batch_8_tokens_per_s']['median']:9.0f} {vs8:9.2f}"
+            f"  {name:22s} {r['weight_mb']:6.1f} {r['runtime_mb']:6.1f} {r['perplexity']:8.3f} "
+            f"{r['vs_fp32']:8.4f} "
+            + (f"{r['vs_fp32_same_steps']:6.3f} " if "vs_fp32_same_steps" in r else f"{'-':>6s} ")
+            + " ".join(cells)
         )
     return rows
 

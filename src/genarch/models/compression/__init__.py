@@ -1,8 +1,9 @@
 """Model compression: weight-only quantisation and pruning of a :class:`~genarch.models.GPT`.
 
 * :func:`quantize` — int8 (per channel) or int4 (per group) weights for every
-  linear layer, run by PyTorch's CPU kernels, saved and loaded with the model
-  (:mod:`genarch.models.compression.quantize`).
+  linear layer, run by FBGEMM's dynamic int8 GEMM (``activations="dynamic"``,
+  the fastest on x86) or PyTorch's weight-only kernels, saved and loaded with
+  the model (:mod:`genarch.models.compression.quantize`).
 * :func:`prune_magnitude` — unstructured magnitude pruning (zeros in place;
   smaller files once compressed, no faster matmuls), :func:`sparsity` reports it.
 * :func:`prune_structured` — removes whole attention heads and MLP channels,
