@@ -24,10 +24,13 @@ head_dim)``:
   copied into the columns that end at ``t``. A prompt longer than ``t`` first
   moves every row right. The prompt is run whole, not in chunks, so the rows
   already decoding wait for it during that one step.
-* When ``t`` reaches the last allocated column, the cache doubles (up to twice
-  the context) or, once it is that wide, every row moves left so that the
-  longest row starts at column 0: one copy for all rows, needed at most once
-  every ``context_length`` steps.
+* Every step's attention reads columns ``0 .. t`` (masked per row), so the
+  columns before the longest row are waste. Once they outnumber the columns
+  that row fills (and 64), every row moves left so that the longest row starts
+  at column 0: one copy for all rows, which keeps attention within about twice
+  what it needs. When ``t`` reaches the last allocated column, the cache
+  doubles (up to twice the context) or, once it is that wide, the rows move
+  left the same way.
 
 Each row keeps its own sampler settings, ``torch.Generator`` and stop
 condition, so its tokens are those ``generate`` gives it alone (up to float
@@ -325,8 +328,16 @@ class TextDecodingSession:
         self._data = data
 
     def _make_room(self) -> None:
-        """Make column ``t`` exist for the next token: widen the cache, or move the rows left."""
+        """Make column ``t`` exist for the next token: widen the cache, or move the rows left.
+
+        Also moves the rows left once the columns before the longest row (which every
+        step's attention still reads, masked) outnumber the columns it fills: one copy
+        of the cache, so attention never reads more than about twice what it needs.
+        """
         assert self._data is not None
+        longest = max(row.fed for row in self._rows)
+        if self._t - longest > max(longest, _FIRST_COLUMNS):
+            self._shift(longest - self._t)
         if self._t < self._data.shape[4]:
             return
         if self._data.shape[4] < self._max_columns:
@@ -334,7 +345,6 @@ class TextDecodingSession:
             return
         # Every active row has seen at most context - 1 tokens (one more would end it), so
         # after this move t < context and the next context columns are free.
-        longest = max(row.fed for row in self._rows)
         self._shift(longest - self._t)
 
     def _shift(self, by: int) -> None:
