@@ -66,7 +66,7 @@ def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
     found = re.search(r"GPT (\S+), 6-gram (\S+), mixed \(.*\) (\S+)\n", out.stdout)
     assert found, out.stdout
     gpt, counts, mixed = (float(found[i]) for i in (1, 2, 3))
-    assert mixed == round(bits_per_byte, 3)
+    assert abs(mixed - bits_per_byte) <= 0.0015  # one printed to 3 places, one rounded twice
     assert counts < 1.7  # deterministic: the counts need no training steps
     assert mixed < gpt  # after 10 steps the GPT knows little; the mixture still helps
     assert math.isfinite(perplexity)
