@@ -380,6 +380,23 @@ QUANTISED = (
 )
 
 
+def quantised_copies(model: GPT) -> dict[str, GPT]:
+    """A quantised copy of ``model`` for every row of ``QUANTISED`` (int4 in groups of 64)."""
+    import copy
+
+    from genarch.models.compression import quantize
+
+    return {
+        name: quantize(
+            copy.deepcopy(model),
+            scheme,
+            group_size=64 if scheme == "int4" else None,
+            activations=activations,
+        )
+        for name, scheme, activations in QUANTISED
+    }
+
+
 def compressed_variants(
     model: GPT, *, recovery_steps: int, block_size: int, lr: float
 ) -> tuple[dict[str, GPT], float]:
@@ -397,13 +414,7 @@ def compressed_variants(
     from genarch.models.compression import prune_structured, quantize, recover
 
     variants: dict[str, GPT] = {"fp32": model}
-    for name, scheme, activations in QUANTISED:
-        variants[name] = quantize(
-            copy.deepcopy(model),
-            scheme,
-            group_size=64 if scheme == "int4" else None,
-            activations=activations,
-        )
+    variants.update(quantised_copies(model))
     pruned = prune_structured(copy.deepcopy(model).train(), heads=0.3, mlp=0.3)
     # The same fine-tune on the unpruned model: what the recovery steps alone are worth.
     continued = copy.deepcopy(model).train()
@@ -488,18 +499,10 @@ def kernel_rows(model: GPT, quick: bool) -> dict[str, Any]:
     figures behind the kernel choice in ``genarch.models.compression.quantize``.
     Best of 5 rounds of 100 (30 with ``--quick``) calls per layer.
     """
-    import copy
-
-    from genarch.models.compression import QuantizedLinear, quantize
+    from genarch.models.compression import QuantizedLinear
 
     kernels: dict[str, GPT] = {"fp32": model}
-    for name, scheme, activations in QUANTISED:
-        kernels[name] = quantize(
-            copy.deepcopy(model),
-            scheme,
-            group_size=64 if scheme == "int4" else None,
-            activations=activations,
-        )
+    kernels.update(quantised_copies(model))
     calls = 30 if quick else 100
     rows: dict[str, Any] = {}
     for batch in (1, 8):

@@ -259,7 +259,10 @@ class Interpolation:
     def mix(self, logits: Tensor, histories: Sequence[Sequence[int]]) -> Tensor:
         """Log-probabilities of the mixture, from the model's ``logits (B, V)`` and each row's
         tokens so far (its prompt and what it generated)."""
-        counts = torch.stack([self.counts.distribution(h) for h in histories]).to(logits.device)
+        keep = self.counts.order - 1  # only the last order - 1 tokens are a context
+        counts = torch.stack([self.counts.distribution(h[len(h) - keep :]) for h in histories]).to(
+            logits.device
+        )
         width = logits.size(-1)
         if counts.size(-1) < width:  # the model's vocabulary may be padded past the tokenizer's
             counts = torch.nn.functional.pad(counts, (0, width - counts.size(-1)))
