@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from genarch import _int8
 from genarch.data.datasets import python_docs
 from genarch.errors import ConfigError, GenarchError
 from genarch.features import (
@@ -21,7 +22,7 @@ from genarch.features import bert as bert_module
 from genarch.testing import check_feature_extractor
 
 needs_int8 = pytest.mark.skipif(
-    not bert_module._int8_kernels_available(),
+    not _int8.int8_kernels_available(),
     reason="this PyTorch build has no x86/fbgemm int8 linear kernel",
 )
 
@@ -156,7 +157,7 @@ def encoders() -> tuple[MiniLMEncoder, MiniLMEncoder]:
         find_minilm_directory()
     except GenarchError as error:
         pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
-    if not bert_module._int8_kernels_available():
+    if not _int8.int8_kernels_available():
         pytest.skip("this PyTorch build has no x86/fbgemm int8 linear kernel")
     return load_minilm(batch_size=16), load_minilm(batch_size=16, quantize="int8")
 

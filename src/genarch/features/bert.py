@@ -20,7 +20,6 @@ from the checkpoint reader and the extractor in :mod:`genarch.features.minilm`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 from pydantic import Field
 from torch import Tensor, nn
 
+from genarch import _int8
 from genarch.configured import Configured
 from genarch.errors import ConfigError, IntegrityError
 from genarch.schemas import Config
@@ -146,18 +146,15 @@ class _Int8Linear(nn.Module):
     """A linear layer with int8 weights and int8 activations (dynamic quantisation).
 
     Weights are quantised once, symmetric per output channel
-    (``w ≈ scale[o] * q[o, i]``, ``|q| <= weight_limit``). Activations are
-    quantised on each call, symmetric per row (per token): each row is divided
-    by its largest magnitude and quantised with the fixed scale 1/127, so a
-    token's result never depends on the other tokens of its batch (a
-    per-tensor scale would make an embedding depend on its batch). The product
-    is accumulated in int32 by PyTorch's fbgemm/x86 kernel, returned in
-    float32, scaled back per row, and the bias is added.
+    (``w ≈ scale[o] * q[o, i]``, ``|q| <= weight_limit``); activations are
+    quantised on each call, symmetric per row (per token), so an embedding
+    never depends on the other sentences of its batch. The kernel is
+    :func:`genarch._int8.row_scaled_linear` (shared with quantised GPTs).
 
     ``weight_limit`` is 127 on CPUs with VNNI (int8 dot products accumulate in
     int32). Without VNNI the kernel sums pairs of uint8 * int8 products in
-    int16, which full-range weights could overflow (2 * 255 * 127 > 32767);
-    63 keeps every pair in range (2 * 255 * 63 = 32130).
+    int16, which full-range weights could overflow with 8-bit activations
+    (2 * 255 * 127 > 32767); 63 keeps every pair in range (2 * 255 * 63 = 32130).
 
     ``smoothing`` (SmoothQuant: Xiao et al., 2023, "SmoothQuant: Accurate and
     Efficient Post-Training Quantization for Large Language Models") moves
@@ -193,42 +190,16 @@ class _Int8Linear(nn.Module):
         self.register_buffer("weight_scale", scale)
         bias = linear.bias if linear.bias is not None else torch.zeros(weight.shape[0])
         self.register_buffer("bias", bias.detach().float().clone())
-        with warnings.catch_warnings():
-            # PyTorch warns that quantised tensor *creation* is deprecated; this one
-            # only exists to hand the int8 weights to the packing op below.
-            warnings.filterwarnings("ignore", message=r"torch\.quantize_per", category=UserWarning)
-            quantized = torch._make_per_channel_quantized_tensor(
-                self.weight_int8,
-                self.weight_scale.double(),
-                torch.zeros(weight.shape[0], dtype=torch.long),
-                0,
-            )
-            self._packed = torch.ops.quantized.linear_prepack(quantized, None)
+        self._packed = _int8.pack(self.weight_int8, self.weight_scale)
+        self._levels = _int8.activation_levels(weight_limit)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in)`` float32 → ``(N, out)`` float32."""
-        if self.input_scale is not None:
-            x = x * self.input_scale  # a new tensor, so it may be scaled in place below
-        # abs().amax(): measured ~10x faster than vector_norm(ord=inf) on CPU.
-        row_max = x.abs().amax(dim=-1, keepdim=True)  # (N, 1)
-        row_max.clamp_(min=1e-12)  # an all-zero row stays zero, not NaN
-        rows = x.div_(row_max) if self.input_scale is not None else x / row_max
-        # Rows now lie in [-1, 1]: uint8 with zero point 128 and scale 1/127 holds them.
-        y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
-            rows, 1 / 127, 128, self._packed
-        )
-        return torch.addcmul(self.bias, y, row_max)
-
-
-def _has_vnni() -> bool:
-    return bool(getattr(torch.cpu, "_is_vnni_supported", lambda: False)())
-
-
-def _int8_kernels_available() -> bool:
-    """Whether this PyTorch build has the x86/fbgemm dynamic int8 linear kernel."""
-    return bool({"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines)) and hasattr(
-        torch.ops.quantized, "linear_dynamic"
-    )
+        if self.input_scale is None:
+            return _int8.row_scaled_linear(x, self._packed, self.bias, self._levels)
+        # x * input_scale is a new tensor, so it may be scaled in place
+        scaled = x * self.input_scale
+        return _int8.row_scaled_linear(scaled, self._packed, self.bias, self._levels, inplace=True)
 
 
 class BertModel(nn.Module, Configured[BertConfig]):
@@ -338,14 +309,14 @@ class BertModel(nn.Module, Configured[BertConfig]):
         device = self.embeddings.words.weight.device
         if device.type != "cpu":
             raise ConfigError(f"int8 quantisation runs on the CPU only; the model is on {device}")
-        if not _int8_kernels_available():
+        if not _int8.int8_kernels_available():
             raise ConfigError(
                 "int8 quantisation needs PyTorch's x86/fbgemm quantized engine; this build "
                 f"supports only {torch.backends.quantized.supported_engines}"
             )
         if not 0 <= alpha <= 1:
             raise ConfigError(f"alpha must be in [0, 1], got {alpha!r}")
-        limit = 127 if _has_vnni() else 63  # see _Int8Linear
+        limit = 127 if _int8.has_vnni() else 63  # see _Int8Linear
         for index, layer in enumerate(self.layers):
             assert isinstance(layer, _Layer)
             for name in _LINEARS:

@@ -11,7 +11,6 @@ when loading) without an import cycle.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self, TypeVar
 
@@ -20,6 +19,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch spelling
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from genarch import _int8
 from genarch.errors import InvalidInputError
 from genarch.schemas import Config
 
@@ -195,16 +195,11 @@ class QuantizedLinear(nn.Module):
     def _make_kernel(self) -> Callable[[Tensor], Tensor]:
         bias = self.bias
         if self.config.activations == "dynamic":  # int8, or int4 widened to int8 exactly
-            with warnings.catch_warnings():  # PyTorch warns about quantised tensors in general
-                warnings.simplefilter("ignore")
-                weight = torch._make_per_channel_quantized_tensor(
-                    self.int8_values(),
-                    self.scale.double(),
-                    torch.zeros(self.out_features, dtype=torch.long),
-                    0,
-                )
-                prepacked = torch.ops.quantized.linear_prepack(weight, bias)
-            return functools.partial(_dynamic_matmul, prepacked, bias)
+            packed = _int8.pack(self.int8_values(), self.scale)
+            levels = _int8.activation_levels(127)
+            return functools.partial(
+                _int8.row_scaled_linear, packed=packed, bias=bias, levels=levels
+            )
         if self.config.scheme == "int4":
             group = self.config.group_size or 1
             q = _unpack_nibbles(self.qweight).to(torch.int32)
@@ -247,27 +242,6 @@ def _int4_matmul(
     y = torch._weight_int4pack_mm_for_cpu(rows, packed, group, scales_zeros)
     if bias is not None:
         y = y.add_(bias)
-    return y.view(*x.shape[:-1], -1)
-
-
-def _dynamic_matmul(prepacked: Any, bias: Tensor | None, x: Tensor) -> Tensor:
-    """FBGEMM's dynamic int8 GEMM, each row scaled to largest magnitude 1 first.
-
-    The kernel quantises its whole input with one 7-bit range, so a row of small
-    values next to a row of large ones would keep almost no precision (measured:
-    up to 100 % relative error on rows 1000x smaller). Dividing each row by its
-    largest magnitude, and multiplying its output back, gives every row a step of
-    at most ``2 * max|row| / 127``. One row needs no scaling (its range is its own).
-    """
-    if x.dim() == 2 and x.shape[0] == 1:  # one decoding row: the hot path, no reshapes
-        return torch.ops.quantized.linear_dynamic(x, prepacked, True)  # type: ignore[no-any-return]
-    rows = x.reshape(-1, x.shape[-1])
-    if rows.shape[0] == 1:
-        y: Tensor = torch.ops.quantized.linear_dynamic(rows, prepacked, True)
-    else:
-        peak = rows.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)  # (N, 1)
-        y = torch.ops.quantized.linear_dynamic(rows / peak, prepacked, True)
-        y = y.mul_(peak) if bias is None else torch.addcmul(bias, y.sub_(bias), peak)
     return y.view(*x.shape[:-1], -1)
 
 

@@ -19,11 +19,13 @@ if asked, the output layer) by a :class:`QuantizedLinear`, which stores
 
 Which kernel runs (``activations``):
 
-* ``"dynamic"``: FBGEMM's dynamic int8 GEMM (``quantized::linear_dynamic``)
-  on the int8 values (for int4, widened once when the kernel is made, so the
-  product uses exactly the stored weights): each call quantises its input to 7
-  bits (safe on CPUs without VNNI) and multiplies int8 by int8. Rows of a batch
-  are first scaled to largest magnitude 1, so each keeps its own precision.
+* ``"dynamic"``: FBGEMM's int8 x int8 GEMM on the int8 values (for int4,
+  widened once when the kernel is made, so the product uses exactly the stored
+  weights). Each call quantises its input per row: a row is divided by its
+  largest magnitude and rounded to a fixed step (8 bits with VNNI, 7 without;
+  :mod:`genarch._int8`), so every row keeps its own precision and a row's
+  result does not depend on the other rows of its batch — a request gets the
+  same tokens alone and batched with others.
 * ``"none"`` (weight-only, fp32 activations): ``torch._weight_int8pack_mm``
   for int8 and ``torch._weight_int4pack_mm_for_cpu`` (weights packed once by
   ``aten._convert_weight_to_int4pack_for_cpu``) for int4.
