@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genarch.errors import InvalidInputError
-from genarch.models import GPT
+from genarch.models import GPT, output_loss
 from genarch.models.output_loss import linear_cross_entropy
 from genarch.training import LanguageModeling
 
@@ -43,20 +43,66 @@ def test_value_and_gradients_equal_plain_cross_entropy(
     fused = linear_cross_entropy(
         hidden, weight, targets, label_smoothing=smoothing, chunk_rows=chunk
     )
-    (fused * 3.0).backward()  # the incoming gradient scales both
+    (fused * 3.0).backward()  # type: ignore[no-untyped-call]  # the incoming gradient scales both
     got = hidden.grad, weight.grad
     hidden.grad = weight.grad = None
     plain = F.cross_entropy(hidden @ weight.T, targets, label_smoothing=smoothing)
-    (plain * 3.0).backward()
+    (plain * 3.0).backward()  # type: ignore[no-untyped-call]
     torch.testing.assert_close(fused, plain, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(got[0], hidden.grad, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(got[1], weight.grad, rtol=1e-10, atol=1e-12)
 
 
+def test_float32_chunks_in_the_reused_buffer_match_float64_cross_entropy() -> None:
+    # float32 as in training: the vectorised log_softmax runs in place in the buffer that every
+    # chunk reuses, the last chunk is shorter, every seventh row is ignored, and the row scale
+    # of the mean is applied to the narrow side of the products.
+    gen = torch.Generator().manual_seed(5)
+    hidden = torch.randn(300, 32, generator=gen, requires_grad=True)
+    weight = (torch.randn(1000, 32, generator=gen) * 0.5).requires_grad_()
+    targets = torch.randint(0, 1000, (300,), generator=gen)
+    targets[::7] = -100
+    for smoothing in (0.0, 0.1):
+        fused = linear_cross_entropy(
+            hidden, weight, targets, label_smoothing=smoothing, chunk_rows=128
+        )
+        got = torch.autograd.grad(fused, (hidden, weight))
+        wide = [t.detach().double().requires_grad_() for t in (hidden, weight)]
+        plain = F.cross_entropy(wide[0] @ wide[1].T, targets, label_smoothing=smoothing)
+        expected = torch.autograd.grad(plain, wide)
+        torch.testing.assert_close(fused.double(), plain.detach(), rtol=1e-6, atol=0)
+        for mine, reference in zip(got, expected, strict=True):
+            torch.testing.assert_close(mine.double(), reference, rtol=1e-4, atol=1e-7)
+
+
+def test_default_chunks_split_the_rows_evenly_and_match_plain_cross_entropy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At most 7 rows of 10 logits per chunk: 15 rows go in 3 chunks of 5 (not 7 + 7 + 1).
+    monkeypatch.setattr(output_loss, "CHUNK_ELEMENTS", 70)
+    shapes: list[tuple[int, ...]] = []
+    mm = torch.mm
+
+    def spy(a: torch.Tensor, b: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(a.shape))
+        return mm(a, b, **kwargs)
+
+    monkeypatch.setattr(torch, "mm", spy)
+    hidden, weight, targets = tensors(15, 4, 10, seed=3)
+    fused = linear_cross_entropy(hidden, weight, targets)
+    monkeypatch.undo()
+    assert shapes[::2] == [(5, 4)] * 3  # each chunk's logits, then its hidden-state gradient
+    got = torch.autograd.grad(fused, (hidden, weight))
+    plain = F.cross_entropy(hidden @ weight.T, targets)
+    torch.testing.assert_close(fused, plain)
+    for mine, reference in zip(got, torch.autograd.grad(plain, (hidden, weight)), strict=True):
+        torch.testing.assert_close(mine, reference)
+
+
 def test_only_the_weight_or_only_the_hidden_states_may_need_gradients() -> None:
     hidden, weight, targets = tensors(9, 4, 7, seed=1)
     frozen = weight.detach()
-    linear_cross_entropy(hidden, frozen, targets, chunk_rows=4).backward()
+    linear_cross_entropy(hidden, frozen, targets, chunk_rows=4).backward()  # type: ignore[no-untyped-call]
     expected = torch.autograd.grad(F.cross_entropy(hidden @ frozen.T, targets), hidden)[0]
     torch.testing.assert_close(hidden.grad, expected)
     with torch.no_grad():  # evaluation: the loss alone
