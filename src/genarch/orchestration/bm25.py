@@ -11,9 +11,11 @@ Tokenisation (documented so that another engine can reproduce the ranking):
 lower-case the text (``lowercase=True``), take every match of
 ``token_pattern`` (default ``(?u)\\b\\w\\w+\\b``: runs of two or more word
 characters, as scikit-learn's ``CountVectorizer``), drop ``stopwords``
-(default: Lucene's 33 English stop words). No stemming. With the same settings,
-``bm25s.tokenize(texts, stopwords="en")`` and ``bm25s.BM25(k1=1.5, b=0.75,
-method="lucene")`` rank identically.
+(default: Lucene's 33 English stop words), and, with ``stem=True`` only, fold
+each token with :func:`light_stem` ("literals", "literal" → ``literal``;
+"defines", "defined", "define" → ``defin``). No stemming by default. With the
+default settings, ``bm25s.tokenize(texts, stopwords="en")`` and
+``bm25s.BM25(k1=1.5, b=0.75, method="lucene")`` rank identically.
 
 The index stores, for each term, the documents containing it and their
 precomputed per-term scores (a CSC layout in numpy arrays: ``bounds``, ``docs``,
@@ -33,11 +35,12 @@ from pydantic import Field, field_validator
 
 from genarch.configured import Configured
 from genarch.errors import InvalidInputError
+from genarch.orchestration.citations import light_stem
 from genarch.orchestration.vector_validation import check_k, trusted_record
 from genarch.schemas import Chunk, Config, ScoredChunk
 from genarch.validation import checked_items, describe
 
-__all__ = ["ENGLISH_STOPWORDS", "BM25Config", "BM25Retriever"]
+__all__ = ["ENGLISH_STOPWORDS", "BM25Config", "BM25Retriever", "light_stem"]
 
 ENGLISH_STOPWORDS: tuple[str, ...] = (
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
@@ -58,6 +61,9 @@ class BM25Config(Config):
         lowercase: fold case before tokenising.
         token_pattern: a regular expression; each match is a token.
         stopwords: tokens to drop (after lower-casing).
+        stem: fold each remaining token with :func:`light_stem` (indexing and
+            queries alike), so that "float literal" finds "Floating point
+            literals".
     """
 
     k1: Annotated[float, Field(ge=0.0)] = 1.5
@@ -65,6 +71,7 @@ class BM25Config(Config):
     lowercase: bool = True
     token_pattern: str = r"(?u)\b\w\w+\b"
     stopwords: tuple[str, ...] = ENGLISH_STOPWORDS
+    stem: bool = False
 
     @field_validator("token_pattern")
     @classmethod
@@ -100,6 +107,7 @@ class BM25Retriever(Configured[BM25Config]):
         Configured.__init__(self, config, **fields)
         self._split = re.compile(self._config.token_pattern).findall
         self._stop = frozenset(self._config.stopwords)
+        self._stems: dict[str, str] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -129,10 +137,22 @@ class BM25Retriever(Configured[BM25Config]):
         """
         if not isinstance(text, str):
             raise InvalidInputError(f"BM25Retriever.tokenize expected a str, got {describe(text)}")
-        if self._config.lowercase:
-            text = text.lower()
+        return self._tokens(text.lower() if self._config.lowercase else text)
+
+    def _tokens(self, text: str) -> list[str]:
+        """The tokens of already case-folded ``text``: split, stop words dropped, stemmed."""
         stop = self._stop
-        return [t for t in self._split(text) if t not in stop]
+        tokens = [t for t in self._split(text) if t not in stop]
+        if not self._config.stem:
+            return tokens
+        stems = self._stems
+        out = []
+        for token in tokens:
+            stem = stems.get(token)
+            if stem is None:
+                stem = stems[token] = light_stem(token)
+            out.append(stem)
+        return out
 
     # ---------------------------------------------------------------- indexing
 
@@ -162,11 +182,11 @@ class BM25Retriever(Configured[BM25Config]):
         vocab = dict(self._vocab)
         token_ids: list[int] = []
         lengths: list[int] = []
-        split, stop, lower = self._split, self._stop, self._config.lowercase
+        lower = self._config.lowercase
         for chunk in new:
-            tokens = split(chunk.text.lower() if lower else chunk.text)
+            tokens = self._tokens(chunk.text.lower() if lower else chunk.text)
             before = len(token_ids)
-            token_ids.extend([vocab.setdefault(t, len(vocab)) for t in tokens if t not in stop])
+            token_ids.extend([vocab.setdefault(t, len(vocab)) for t in tokens])
             lengths.append(len(token_ids) - before)
         self._chunks.extend(new)
         self._ids = seen

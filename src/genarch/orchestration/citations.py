@@ -44,6 +44,7 @@ __all__ = [
     "answer_text",
     "content_terms",
     "format_result",
+    "light_stem",
     "locate",
     "parse_answer",
     "term_coverage",
@@ -202,6 +203,40 @@ def _stem(word: str) -> str:
     return word
 
 
+_INFLECTIONS = (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""), ("ly", ""))
+
+
+def light_stem(token: str) -> str:
+    """``token`` with one English inflection removed, so word forms share a token.
+
+    Only alphabetic tokens longer than three characters change: the first of
+    ``-ies`` (→ ``y``), ``-ing``, ``-ed``, ``-es``, ``-s`` (not ``-ss``,
+    ``-us``, ``-is``) and ``-ly`` that leaves at least three characters is
+    removed, then a final ``e`` of a stem longer than four characters. It is
+    deliberately light (no Porter rules): "float" and "floating" meet, and
+    code words such as ``__getattr__`` or ``0x1f`` are kept as they are.
+
+    Examples:
+        >>> [light_stem(t) for t in ("literals", "literal", "defines", "define", "defined")]
+        ['literal', 'literal', 'defin', 'defin', 'defin']
+        >>> [light_stem(t) for t in ("floating", "float", "class", "classes", "is", "__init__")]
+        ['float', 'float', 'class', 'class', 'is', '__init__']
+    """
+    if len(token) <= 3 or not token.isalpha():
+        return token
+    for suffix, replacement in _INFLECTIONS:
+        if (
+            token.endswith(suffix)
+            and len(token) - len(suffix) >= 3
+            and not (suffix == "s" and token.endswith(("ss", "us", "is")))
+        ):
+            token = token[: len(token) - len(suffix)] + replacement
+            break
+    if token.endswith("e") and len(token) > 4:
+        token = token[:-1]
+    return token
+
+
 def content_terms(text: str) -> list[str]:
     """The content words of ``text``: lower-cased, plural-folded, stop words removed.
 
@@ -239,16 +274,17 @@ def content_terms(text: str) -> list[str]:
 def term_coverage(question: str, texts: Sequence[str]) -> float:
     """The fraction of the question's distinct content words found in ``texts``.
 
-    A question with no content words has coverage 1.
+    Words are compared by their :func:`light_stem` ("compute" is found in
+    "computed"). A question with no content words has coverage 1.
 
     Examples:
         >>> term_coverage("capital of France?", ["Paris is the capital."])
         0.5
     """
-    wanted = set(content_terms(question))
+    wanted = {light_stem(term) for term in content_terms(question)}
     if not wanted:
         return 1.0
-    present = {term for text in texts for term in content_terms(text)}
+    present = {light_stem(term) for text in texts for term in content_terms(text)}
     return len(wanted & present) / len(wanted)
 
 

@@ -17,7 +17,12 @@ support with the cosine similarity of its embedding to the question's
 question's can win; and when even the best sentence scores under
 ``min_confidence``, there is no answer. Only the candidate sentences are
 embedded, each once per generator (a text-keyed cache), so no corpus-wide
-index is needed.
+index is needed; with ``shortlist``, only that many of them, those with the
+most lexical support, so that reading more sources costs no more embedding.
+With topic titles (``titles=``), ``title_in_context`` reads each sentence
+with its topic's title (embedded in front of it, its words counted as the
+sentence's), so the title tells apart sentences that read alike in different
+topics and stands in for the subject an answer leaves out.
 
 It serves RAG both ways:
 
@@ -55,7 +60,13 @@ from pydantic import Field
 
 from genarch.configured import Configured
 from genarch.errors import InvalidInputError
-from genarch.orchestration.citations import Citation, Source, Statement, content_terms
+from genarch.orchestration.citations import (
+    Citation,
+    Source,
+    Statement,
+    content_terms,
+    light_stem,
+)
 from genarch.orchestration.grounded_prompt import NOT_FOUND_MARKER, parse_prompt
 from genarch.orchestration.retrievers import embed_texts
 from genarch.protocols import FeatureExtractor
@@ -118,6 +129,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+# An operator symbol standing alone ('The "^" operator', "x ** y"), not markup
+# such as "*emphasis*" or a hyphen inside a word.
+_SYMBOL = re.compile(r"(?<![\w*/<>=!-])(\*\*|//|<<|>>|[-+*/%@&|^~<>])(?![\w*/<>=])")
+
+
+def _terms(text: str) -> set[str]:
+    """What a question and a sentence are compared by: the content words of
+    ``text`` folded by :func:`~genarch.orchestration.citations.light_stem`
+    ("floating" and "float" match), and the operator symbols standing alone
+    in it ("What does ^ do?" is about ``^``)."""
+    words = {light_stem(term) for term in content_terms(text)}
+    return words | {f"symbol:{m.group(1)}" for m in _SYMBOL.finditer(text)}
+
+
 _FINISHED = re.compile(r"[.!?:][\"')\]\u201d\u2019]*\Z")
 
 
@@ -162,6 +187,17 @@ class ExtractiveConfig(Config):
             similar sentences, the one from the topic the question is about
             wins (pydoc topic titles such as "Floating point literals" name
             what a topic answers).
+        shortlist: with an encoder, only this many candidate sentences are
+            embedded and scored: those with the most lexical support (of
+            equal support, the one from the better-ranked source). The
+            others cannot be chosen. ``None``: every candidate. Embedding is
+            what an answer costs, so this bounds the cost of reading many
+            sources.
+        title_in_context: with an encoder and topic titles, each sentence is
+            read with its topic's title: embedded as ``"<title>: <heading>
+            <sentence>"``, and the title's words count as the sentence's
+            (an answer often leaves out the subject its topic is named for:
+            "It continues with the next cycle" in "The continue statement").
     """
 
     max_sentences: Annotated[int, Field(ge=1)] = 2
@@ -172,10 +208,13 @@ class ExtractiveConfig(Config):
     semantic_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
     min_confidence: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
     title_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    shortlist: Annotated[int, Field(ge=1)] | None = None
+    title_in_context: bool = False
 
 
 _CACHE_LIMIT = 50_000  # embedded sentences kept per generator
 _HEADING_CHARS = 200  # the most of a heading line embedded with the sentence after it
+_SHORTLIST_RANK_PENALTY = 0.01  # per source place, when ranking sentences for the shortlist
 
 
 @dataclass(frozen=True)
@@ -278,29 +317,35 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
                 f"ExtractiveGenerator expected one document id per text "
                 f"({len(texts)}), got {len(document_ids)}"
             )
-        wanted = Counter(content_terms(question))
+        wanted = Counter(dict.fromkeys(_terms(question), 1))
         candidates: list[tuple[int, int, int, set[str]]] = []
-        described: list[str] = []  # each candidate as embedded: heading + sentence
+        described: list[str] = []  # each candidate as embedded: [title:] heading + sentence
+        config = self._config
+        with_titles = self.encoder is not None and config.title_in_context
         for index, text in enumerate(texts):
             # A heading or signature line ("str.partition(sep)") is not an answer,
             # but its words describe the first sentence after it.
             context: set[str] = set()
             heading = ""
+            title = ""
+            if with_titles and document_ids is not None:
+                title = self.titles.get(document_ids[index], "")
+            prefix = f"{title}: " if title else ""
+            title_terms = _terms(title) if title else set()
             for start, end in sentence_spans(text):
                 sentence = text[start:end]
-                terms = set(content_terms(sentence))
+                terms = _terms(sentence)
                 if not _is_prose(sentence):
                     context = terms
                     heading = " ".join(sentence.split())[:_HEADING_CHARS]
                     continue
-                if end - start <= self._config.max_sentence_chars:
-                    candidates.append((index, start, end, terms | context))
-                    described.append(f"{heading} {' '.join(sentence.split())}".strip())
+                if end - start <= config.max_sentence_chars:
+                    candidates.append((index, start, end, terms | context | title_terms))
+                    described.append(prefix + f"{heading} {' '.join(sentence.split())}".strip())
                 context = set()
                 heading = ""
         if not wanted or not candidates:
             return [], []
-        config = self._config
         frequency = Counter(term for *_, terms in candidates for term in terms & wanted.keys())
         weight = {t: math.log(1.0 + len(candidates) / (1.0 + frequency[t])) for t in wanted}
         total = sum(weight.values())
@@ -310,13 +355,19 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         spans = [(index, start, end) for index, start, end, _ in candidates]
         if self.encoder is None:
             return spans, [s if s >= config.min_support and s > 0.0 else math.nan for s in supports]
-        similarities = self._similarities(question, described)
+        chosen = list(range(len(candidates)))
+        if config.shortlist is not None and len(candidates) > config.shortlist:
+            # the most lexical support first; of equal support, the better-ranked source
+            by_support = sorted(
+                chosen, key=lambda i: (-(supports[i] - _SHORTLIST_RANK_PENALTY * spans[i][0]), i)
+            )
+            chosen = sorted(by_support[: config.shortlist])
+        similarities = self._similarities(question, [described[i] for i in chosen])
         priors = self._title_similarities(question, document_ids or [""] * len(texts))
         mix = config.semantic_weight
-        scores = [
-            (1.0 - mix) * support + mix * similarity + priors[span[0]]
-            for support, similarity, span in zip(supports, similarities, spans, strict=True)
-        ]
+        scores = [math.nan] * len(candidates)
+        for i, similarity in zip(chosen, similarities, strict=True):
+            scores[i] = (1.0 - mix) * supports[i] + mix * similarity + priors[spans[i][0]]
         return spans, scores
 
     def confidence(
@@ -359,12 +410,10 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         spans, scores = self._scored(question, texts, document_ids)
         if not spans:
             return []
-        if (
-            self.encoder is not None
-            and config.min_confidence is not None
-            and max(scores) < config.min_confidence
-        ):
-            return []
+        if self.encoder is not None and config.min_confidence is not None:
+            usable = [score for score in scores if not math.isnan(score)]
+            if not usable or max(usable) < config.min_confidence:
+                return []
         scored = []
         for (index, start, end), score in zip(spans, scores, strict=True):
             if not math.isnan(score):
