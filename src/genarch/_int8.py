@@ -69,6 +69,16 @@ def row_scaled_linear(
     longer needs it).
     """
     rows = x.reshape(-1, x.shape[-1])
+    if rows.shape[0] == 1:
+        # One row (a decoding step at batch 1): its scale is a number the kernel takes
+        # itself, which saves three small operations; at this size each costs more in
+        # starting threads than in arithmetic (measured: 73 -> 39 us for a 384 x 1152
+        # layer, 2 threads). The result equals the batched path's up to float rounding.
+        peak = float(rows.abs().max()) or 1.0  # an all-zero row stays zero
+        one: Tensor = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+            rows, peak / levels, levels + 1, packed
+        )
+        return (one if bias is None else one.add_(bias)).view(*x.shape[:-1], -1)
     # abs().amax(): measured ~10x faster than vector_norm(ord=inf) on CPU.
     row_max = rows.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)  # all-zero rows stay 0
     rows = rows.div_(row_max) if inplace else rows / row_max

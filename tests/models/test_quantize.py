@@ -130,7 +130,9 @@ def test_dynamic_kernel_keeps_each_rows_precision_in_a_batch(scheme: str) -> Non
         alone = torch.cat([quantised(row[None]) for row in x]) - layer.bias
     relative = (batched - exact).norm(dim=1) / exact.norm(dim=1)
     assert (relative < 0.03).all(), relative  # one 7-bit range for all rows: up to 100 %
-    assert torch.equal(batched, alone)  # a row's result does not depend on its batch
+    # a row's result does not depend on its batch (up to float rounding: one row takes a
+    # shorter path with the same quantisation)
+    torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-5 * float(exact.abs().max()))
 
 
 @pytest.mark.parametrize("scheme", ["int8", "int4"])
