@@ -14,7 +14,8 @@ How many activation levels are safe depends on the CPU. With VNNI, int8 dot
 products accumulate in int32 and nothing can overflow: 8-bit activations.
 Without VNNI the kernel sums pairs of uint8 x int8 products in int16, so
 ``2 * activation_max * weight_max`` must stay at or below 32767: full-range
-weights (127) then need 7-bit activations (``2 * 127 * 127 = 32258``).
+weights (127) then allow 64 levels a side, about 7 bits (uint8 values up to
+129: ``2 * 129 * 127 = 32766``).
 """
 
 from __future__ import annotations

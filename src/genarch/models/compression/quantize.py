@@ -22,7 +22,7 @@ Which kernel runs (``activations``):
 * ``"dynamic"``: FBGEMM's int8 x int8 GEMM on the int8 values (for int4,
   widened once when the kernel is made, so the product uses exactly the stored
   weights). Each call quantises its input per row: a row is divided by its
-  largest magnitude and rounded to a fixed step (8 bits with VNNI, 7 without;
+  largest magnitude and rounded to a fixed step (8 bits with VNNI, about 7 without;
   :mod:`genarch._int8`), so every row keeps its own precision and a row's
   result does not depend on the other rows of its batch — a request gets the
   same tokens alone and batched with others.
