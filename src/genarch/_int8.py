@@ -7,8 +7,9 @@ quantised with a fixed step, so a row's result never depends on the other rows
 of its batch. (PyTorch's ``quantized::linear_dynamic`` takes one range from
 the whole input instead: a token's output would change with its batch
 companions, and a row of small values next to one of large values would keep
-almost no precision.) The product is accumulated in int32 by the kernel,
-returned in float32, scaled back per row, and the bias is added.
+almost no precision.) The product is accumulated in int32 by the kernel and
+returned in float32 with the bias added (it is packed with the weights); a
+batch's product is then scaled back per row.
 
 How many activation levels are safe depends on the CPU. With VNNI, int8 dot
 products accumulate in int32 and nothing can overflow: 8-bit activations.
@@ -49,8 +50,12 @@ def activation_levels(weight_limit: int) -> int:
     return min(127, (32767 // (2 * weight_limit) - 1) // 2)
 
 
-def pack(q: Tensor, scale: Tensor) -> Any:
-    """fbgemm's packed copy of int8 weights ``q`` ``(out, in)`` with per-row ``scale`` ``(out,)``."""
+def pack(q: Tensor, scale: Tensor, bias: Tensor | None = None) -> Any:
+    """fbgemm's packed copy of int8 weights ``q`` ``(out, in)``, per-row ``scale`` and ``bias``.
+
+    The kernel adds ``bias`` ``(out,)`` itself: pass the same tensor to
+    :func:`row_scaled_linear`.
+    """
     with warnings.catch_warnings():
         # PyTorch warns that quantised tensor *creation* is deprecated; this one
         # only exists to hand the int8 weights to the packing op below.
@@ -58,7 +63,7 @@ def pack(q: Tensor, scale: Tensor) -> Any:
         quantized = torch._make_per_channel_quantized_tensor(
             q, scale.double(), torch.zeros(q.shape[0], dtype=torch.long), 0
         )
-        return torch.ops.quantized.linear_prepack(quantized, None)
+        return torch.ops.quantized.linear_prepack(quantized, bias)
 
 
 def row_scaled_linear(
@@ -66,26 +71,31 @@ def row_scaled_linear(
 ) -> Tensor:
     """``x @ w.T + bias`` for ``x`` ``(..., in)`` with each row quantised to ``levels`` steps a side.
 
+    ``packed`` is ``pack(q, scale, bias)`` with this same ``bias``.
     ``inplace=True`` divides ``x`` itself (for a caller that made ``x`` and no
     longer needs it).
     """
-    rows = x.reshape(-1, x.shape[-1])
+    # At batch 1 every small operation costs more in dispatch and starting
+    # threads than in arithmetic (about 3 us each on our 2-core benchmark
+    # machine), so a 2-d input is neither reshaped nor viewed back.
+    rows = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
     if rows.shape[0] == 1:
         # One row (a decoding step at batch 1): its scale is a number the kernel takes
-        # itself, which saves three small operations; at this size each costs more in
-        # starting threads than in arithmetic (measured: 73 -> 39 us for a 384 x 1152
-        # layer, 2 threads). The result equals the batched path's up to float rounding.
+        # itself, and the kernel adds the bias, which saves four small operations
+        # (measured: 73 -> 39 us for a 384 x 1152 layer with three of them, 2 threads).
+        # The result equals the batched path's up to float rounding.
         peak = float(rows.abs().max()) or 1.0  # an all-zero row stays zero
-        one: Tensor = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+        y: Tensor = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
             rows, peak / levels, levels + 1, packed
         )
-        return (one if bias is None else one.add_(bias)).view(*x.shape[:-1], -1)
-    # abs().amax(): measured ~10x faster than vector_norm(ord=inf) on CPU.
-    row_max = rows.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)  # all-zero rows stay 0
-    rows = rows.div_(row_max) if inplace else rows / row_max
-    # rows now lie in [-1, 1]: uint8 with zero point levels + 1 and step 1/levels holds them
-    y: Tensor = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
-        rows, 1 / levels, levels + 1, packed
-    )
-    y = y.mul_(row_max) if bias is None else torch.addcmul(bias, y, row_max)
-    return y.view(*x.shape[:-1], -1)
+    else:
+        # abs().amax(): measured ~10x faster than vector_norm(ord=inf) on CPU.
+        row_max = rows.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)  # all-zero rows stay 0
+        rows = rows.div_(row_max) if inplace else rows / row_max
+        # rows now lie in [-1, 1]: uint8 with zero point levels + 1 and step 1/levels holds them
+        y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+            rows, 1 / levels, levels + 1, packed
+        )
+        # y = rows @ w.T + bias; scale the product back, not the bias
+        y = y.mul_(row_max) if bias is None else torch.addcmul(bias, y.sub_(bias), row_max)
+    return y if x.dim() == 2 else y.view(*x.shape[:-1], -1)

@@ -67,21 +67,6 @@ def test_decoding_with_the_cache_equals_recomputing_the_whole_context(name: str)
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("kv_heads", [4, 2, 1])
-def test_single_query_attention_equals_sdpa_with_masks_and_grouped_heads(kv_heads: int) -> None:
-    from genarch.models.transformer_layers import one_query_attention
-
-    gen = torch.Generator().manual_seed(kv_heads)
-    q = torch.randn(3, 4, 1, 8, generator=gen)
-    k, v = torch.randn(2, 3, kv_heads, 7, 8, generator=gen)
-    mask = torch.rand(3, 1, 1, 7, generator=gen) > 0.4
-    mask[..., -1] = True  # every query sees at least its own slot
-    for m in (None, mask):
-        expected = F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=kv_heads != 4)
-        actual = one_query_attention(q, k, v, m)
-        torch.testing.assert_close(actual, expected[:, :, 0], rtol=0, atol=1e-6)
-
-
 @variants
 def test_a_left_padded_row_gives_the_logits_it_gives_alone(name: str) -> None:
     model = MODELS[name]

@@ -190,7 +190,7 @@ class _Int8Linear(nn.Module):
         self.register_buffer("weight_scale", scale)
         bias = linear.bias if linear.bias is not None else torch.zeros(weight.shape[0])
         self.register_buffer("bias", bias.detach().float().clone())
-        self._packed = _int8.pack(self.weight_int8, self.weight_scale)
+        self._packed = _int8.pack(self.weight_int8, self.weight_scale, self.bias)
         self._levels = _int8.activation_levels(weight_limit)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -50,7 +50,6 @@ from genarch.models.transformer_layers import (
     Block,
     CausalSelfAttention,
     attention_mask,
-    one_query_attention,
     rotate,
     swiglu,
 )
@@ -183,6 +182,7 @@ def _fast_step(
         )
     rows, size = tokens.shape[0], config.head_dim
     heads = [config.n_head, config.kv_heads, config.kv_heads]
+    grouped = config.kv_heads != config.n_head
     at = start if positions is None else positions  # a position for all rows, or one per row
     x = model.wte.weight[tokens]  # (B, C)
     if model.wpe is not None:
@@ -199,9 +199,13 @@ def _fast_step(
             q, k = rotate(q, *rotary), rotate(k, *rotary)
         keys.select(2, start).copy_(k)  # keys, values: (B, nkv, S, hs)
         values.select(2, start).copy_(v)
-        y = one_query_attention(
-            q.unsqueeze(2), keys.narrow(2, 0, start + 1), values.narrow(2, 0, start + 1), mask
-        )
+        y = F.scaled_dot_product_attention(
+            q.unsqueeze(2),
+            keys.narrow(2, 0, start + 1),
+            values.narrow(2, 0, start + 1),
+            attn_mask=mask,
+            enable_gqa=grouped,
+        )  # (B, nh, 1, hs)
         x = x + layer.proj(y.view(rows, -1))
         x = x + layer.down(layer.activation(layer.up(layer.norm2(x))))
     cache.length = start + 1

@@ -1,16 +1,19 @@
 """The layers of :class:`~genarch.models.transformer.GPT`: attention, MLP, block, masks.
 
 :mod:`genarch.models.transformer` assembles these into the model;
-:mod:`genarch.models.decode_step` reuses the functions (rotation, one-query
-attention, SwiGLU, the attention mask) for its module-free decoding step, which
+:mod:`genarch.models.decode_step` reuses the functions (rotation, SwiGLU, the
+attention mask) for its module-free decoding step, which
 is why they live in a module of their own. In reading order:
 
 * normalisation (:func:`norm_layer`: LayerNorm as GPT-2, or RMSNorm) and
   rotary position embeddings (:func:`rotary_tables`, :func:`rotate`; Su et al.,
   2021, "RoFormer");
 * :class:`CausalSelfAttention` — multi-head or grouped-query (Ainslie et al.,
-  2023) causal attention over an optional KV cache, with
-  :func:`one_query_attention` for the single query of a decoding step;
+  2023) causal attention over an optional KV cache, through PyTorch's
+  :func:`~torch.nn.functional.scaled_dot_product_attention` (also for the
+  single query of a decoding step: on PyTorch 2.13 its CPU kernel beat two
+  batched products and a softmax at every cache length we measured, 16 to
+  512 slots, batch 1 and 8);
 * :class:`MLP` — GELU or SwiGLU (Shazeer, 2020, "GLU Variants Improve Transformer");
 * :class:`Block` — pre-norm attention then pre-norm MLP, each added to the residual;
 * :func:`dropout` (free when off) and :func:`attention_mask`, the two
@@ -39,7 +42,6 @@ __all__ = [
     "attention_mask",
     "dropout",
     "norm_layer",
-    "one_query_attention",
     "rotary_tables",
     "rotate",
     "swiglu",
@@ -103,42 +105,17 @@ class CausalSelfAttention(nn.Module):
             keys.narrow(2, start, T).copy_(k)
             values.narrow(2, start, T).copy_(v)
             k, v = keys.narrow(2, 0, start + T), values.narrow(2, 0, start + T)
-        if T == 1 and cache is not None and not self.training:
-            y = one_query_attention(q, k, v, mask).view(B, T, nh * hs)
-        else:
-            y = F.scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                attn_mask=mask,
-                dropout_p=self.dropout if self.training else 0.0,
-                is_causal=mask is None and T > 1,
-                enable_gqa=self.n_kv_head != self.n_head,
-            )  # (B, nh, T, hs)
-            y = y.transpose(1, 2).reshape(B, T, nh * hs)  # re-assemble the heads side by side
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=mask is None and T > 1,
+            enable_gqa=self.n_kv_head != self.n_head,
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, nh * hs)  # re-assemble the heads side by side
         return dropout(self.proj(y), self.dropout, self.training)
-
-
-def one_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-    """Attention of a single query per row, as when decoding: ``softmax(q kᵀ / √hs) v``.
-
-    ``q`` is ``(B, nh, 1, hs)``, ``k`` and ``v`` are ``(B, nkv, S, hs)`` and
-    ``mask`` is None or ``(B, 1, 1, S)``; returns ``(B, nh, hs)``. The query
-    heads that share a key/value head are stacked as that head's rows, so
-    grouped-query attention needs no copies of the keys. Two batched matrix
-    products and a softmax cost less than
-    :func:`~torch.nn.functional.scaled_dot_product_attention`'s kernel set-up,
-    which dominates for a single query at this size (about a tenth of a decoding
-    step at batch 1 in ``benchmarks/bench_generate.py``).
-    """
-    B, nh, _, hs = q.shape  # noqa: N806
-    nkv, S = k.shape[1], k.shape[2]  # noqa: N806
-    q = q.reshape(B * nkv, nh // nkv, hs)
-    scores = torch.bmm(q, k.reshape(B * nkv, S, hs).transpose(1, 2)).mul_(hs**-0.5)
-    if mask is not None:  # (B, 1, 1, S): the same keys are hidden from every head of a row
-        hidden = ~mask.expand(B, nkv, 1, S).reshape(B * nkv, 1, S)
-        scores = scores.masked_fill_(hidden, -torch.inf)
-    return torch.bmm(scores.softmax(dim=-1), v.reshape(B * nkv, S, hs)).view(B, nh, hs)
 
 
 class MLP(nn.Module):

@@ -195,7 +195,7 @@ class QuantizedLinear(nn.Module):
     def _make_kernel(self) -> Callable[[Tensor], Tensor]:
         bias = self.bias
         if self.config.activations == "dynamic":  # int8, or int4 widened to int8 exactly
-            packed = _int8.pack(self.int8_values(), self.scale)
+            packed = _int8.pack(self.int8_values(), self.scale, bias)
             levels = _int8.activation_levels(127)
             return functools.partial(
                 _int8.row_scaled_linear, packed=packed, bias=bias, levels=levels
