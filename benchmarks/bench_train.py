@@ -21,8 +21,11 @@ alike. MFU = model FLOPs per token (6N + 12·L·T·C, from
 matmuls, best of three) measured right after that run, so both see the same
 machine load; the median over the repeats is reported.
 
-Usage: ``python benchmarks/bench_train.py [--quick] [--threads N] [--gelu exact|tanh]``. The last
-line printed is one JSON object with every figure and ratio.
+Usage: ``python benchmarks/bench_train.py [--quick] [--threads N] [--gelu exact|tanh]
+[--profile]``. The last line printed is one JSON object with every figure and
+ratio. ``--profile`` times nothing: it splits each side's step into matrix
+products, attention, optimizer and other ops (self CPU time under
+``torch.profiler``), which shows how much of a step is left to win.
 """
 
 from __future__ import annotations
@@ -178,6 +181,55 @@ def measure(
     return result
 
 
+#: profiler op names (self time) in each part of a step; everything else is "other"
+MATRIX_PRODUCTS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm"}
+
+
+def step_profile(vocab: int, steps: int, gelu: str = "exact") -> dict[str, dict[str, float]]:
+    """Where each implementation's step time goes: self CPU seconds per step by part.
+
+    Parts: matrix products (``mm``/``addmm``/``bmm``: the work MFU counts,
+    apart from attention), the fused attention kernels, the optimizer step
+    (every op under ``Optimizer.step``), and other ops (normalisation,
+    activations, the loss, gradient clipping, copies, allocation).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    data = batches(vocab, steps + 1)
+    runs: dict[str, Callable[[torch.Tensor], None]] = {"genarch": genarch_step(vocab, gelu)[0]}
+    if (theirs := peer_step(vocab, gelu)) is not None:
+        runs["transformers"] = theirs
+    parts: dict[str, dict[str, float]] = {}
+    for name, run in runs.items():
+        run(data[0])  # warm-up
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for batch in data[1:]:
+                run(batch)
+        seconds = dict.fromkeys(("matrix products", "attention", "optimizer", "other"), 0.0)
+        for event in prof.events():
+            part, scope = "other", event
+            while scope is not None:  # the event itself or a caller in the optimizer
+                if scope.name.startswith("Optimizer.step") or "adam" in scope.name:
+                    part = "optimizer"
+                scope = scope.cpu_parent
+            if part != "optimizer":
+                if event.name in MATRIX_PRODUCTS:
+                    part = "matrix products"
+                elif "scaled_dot_product" in event.name:
+                    part = "attention"
+            seconds[part] += event.self_cpu_time_total / 1e6 / steps
+        parts[name] = seconds
+    return parts
+
+
+def print_profile(vocab: int, parts: dict[str, dict[str, float]]) -> None:
+    print(f"vocab {vocab:5d} self CPU seconds per step (share of the step's total):")
+    for name, seconds in parts.items():
+        total = sum(seconds.values())
+        cells = "  ".join(f"{part} {s:.3f} ({s / total:.0%})" for part, s in seconds.items())
+        print(f"  {name:12s} total {total:.3f}  {cells}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps; under a minute")
@@ -188,10 +240,22 @@ def main() -> None:
         default="exact",
         help="the MLP activation of both models: nanoGPT's exact GELU (default) or GPT-2's tanh",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of timing, profile a few steps of each side: where the step time goes",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     steps, repeats = (2, 2) if args.quick else (4, 7)
     vocabularies = (8192,) if args.quick else (65, 8192)
+    if args.profile:
+        profiles = {vocab: step_profile(vocab, steps, args.gelu) for vocab in vocabularies}
+        for vocab, parts in profiles.items():
+            print_profile(vocab, parts)
+        print(json.dumps({"benchmark": "train_baby_gpt_profile", "threads": args.threads,
+                          "load_average": os.getloadavg(), "profiles": profiles}))  # fmt: skip
+        return
 
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
           f"transformers {version('transformers')}, genarch {version('genarch')}")  # fmt: skip
