@@ -42,9 +42,9 @@ def questions() -> list[LabelledQuestion]:
     return load_questions(name="rag")
 
 
-def test_the_rag_set_has_80_answerable_and_24_unanswerable_questions(questions):
-    assert sum(q.answerable for q in questions) >= 80
-    assert sum(not q.answerable for q in questions) >= 24
+def test_the_rag_set_has_100_answerable_and_30_unanswerable_questions(questions):
+    assert sum(q.answerable for q in questions) >= 100
+    assert sum(not q.answerable for q in questions) >= 30
     assert len({q.id for q in questions}) == len(questions)
 
 
@@ -301,6 +301,50 @@ def test_title_in_context_reads_each_sentence_with_its_topic_title() -> None:
     assert without.compose(question, sources)[0].text == "A zebra statement runs."
 
 
+# A method's entry: its signature, then paragraphs indented under it.
+ENTRY = (
+    "object.__zebra__(self)\n\n"
+    "   Called to loop over stripes.\n\n"
+    "   This method should return nothing.\n\n"
+    "Plain text follows the entry."
+)
+
+
+def test_a_signature_describes_every_sentence_indented_under_it() -> None:
+    encoder = Topics()
+    ExtractiveGenerator(heading_scope="block", encoder=encoder).compose(
+        "What should __zebra__ return?", _sources(ENTRY)
+    )
+    assert "object.__zebra__(self) This method should return nothing." in encoder.embedded
+    assert "Plain text follows the entry." in encoder.embedded  # not indented under it
+    first_only = Topics()
+    ExtractiveGenerator(encoder=first_only).compose(
+        "What should __zebra__ return?", _sources(ENTRY)
+    )
+    assert "This method should return nothing." in first_only.embedded
+    # its words count as the sentence's: only there do both question words meet
+    question = "What should __zebra__ return?"
+    [block] = ExtractiveGenerator(max_sentences=1, heading_scope="block").compose(
+        question, _sources(ENTRY)
+    )
+    assert block.text == "This method should return nothing."
+    [first] = ExtractiveGenerator(max_sentences=1).compose(question, _sources(ENTRY))
+    assert first.text == "Called to loop over stripes."
+
+
+def test_an_indented_grammar_rule_is_no_heading_of_the_paragraph_after_it() -> None:
+    text = '   loop_stmt ::= "zebra" suite\n\nThe loop statement repeats its suite.'
+    block, first = Topics(), Topics()
+    ExtractiveGenerator(heading_scope="block", encoder=block).compose(
+        "What does the loop statement repeat?", _sources(text)
+    )
+    assert "The loop statement repeats its suite." in block.embedded
+    ExtractiveGenerator(encoder=first).compose(
+        "What does the loop statement repeat?", _sources(text)
+    )
+    assert 'loop_stmt ::= "zebra" suite The loop statement repeats its suite.' in first.embedded
+
+
 def test_confidence_is_what_min_confidence_is_compared_with() -> None:
     question = "Which statement is an empty placeholder?"
     texts = [source.chunk.text for source in SOURCES]
@@ -373,12 +417,12 @@ def test_without_the_embeddings_extra_the_quickstart_still_answers(questions, do
     assert report.decline_recall >= LEXICAL_DECLINE_RECALL_FLOOR
 
 
-# measured on that subset (31 answerable, 10 unanswerable questions): MiniLM 26/31
-# right, 10/10 declined, every decline right; words only 22/31 right, 6/10 declined.
-# The floors leave a margin of about two questions. (On the whole held-out half of
-# 82 + 24 questions: MiniLM 32/41 right, 12/12 declined; words only 29/41, 8/12.)
-ACCURACY_FLOOR = 0.77
+# measured on that subset (31 answerable, 10 unanswerable questions): MiniLM 27/31
+# right, 10/10 declined, every decline right; words only 23/31 right, 6/10 declined.
+# The floors leave a margin of about two questions. (On the whole held-out half,
+# 41 + 12 questions: MiniLM 34/41 right, 12/12 declined; words only 30/41, 8/12.)
+ACCURACY_FLOOR = 0.8
 DECLINE_RECALL_FLOOR = 0.8
 DECLINE_PRECISION_FLOOR = 0.8
-LEXICAL_ACCURACY_FLOOR = 0.64
+LEXICAL_ACCURACY_FLOOR = 0.67
 LEXICAL_DECLINE_RECALL_FLOOR = 0.4

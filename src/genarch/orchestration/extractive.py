@@ -2,8 +2,9 @@
 
 :class:`ExtractiveGenerator` needs no model. It splits each source into
 sentences (with exact character offsets), scores every sentence by how much of
-the question's content it contains (a heading or signature line just before a
-sentence lends it its words) — each question word weighted by its
+the question's content it contains (a heading or signature line lends its
+words to the sentence after it, or to those indented under it:
+``heading_scope``) — each question word weighted by its
 inverse frequency among the candidate sentences, so rare words count more —
 and answers with the best ``max_sentences`` sentences whose support reaches
 ``min_support``. With none, there is no answer, and
@@ -53,7 +54,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -143,6 +144,14 @@ def _terms(text: str) -> set[str]:
     return words | {f"symbol:{m.group(1)}" for m in _SYMBOL.finditer(text)}
 
 
+def _indentation(text: str, position: int) -> int:
+    """How far the line holding ``position`` is indented (its leading spaces)."""
+    line = text.rfind("\n", 0, position) + 1
+    stop = text.find("\n", line)
+    content = text[line : len(text) if stop < 0 else stop]
+    return len(content) - len(content.lstrip(" \t"))
+
+
 _FINISHED = re.compile(r"[.!?:][\"')\]\u201d\u2019]*\Z")
 
 
@@ -198,6 +207,14 @@ class ExtractiveConfig(Config):
             <sentence>"``, and the title's words count as the sentence's
             (an answer often leaves out the subject its topic is named for:
             "It continues with the next cycle" in "The continue statement").
+        heading_scope: which sentences a heading or signature line (a line
+            that is not prose, such as ``object.__getattr__(self, name)``)
+            describes, lending them its words and, with an encoder, read in
+            front of them: ``"sentence"``, the first sentence after it;
+            ``"block"``, every sentence indented under it ("This method
+            should return ..." in the second paragraph of a method's entry)
+            and no other (an indented grammar rule or code line is no
+            heading of the paragraph after it).
     """
 
     max_sentences: Annotated[int, Field(ge=1)] = 2
@@ -210,6 +227,7 @@ class ExtractiveConfig(Config):
     title_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     shortlist: Annotated[int, Field(ge=1)] | None = None
     title_in_context: bool = False
+    heading_scope: Literal["sentence", "block"] = "sentence"
 
 
 _CACHE_LIMIT = 50_000  # embedded sentences kept per generator
@@ -332,18 +350,30 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
                 title = self.titles.get(document_ids[index], "")
             prefix = f"{title}: " if title else ""
             title_terms = _terms(title) if title else set()
+            # With heading_scope="block", it describes instead the sentences indented
+            # under it (the paragraphs of a method's entry under its signature), and
+            # no sentence that is not (a grammar rule or code line is indented under
+            # nothing; a section heading's words are the title's).
+            block = -1  # the indentation of the heading whose block is open (-1: none)
             for start, end in sentence_spans(text):
                 sentence = text[start:end]
                 terms = _terms(sentence)
+                indent = _indentation(text, start)
+                inside = block >= 0 and indent > block
+                if block >= 0 and not inside:
+                    context, heading, block = set(), "", -1  # the heading's block has ended
                 if not _is_prose(sentence):
-                    context = terms
-                    heading = " ".join(sentence.split())[:_HEADING_CHARS]
+                    if not inside:  # a code line inside a described block keeps its heading
+                        context = terms
+                        heading = " ".join(sentence.split())[:_HEADING_CHARS]
+                        block = indent if config.heading_scope == "block" else -1
                     continue
                 if end - start <= config.max_sentence_chars:
                     candidates.append((index, start, end, terms | context | title_terms))
                     described.append(prefix + f"{heading} {' '.join(sentence.split())}".strip())
-                context = set()
-                heading = ""
+                if block < 0:
+                    context = set()
+                    heading = ""
         if not wanted or not candidates:
             return [], []
         frequency = Counter(term for *_, terms in candidates for term in terms & wanted.keys())

@@ -47,6 +47,7 @@ AnswerWriter = GroundedGenerator | Generator[TextRequest, TextResult]
 
 __all__ = [
     "LEXICAL_MIN_COVERAGE",
+    "LEXICAL_SETTINGS",
     "OPERATOR_TOKEN_PATTERN",
     "PROMPT_K",
     "QUICKSTART_K",
@@ -71,16 +72,22 @@ OPERATOR_TOKEN_PATTERN = (
 #: coverage of a small grid, the lowest ``min_confidence`` that declines at
 #: least 90% of its unanswerable questions; of those, the setting with the most
 #: right answers there. The held-out half (even ids) shows how they generalise.
-#: Only the 16 sentences with the most words of the question are embedded
-#: (``shortlist``), each with its topic's title in front (``title_in_context``).
+#: Only the 24 sentences with the most words of the question are embedded
+#: (``shortlist``), each with its topic's title in front (``title_in_context``)
+#: and, under a signature line, with that line (``heading_scope="block"``).
 SEMANTIC_SETTINGS = {
     "semantic_weight": 0.7,
     "title_weight": 0.1,
     "rank_penalty": 0.0,
-    "shortlist": 16,
+    "shortlist": 24,
     "title_in_context": True,
+    "heading_scope": "block",
     "min_confidence": 0.5,
 }
+
+#: The answer selection's settings without a sentence encoder: a signature
+#: line describes the sentences indented under it, as with one.
+LEXICAL_SETTINGS = {"heading_scope": "block"}
 
 #: How many chunks the quickstart's assistant reads per question (chosen with
 #: :data:`SEMANTIC_SETTINGS`).
@@ -211,6 +218,11 @@ def quickstart_rag(
     if generator is None:
         sentence_encoder = _sentence_encoder(encoder)
         if sentence_encoder is None:
-            return RAG(retriever, ExtractiveGenerator(), k=k, min_coverage=LEXICAL_MIN_COVERAGE)
+            return RAG(
+                retriever,
+                ExtractiveGenerator(LEXICAL_SETTINGS),
+                k=k,
+                min_coverage=LEXICAL_MIN_COVERAGE,
+            )
         generator = ExtractiveGenerator(SEMANTIC_SETTINGS, encoder=sentence_encoder, titles=titles)
     return RAG(retriever, generator, k=k)
