@@ -84,3 +84,51 @@ def test_a_full_cache_is_refused() -> None:
         model.hidden_states(torch.tensor([[1, 2, 3]]), cache=cache)
         with pytest.raises(InvalidInputError, match="at most 3 fit"):
             step_function(model)(torch.tensor([4]), cache, None, None)
+
+
+def several(step: object, model: GPT, padded: bool) -> torch.Tensor:
+    """Prefill as :func:`decode` does, then feed 3 tokens per row in one call, then 2 more."""
+    short, long = torch.tensor([[5, 6, 7]]), torch.tensor([[9, 8, 7, 6, 5]])
+    if padded:
+        idx = torch.cat([torch.cat([torch.zeros(1, 2, dtype=torch.long), short], 1), long])
+        key_mask = torch.ones(2, 10, dtype=torch.bool)
+        key_mask[0, :2] = False
+        lengths = torch.tensor([3, 5])
+        positions = (torch.arange(5) - (5 - lengths)[:, None]).clamp(min=0)
+    else:
+        idx, key_mask, positions, lengths = long.repeat(2, 1), None, None, None
+    cache = model.new_cache(2, 10)
+    outputs = []
+    with torch.no_grad():
+        model.hidden_states(idx, positions=positions, cache=cache, key_mask=key_mask)
+        for fed in (torch.tensor([[1, 2, 3], [4, 5, 6]]), torch.tensor([[7, 8], [9, 10]])):
+            at = None if lengths is None else lengths[:, None] + torch.arange(fed.shape[1])
+            outputs.append(step(fed, cache, at, key_mask))  # type: ignore[operator]
+            lengths = None if lengths is None else lengths + fed.shape[1]
+    assert cache.length == 10
+    return torch.cat(outputs, dim=1)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("name", [*VARIANTS, "int8-dynamic"])
+def test_several_tokens_per_row_equal_the_module_path(name: str, padded: bool) -> None:
+    from genarch.models.compression import quantize
+
+    if name == "int8-dynamic":
+        model = quantize(tiny_model(), "int8", activations="dynamic")
+    else:
+        model = tiny_model(**VARIANTS[name])
+    assert step_function(model).func is _fast_step  # type: ignore[attr-defined]
+    fast = several(step_function(model), model, padded)
+    general = several(partial(_module_step, model), model, padded)
+    assert fast.shape == (2, 5, model.config.vocab_size)
+    torch.testing.assert_close(fast, general, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_several_tokens_from_an_empty_cache_equal_the_whole_sequence_forward(name: str) -> None:
+    model = tiny_model(**VARIANTS[name])
+    idx = torch.tensor([[3, 1, 4, 1, 5, 9], [2, 6, 5, 3, 5, 8]])
+    with torch.no_grad():
+        logits = step_function(model)(idx, model.new_cache(2, 8), None, None)
+        torch.testing.assert_close(logits, model(idx), rtol=0, atol=1e-5)

@@ -6,7 +6,8 @@ once, ~100 small kernels per step at batch 1; calling them through
 made a step about a fifth slower on the CPU we benchmark on (2.97 against
 2.46 ms per token, ``benchmarks/bench_generate.py``'s model).
 :func:`step_function` returns a function that runs the same arithmetic as
-``GPT.hidden_states`` + ``lm_head`` for one new token per row, calling
+``GPT.hidden_states`` + ``lm_head`` for one new token per row (or a few, as
+when speculative decoding verifies a draft's proposals in one pass), calling
 ``torch.nn.functional`` directly on the modules' parameters. It collects the
 parameter tensors once, when it is made (the generation engine makes one per
 call), so in-place updates such as an optimizer's show, but a replaced
@@ -56,8 +57,10 @@ from genarch.models.transformer_layers import (
 
 __all__ = ["StepFunction", "decoding", "step_function"]
 
-#: ``step(tokens (B,), cache, positions (B,) | None, key_mask (B, S) | None) -> logits (B, V)``:
-#: run the model on one new token per row, appending it to ``cache``.
+#: ``step(tokens, cache, positions | None, key_mask (B, S) | None) -> logits``: run the
+#: model on one new token per row (``tokens (B,)``, ``positions (B,)`` -> ``(B, V)``) or
+#: on a few (``tokens (B, T)``, ``positions (B, T)`` -> ``(B, T, V)``), appending them
+#: to ``cache``.
 StepFunction = Callable[[Tensor, KVCache, Tensor | None, Tensor | None], Tensor]
 
 _STOCK_MODULES = (
@@ -75,11 +78,13 @@ _STOCK_MODULES = (
 
 
 def step_function(model: GPT) -> StepFunction:
-    """The fastest exact way to run ``model`` on one new token per row.
+    """The fastest exact way to run ``model`` on one new token per row, or on a few.
 
     Returns ``step(tokens, cache, positions=None, key_mask=None)``: the
-    logits ``(B, vocab_size)`` of ``tokens (B,)`` appended to ``cache``, where
-    ``positions (B,)`` and ``key_mask (B, S)`` are as in
+    logits ``(B, vocab_size)`` of ``tokens (B,)`` appended to ``cache``, or
+    ``(B, T, vocab_size)`` of ``tokens (B, T)`` (speculative decoding verifies
+    a draft's ``T - 1`` tokens this way), where ``positions`` (``(B,)`` or
+    ``(B, T)``) and ``key_mask (B, S)`` are as in
     :meth:`GPT.hidden_states <genarch.models.GPT.hidden_states>`. Call it once
     per generation call, not per step: it walks the modules and collects every
     layer's parameters (the tensors themselves, so in-place updates show).
@@ -156,6 +161,9 @@ def _module_step(
     positions: Tensor | None = None,
     key_mask: Tensor | None = None,
 ) -> Tensor:
+    if tokens.dim() == 2:
+        hidden = model.hidden_states(tokens, positions=positions, cache=cache, key_mask=key_mask)
+        return model.lm_head(hidden)  # type: ignore[no-any-return]
     hidden = model.hidden_states(
         tokens[:, None],
         positions=None if positions is None else positions[:, None],
@@ -175,41 +183,58 @@ def _fast_step(
     key_mask: Tensor | None = None,
 ) -> Tensor:
     config = model.config
-    start = cache.length
-    if start >= cache.max_length:
+    start, steps = cache.length, 1 if tokens.dim() == 1 else tokens.shape[1]
+    if start + steps > cache.max_length:
         raise InvalidInputError(
-            f"the sequence would have {start + 1} positions, but at most {cache.max_length} fit"
+            f"the sequence would have {start + steps} positions, but at most {cache.max_length} fit"
         )
     rows, size = tokens.shape[0], config.head_dim
     heads = [config.n_head, config.kv_heads, config.kv_heads]
     grouped = config.kv_heads != config.n_head
-    at = start if positions is None else positions  # a position for all rows, or one per row
-    x = model.wte.weight[tokens]  # (B, C)
+    # Positions: one for all rows (an int or a slice), or one per token (a tensor).
+    at = (start if steps == 1 else slice(start, start + steps)) if positions is None else positions
+    x = model.wte.weight[tokens]  # (B, C) or (B, T, C)
     if model.wpe is not None:
         x = x + model.wpe.weight[at]
+    if steps > 1:
+        x = x.view(rows * steps, -1)  # the linear layers see one row per token
     rotary = None
     if config.positions == "rotary":
         cos, sin = model.get_buffer("rope_cos")[at], model.get_buffer("rope_sin")[at]
-        rotary = (cos.view(-1, 1, size // 2), sin.view(-1, 1, size // 2))  # (B or 1, 1, hs/2)
-    mask = attention_mask(start, 1, key_mask, x.device)
+        shape = (-1, 1, steps, size // 2)  # (B or 1, 1, T, hs/2)
+        rotary = (cos.view(shape), sin.view(shape))
+    mask = attention_mask(start, steps, key_mask, x.device)
+    causal = mask is None and steps > 1  # a plain prefill from slot 0
+
+    # (B*T, heads*hs) <-> (B, heads, T, hs); one token per row needs no transpose, and
+    # at batch 1 each small op costs more than its arithmetic (see genarch._int8)
+    def split_heads(t: Tensor) -> Tensor:
+        if steps == 1:
+            return t.view(rows, -1, 1, size)
+        return t.view(rows, steps, -1, size).transpose(1, 2)
+
+    def join_heads(t: Tensor) -> Tensor:
+        return t.view(rows, -1) if steps == 1 else t.transpose(1, 2).reshape(rows * steps, -1)
+
     for keys, values, layer in zip(cache.keys, cache.values, layers, strict=True):
-        qkv = layer.qkv(layer.norm1(x))
-        q, k, v = qkv.view(rows, -1, size).split_with_sizes(heads, dim=1)  # (B, heads, hs)
+        q, k, v = split_heads(layer.qkv(layer.norm1(x))).split_with_sizes(heads, dim=1)
         if rotary is not None:
             q, k = rotate(q, *rotary), rotate(k, *rotary)
-        keys.select(2, start).copy_(k)  # keys, values: (B, nkv, S, hs)
-        values.select(2, start).copy_(v)
+        keys.narrow(2, start, steps).copy_(k)  # keys, values: (B, nkv, S, hs)
+        values.narrow(2, start, steps).copy_(v)
         y = F.scaled_dot_product_attention(
-            q.unsqueeze(2),
-            keys.narrow(2, 0, start + 1),
-            values.narrow(2, 0, start + 1),
+            q,
+            keys.narrow(2, 0, start + steps),
+            values.narrow(2, 0, start + steps),
             attn_mask=mask,
+            is_causal=causal,
             enable_gqa=grouped,
-        )  # (B, nh, 1, hs)
-        x = x + layer.proj(y.view(rows, -1))
+        )  # (B, nh, T, hs)
+        x = x + layer.proj(join_heads(y))
         x = x + layer.down(layer.activation(layer.up(layer.norm2(x))))
-    cache.length = start + 1
-    return lm_head(model.norm_f(x))
+    cache.length = start + steps
+    logits = lm_head(model.norm_f(x))
+    return logits if tokens.dim() == 1 else logits.view(rows, steps, -1)
 
 
 @contextlib.contextmanager

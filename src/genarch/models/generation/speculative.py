@@ -274,14 +274,8 @@ class SpeculativeGenerator:
             )
             if k:
                 pending = []
-            fed = [row.token_ids[-1], *proposals]
-            if k == 0:
-                verified = target_step(torch.tensor(fed, device=device), target_cache, None, None)
-            else:
-                hidden = target.hidden_states(
-                    torch.tensor([fed], device=device), cache=target_cache
-                )
-                verified = target.lm_head(hidden[0])
+            fed = torch.tensor([[row.token_ids[-1], *proposals]], device=device)
+            verified = target_step(fed, target_cache, None, None)[0]  # one pass, k + 1 tokens
             verified = verified.float()[:, :usable]  # (k + 1, usable)
             counts.rounds += 1
             counts.target_passes += 1
@@ -328,11 +322,7 @@ class SpeculativeGenerator:
         if k == 0 or cache is None:
             return [], []
         device, usable = draft.wte.weight.device, self.target.tokenizer.vocab_size
-        if len(pending) == 1:
-            logits = step(torch.tensor(pending, device=device), cache, None, None)
-        else:
-            hidden = draft.hidden_states(torch.tensor([pending], device=device), cache=cache)
-            logits = draft.lm_head(hidden[:, -1])
+        logits = step(torch.tensor([pending], device=device), cache, None, None)[:, -1]
         proposals, drafts = [], []
         for j in range(k):
             logits = logits.float()[:, :usable]
