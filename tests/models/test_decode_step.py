@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
+from typing import NamedTuple
 
 import pytest
 import torch
 
 from genarch.errors import InvalidInputError
-from genarch.models import GPT
+from genarch.models import GPT, KVCache
 from genarch.models.decode_step import _fast_step, _module_step, step_function
 from genarch.training import apply_lora
 from models.gpt_testing import VARIANTS, one_torch_thread, tiny_model
@@ -21,8 +22,16 @@ def _one_thread() -> Iterator[None]:
         yield
 
 
-def decode(step: object, model: GPT, padded: bool) -> torch.Tensor:
-    """Prefill a left-padded batch of two prompts, then decode 6 tokens; the logits of each step."""
+class Prompts(NamedTuple):
+    """Two prompts (3 and 5 tokens) prefilled into an 11-slot cache, left-padded or not."""
+
+    cache: KVCache
+    last_logits: torch.Tensor  # (2, V)
+    key_mask: torch.Tensor | None  # (2, 11)
+    lengths: torch.Tensor | None  # real tokens per row when padded
+
+
+def prefilled(model: GPT, padded: bool) -> Prompts:
     short, long = torch.tensor([[5, 6, 7]]), torch.tensor([[9, 8, 7, 6, 5]])
     if padded:
         idx = torch.cat([torch.cat([torch.zeros(1, 2, dtype=torch.long), short], 1), long])
@@ -33,15 +42,20 @@ def decode(step: object, model: GPT, padded: bool) -> torch.Tensor:
     else:
         idx, key_mask, positions, lengths = long.repeat(2, 1), None, None, None
     cache = model.new_cache(2, 11)
-    outputs = []
     with torch.no_grad():
         hidden = model.hidden_states(idx, positions=positions, cache=cache, key_mask=key_mask)
-        tokens = model.lm_head(hidden[:, -1]).argmax(-1)
+        return Prompts(cache, model.lm_head(hidden[:, -1]), key_mask, lengths)
+
+
+def decode(step: object, model: GPT, padded: bool) -> torch.Tensor:
+    """Prefill a left-padded batch of two prompts, then decode 6 tokens; the logits of each step."""
+    cache, logits, key_mask, lengths = prefilled(model, padded)
+    outputs = []
+    with torch.no_grad():
         for i in range(6):
             at = None if lengths is None else lengths + i
-            logits = step(tokens, cache, at, key_mask)  # type: ignore[operator]
+            logits = step(logits.argmax(-1), cache, at, key_mask)  # type: ignore[operator]
             outputs.append(logits)
-            tokens = logits.argmax(-1)
     assert cache.length == 11
     return torch.stack(outputs)
 
@@ -87,25 +101,15 @@ def test_a_full_cache_is_refused() -> None:
 
 
 def several(step: object, model: GPT, padded: bool) -> torch.Tensor:
-    """Prefill as :func:`decode` does, then feed 3 tokens per row in one call, then 2 more."""
-    short, long = torch.tensor([[5, 6, 7]]), torch.tensor([[9, 8, 7, 6, 5]])
-    if padded:
-        idx = torch.cat([torch.cat([torch.zeros(1, 2, dtype=torch.long), short], 1), long])
-        key_mask = torch.ones(2, 10, dtype=torch.bool)
-        key_mask[0, :2] = False
-        lengths = torch.tensor([3, 5])
-        positions = (torch.arange(5) - (5 - lengths)[:, None]).clamp(min=0)
-    else:
-        idx, key_mask, positions, lengths = long.repeat(2, 1), None, None, None
-    cache = model.new_cache(2, 10)
+    """Prefill as :func:`decode` does, then feed 3 tokens per row in one call, then 3 more."""
+    cache, _, key_mask, lengths = prefilled(model, padded)
     outputs = []
     with torch.no_grad():
-        model.hidden_states(idx, positions=positions, cache=cache, key_mask=key_mask)
-        for fed in (torch.tensor([[1, 2, 3], [4, 5, 6]]), torch.tensor([[7, 8], [9, 10]])):
+        for fed in (torch.tensor([[1, 2, 3], [4, 5, 6]]), torch.tensor([[7, 8, 9], [9, 10, 11]])):
             at = None if lengths is None else lengths[:, None] + torch.arange(fed.shape[1])
             outputs.append(step(fed, cache, at, key_mask))  # type: ignore[operator]
             lengths = None if lengths is None else lengths + fed.shape[1]
-    assert cache.length == 10
+    assert cache.length == 11
     return torch.cat(outputs, dim=1)
 
 
@@ -121,7 +125,7 @@ def test_several_tokens_per_row_equal_the_module_path(name: str, padded: bool) -
     assert step_function(model).func is _fast_step  # type: ignore[attr-defined]
     fast = several(step_function(model), model, padded)
     general = several(partial(_module_step, model), model, padded)
-    assert fast.shape == (2, 5, model.config.vocab_size)
+    assert fast.shape == (2, 6, model.config.vocab_size)
     torch.testing.assert_close(fast, general, rtol=0, atol=1e-5)
 
 
