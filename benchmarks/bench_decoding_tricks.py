@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="shorter training, fewer repeats")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument(
-        "--k", type=int, nargs="+", default=None, help="draft tokens per round (4; full: 4 6)"
+        "--k", type=int, nargs="+", default=None, help="draft tokens per round (4; full: 4 6 8)"
     )
     parser.add_argument(
         "--train-seconds", type=float, default=None, help="target's training budget (draft: 1/3)"
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 7
-    draft_tokens = args.k or ([4] if args.quick else [4, 6])
+    draft_tokens = args.k or ([4] if args.quick else [4, 6, 8])
     target_steps, draft_steps = (150, 300) if args.quick else (1000, 2000)
     budget_s = args.train_seconds or (60.0 if args.quick else 300.0)
 
