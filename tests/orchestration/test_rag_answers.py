@@ -426,3 +426,20 @@ DECLINE_RECALL_FLOOR = 0.8
 DECLINE_PRECISION_FLOOR = 0.8
 LEXICAL_ACCURACY_FLOOR = 0.67
 LEXICAL_DECLINE_RECALL_FLOOR = 0.4
+
+
+def test_without_any_indentation_a_signature_describes_the_sentence_after_it() -> None:
+    # The quickstart answers from cleaned documents, whose indentation is gone: blocks
+    # cannot be seen, so "block" falls back to "sentence" (a regression found by the
+    # CLI test: "What does str.partition return?" was declined).
+    flat = "\n".join(line.strip() for line in ENTRY.splitlines())
+    assert flat != ENTRY
+    question = "What should __zebra__ return?"
+    encoder = Topics()
+    ExtractiveGenerator(heading_scope="block", encoder=encoder).compose(question, _sources(flat))
+    assert "object.__zebra__(self) Called to loop over stripes." in encoder.embedded
+    [block] = ExtractiveGenerator(max_sentences=1, heading_scope="block").compose(
+        question, _sources(flat)
+    )
+    [first] = ExtractiveGenerator(max_sentences=1).compose(question, _sources(flat))
+    assert block.text == first.text

@@ -144,6 +144,9 @@ def _terms(text: str) -> set[str]:
     return words | {f"symbol:{m.group(1)}" for m in _SYMBOL.finditer(text)}
 
 
+_INDENTED_LINE = re.compile(r"^[ \t]+\S", re.MULTILINE)
+
+
 def _indentation(text: str, position: int) -> int:
     """How far the line holding ``position`` is indented (its leading spaces)."""
     line = text.rfind("\n", 0, position) + 1
@@ -214,7 +217,9 @@ class ExtractiveConfig(Config):
             ``"block"``, every sentence indented under it ("This method
             should return ..." in the second paragraph of a method's entry)
             and no other (an indented grammar rule or code line is no
-            heading of the paragraph after it).
+            heading of the paragraph after it); in a text with no indented
+            line (indentation cleaned away), the first sentence after it, as
+            with ``"sentence"``.
     """
 
     max_sentences: Annotated[int, Field(ge=1)] = 2
@@ -355,19 +360,29 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
             # no sentence that is not (a grammar rule or code line is indented under
             # nothing; a section heading's words are the title's).
             block = -1  # the indentation of the heading whose block is open (-1: none)
+            indented = _INDENTED_LINE.search(text) is not None  # else blocks cannot be seen
+            headed = False  # the sentence before this one was a heading
             for start, end in sentence_spans(text):
                 sentence = text[start:end]
                 terms = _terms(sentence)
                 indent = _indentation(text, start)
                 inside = block >= 0 and indent > block
                 if block >= 0 and not inside:
-                    context, heading, block = set(), "", -1  # the heading's block has ended
+                    # The heading's block has ended. In text with no indented line at
+                    # all (indentation cleaned away, as the quickstart's is), blocks
+                    # cannot be seen: a heading then describes the sentence right
+                    # after it, as with "sentence".
+                    if not headed or indent < block or indented:
+                        context, heading = set(), ""
+                    block = -1
                 if not _is_prose(sentence):
                     if not inside:  # a code line inside a described block keeps its heading
                         context = terms
                         heading = " ".join(sentence.split())[:_HEADING_CHARS]
                         block = indent if config.heading_scope == "block" else -1
+                        headed = True
                     continue
+                headed = False
                 if end - start <= config.max_sentence_chars:
                     candidates.append((index, start, end, terms | context | title_terms))
                     described.append(prefix + f"{heading} {' '.join(sentence.split())}".strip())
