@@ -20,12 +20,16 @@ def write_many(path: str, worker: int, count: int) -> None:
 
 
 def record_until_killed(path: str, side_file: str) -> None:
-    """Record forever; append each id to ``side_file`` (fsynced) once ``record`` returned."""
+    """Record forever; append each id to ``side_file`` (fsynced) once ``record`` returned.
+
+    Each id is written between line breaks: SIGKILL can tear a write of a regular
+    file, and the next child's id must not run into the torn piece.
+    """
     with SQLiteFeedbackStore(path, key=KEY) as store, open(side_file, "a") as side:
         i = 0
         while True:
             feedback_id = store.record(Rating(prompt=f"#{i}", output="x" * 200, score=0.5))
-            side.write(feedback_id + "\n")
+            side.write(f"\n{feedback_id}\n")
             side.flush()
             os.fsync(side.fileno())
             i += 1

@@ -112,7 +112,11 @@ def test_every_id_record_returned_survives_sigkill(tmp_path: Path) -> None:
         assert child.pid is not None
         os.kill(child.pid, signal.SIGKILL)
         child.join()
-    returned = side.read_text().split()
+    # A kill can tear the side file's last write (seen once in CI: 13 hex digits of an
+    # id); a torn id was never fully reported, so only whole ids are checked.
+    written = side.read_text().split()
+    returned = [token for token in written if len(token) == 32]
+    assert len(written) - len(returned) <= 25  # at most one torn write per kill
     assert len(returned) > 25
     with store(path, key=feedback_workers.KEY) as feedback:
         stored = {s.id for s in feedback.scan()}
