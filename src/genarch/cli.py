@@ -35,19 +35,13 @@ def _quickstart(args: argparse.Namespace) -> int:
         return _quickstart_images(args)
     from pathlib import Path
 
-    from genarch.data import (
-        BPETrainer,
-        Chunker,
-        DataReport,
-        NearDeduplicator,
-        PiiRedactor,
-        QualityFilter,
-        TextCleaner,
-        Tokenize,
-        python_docs,
+    from genarch.data import BPETrainer, Chunker, DataReport, Tokenize, python_docs
+    from genarch.quickstart_report import (
+        Printer,
+        quickstart_corpus,
+        quickstart_settings,
+        write_run_folder,
     )
-    from genarch.pipeline import Pipeline
-    from genarch.quickstart_report import Printer, quickstart_settings, write_run_folder
     from genarch.schemas import Document
 
     started = time.perf_counter()
@@ -70,14 +64,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     )
     documents.append(ticket)
     say("added 1 synthetic support ticket with planted PII")
-    corpus = Pipeline(
-        [
-            ("clean", TextCleaner()),
-            ("quality", QualityFilter()),
-            ("dedup", NearDeduplicator()),
-            ("redact", PiiRedactor(mode="placeholder")),
-        ]
-    )
+    corpus = quickstart_corpus()
     run = corpus.run(documents)
     cleaned = run.collect()
     data_report = DataReport.from_trace(run.trace)

@@ -27,6 +27,7 @@ DOCS = [
     [
         data_processor_checks(TextCleaner(), DOCS, invalid_items=["raw string"], label="nfc"),
         data_processor_checks(TextCleaner(unicode_form="NFKC"), DOCS, label="nfkc"),
+        data_processor_checks(TextCleaner(keep_indentation=True), DOCS, label="indented"),
     ]
 )
 def test_text_cleaner_conforms(check):
@@ -51,10 +52,28 @@ def test_each_step_can_be_switched_off():
     assert clean_text(raw, TextCleanerConfig(normalize_whitespace=False)) == "a  b"
 
 
-@given(documents())
-def test_cleaning_is_idempotent(document):
-    once = list(TextCleaner().process([document]))
-    assert list(TextCleaner().process(once)) == once
+def test_keep_indentation_tidies_each_line_after_its_indentation():
+    raw = "\n \n  str.partition(sep)\n\n\n\n     Split  the string \t\n\tat sep.  \n   \n"
+    kept = clean_text(raw, TextCleanerConfig(keep_indentation=True))
+    assert kept == "  str.partition(sep)\n\n     Split the string\n\tat sep."
+    assert clean_text(raw) == "str.partition(sep)\n\nSplit the string\nat sep."
+
+
+@pytest.mark.parametrize("keep_indentation", [False, True])
+@given(document=documents())
+def test_cleaning_is_idempotent(keep_indentation, document):
+    cleaner = TextCleaner(keep_indentation=keep_indentation)
+    once = list(cleaner.process([document]))
+    assert list(cleaner.process(once)) == once
+
+
+@given(st.text())
+def test_kept_indentation_is_the_only_difference(text):
+    kept = clean_text(text, TextCleanerConfig(keep_indentation=True))
+    assert "\r" not in kept
+    assert not kept.startswith("\n")
+    assert not kept.endswith((" ", "\n"))
+    assert [line.lstrip() for line in kept.split("\n")] == clean_text(text).split("\n")
 
 
 @given(st.text())

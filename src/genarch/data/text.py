@@ -38,12 +38,19 @@ class TextCleanerConfig(Config):
         remove_control: drop control characters other than newline and tab.
         normalize_whitespace: turn runs of spaces/tabs into one space, strip
             line ends, keep at most one blank line between paragraphs, strip the text.
+        keep_indentation: with ``normalize_whitespace``, leave each line's
+            leading spaces and tabs as they are (runs inside the line are still
+            collapsed). Indentation is structure in documentation, code and
+            grammar rules: a signature and the paragraph indented under it, a code
+            example. Retrieval that scopes sentences by indentation (the RAG
+            quickstart) needs it kept.
     """
 
     unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = "NFC"
     remove_invisible: bool = True
     remove_control: bool = True
     normalize_whitespace: bool = True
+    keep_indentation: bool = False
 
 
 def clean_text(text: str, config: TextCleanerConfig | None = None) -> str:
@@ -72,11 +79,23 @@ def clean_text(text: str, config: TextCleanerConfig | None = None) -> str:
         text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     if config.unicode_form is not None:
         text = unicodedata.normalize(config.unicode_form, text)
-    if config.normalize_whitespace:
+    if config.normalize_whitespace and config.keep_indentation:
+        text = "\n".join(_tidy_line(line) for line in text.split("\n"))
+        text = _MANY_NEWLINES.sub("\n\n", text).strip("\n")
+    elif config.normalize_whitespace:
         text = _HORIZONTAL_SPACE.sub(" ", text)
         text = _SPACE_AROUND_NEWLINE.sub("\n", text)
         text = _MANY_NEWLINES.sub("\n\n", text).strip()
     return text
+
+
+def _tidy_line(line: str) -> str:
+    """One line with its indentation kept: inner runs of space as one, no trailing space,
+    and nothing at all where the line is blank."""
+    rest = line.lstrip()
+    indentation = line[: len(line) - len(rest)]
+    rest = _HORIZONTAL_SPACE.sub(" ", rest).rstrip()
+    return f"{indentation}{rest}" if rest else ""
 
 
 class TextCleaner(Configured[TextCleanerConfig]):
