@@ -9,16 +9,21 @@ questions with an answer span, and Python questions that the documentation
 does not answer):
 
 * the quickstart's assistant (:func:`genarch.orchestration.quickstart.quickstart_rag`):
-  BM25 over chunks with their topic's title, operator symbols counted and
-  word forms folded (``stem=True``), k=12, extractive answers scored by words
-  (stemmed, operator symbols included), by all-MiniLM-L6-v2 similarity of the
-  question to the 24 sentences with the most of its words (each embedded with
-  its topic's title and, under a signature line, with that line:
-  ``heading_scope="block"``) and by the similarity of the question to the
-  sentence's topic title, declining when no sentence scores well enough,
+  hybrid retrieval, the reciprocal-rank fusion of BM25 over chunks with their
+  topic's title (operator symbols counted, word forms folded: ``stem=True``)
+  and all-MiniLM-L6-v2 over every titled chunk, BM25 counting twice
+  (:data:`~genarch.orchestration.quickstart.HYBRID_WEIGHTS`), k=12; extractive
+  answers scored by words (stemmed, operator symbols included), by
+  all-MiniLM-L6-v2 similarity of the question to the 24 sentences with the
+  most of its words (each embedded with its topic's title and, under a
+  signature line, with that line: ``heading_scope="block"``) and by the
+  similarity of the question to the sentence's topic title, declining when
+  no sentence scores well enough,
+* the same over the titled BM25 alone (``retrieval="bm25"``: what it was
+  before hybrid retrieval),
 * the same without the ``embeddings`` extra (``encoder="none"``: words only),
-* ablations: the quickstart's previous retrieval and settings (BM25 without
-  stemming, k=8, every candidate sentence embedded without its title,
+* ablations: hybrid retrieval with equal weights, the quickstart's previous
+  retrieval and settings (BM25 without stemming, k=8, every candidate sentence embedded without its title,
   threshold 0.48), last session's quickstart (16 sentences embedded, a
   heading read with the first sentence after it only), the quickstart with
   every candidate sentence embedded (no shortlist), without the title in the
@@ -47,11 +52,8 @@ chunks read, similarity and title weights, coverage, and the decline threshold
 ``min_confidence``) on the calibration half only, by one documented rule, and
 prints them next to the shipped
 :data:`~genarch.orchestration.quickstart.SEMANTIC_SETTINGS`.
-``--quick`` runs only the quickstart's two assistants and the tutorial's;
-``--hybrid`` adds the quickstart's answers over hybrid retrieval
-(reciprocal-rank fusion of its titled BM25 and all-MiniLM-L6-v2 over every
-titled chunk; embedding the corpus takes about a minute on 2 CPU cores).
-``--union`` adds the quickstart's answers over a union instead (:class:`UnionRetriever`:
+``--quick`` runs only the quickstart's three assistants and the tutorial's;
+``--union`` adds the quickstart's answers over a union of its two retrievers (:class:`UnionRetriever`:
 the titled BM25's k=12 as today plus the ``m`` best MiniLM chunks BM25 did not
 return), and the same with the extra chunks allowed to answer only when their
 best sentence beats the BM25 chunks' by a margin (:class:`MarginRAG`).
@@ -103,12 +105,10 @@ from genarch.orchestration.rag_evaluation import (
     verify_questions,
 )
 from genarch.orchestration.retrievers import (
-    DenseRetriever,
     HybridRetriever,
     TitledRetriever,
     document_titles,
 )
-from genarch.orchestration.vectorstore import ExactVectorStore
 from genarch.protocols import Retriever
 from genarch.quickstart_report import quickstart_corpus
 from genarch.schemas import ScoredChunk
@@ -177,6 +177,9 @@ class MarginRAG(RAG):
         )
         return second if self._confidence(second) >= floor + self.margin else first
 
+
+#: the quickstart's assistant, as the results name it
+QUICKSTART = "quickstart (hybrid: titled bm25 + MiniLM chunks; MiniLM sentences)"
 
 #: the extra dense chunks (``m``) and margins ``--union`` compares (the margin
 #: variant with the lowest margin that costs nothing on the calibration half).
@@ -258,7 +261,10 @@ def _lowest_threshold(rows: list[Any], needed: int) -> dict[str, Any] | None:
 
 
 def calibrate(
-    documents: Any, encoder: CachedEncoder, questions: list[LabelledQuestion]
+    documents: Any,
+    encoder: CachedEncoder,
+    retriever: Retriever,
+    questions: list[LabelledQuestion],
 ) -> dict[str, Any]:
     """The quickstart's settings chosen on ``questions`` (the calibration half) by one rule.
 
@@ -274,7 +280,6 @@ def calibrate(
     """
     needed = math.ceil(DECLINE_GOAL * sum(not q.answerable for q in questions) - 1e-9)
     results = []
-    retriever = quickstart_rag(documents, encoder="none").retriever
     titles = document_titles(documents)
     for k, weight, title_weight, coverage in itertools.product(*CALIBRATION_GRID.values()):
         settings: dict[str, Any] = {
@@ -390,14 +395,9 @@ def main() -> None:
         help="re-choose the semantic settings on the calibration half",
     )
     parser.add_argument(
-        "--hybrid",
-        action="store_true",
-        help="also the quickstart's answers over hybrid retrieval (embeds the whole corpus: ~45 s)",
-    )
-    parser.add_argument(
         "--union",
         action="store_true",
-        help="also the quickstart's answers over its BM25 k=12 plus a few MiniLM chunks",
+        help="also answers over the quickstart's BM25 k=12 plus a few MiniLM chunks",
     )
     parser.add_argument(
         "--embedding-cache",
@@ -437,15 +437,25 @@ def main() -> None:
     if args.embedding_cache:
         minilm = CachedExtractor(minilm, args.embedding_cache)
     encoder = CachedEncoder(minilm)
+    quickstart = quickstart_rag(documents, encoder=encoder)
+    print(
+        f"the quickstart's assistant, built (every chunk embedded): {time.perf_counter() - started:.1f} s"
+    )
+    assert isinstance(quickstart.retriever, HybridRetriever)
+    bm25_only = quickstart_rag(documents, encoder=encoder, retrieval="bm25")
+    dense = quickstart.retriever.retrievers[1]  # MiniLM over every titled chunk
     pipelines: dict[str, RAG] = {
-        "quickstart (titled bm25 + MiniLM sentences)": quickstart_rag(documents, encoder=encoder),
+        QUICKSTART: quickstart,
+        "quickstart with bm25 retrieval only": bm25_only,
         "quickstart without the embeddings extra": quickstart_rag(documents, encoder="none"),
     }
     chunks = list(Chunker(max_tokens=128, overlap_tokens=16).process(documents))
     bm25 = BM25Retriever(stopwords=()).fit(chunks)
     if not args.quick:
         titles = document_titles(documents)
-        quickstart = pipelines["quickstart (titled bm25 + MiniLM sentences)"]
+        pipelines["ablation: hybrid with equal weights"] = RAG(
+            HybridRetriever([bm25_only.retriever, dense]), quickstart.generator, k=QUICKSTART_K
+        )
         unstemmed = TitledRetriever(
             BM25Retriever(stopwords=(), token_pattern=OPERATOR_TOKEN_PATTERN), titles
         ).fit(list(Chunker(max_tokens=128, overlap_tokens=16).process(documents)))
@@ -474,27 +484,15 @@ def main() -> None:
         semantic = ExtractiveGenerator(before, encoder=encoder)
         pipelines["ablation: plain bm25 k=4 + MiniLM sentences"] = RAG(bm25, semantic, k=4)
         pipelines["ablation: plain bm25 k=8 + MiniLM sentences"] = RAG(bm25, semantic, k=8)
-    if args.hybrid or args.union:
-        quickstart = pipelines["quickstart (titled bm25 + MiniLM sentences)"]
-        titles = document_titles(documents)
-        store = ExactVectorStore(dim=encoder.dim, metric="cosine")
-        embedding = time.perf_counter()
-        dense = TitledRetriever(DenseRetriever(encoder, store), titles).fit(chunks)
-        print(f"MiniLM over {len(chunks)} titled chunks: {time.perf_counter() - embedding:.1f} s")
-    if args.hybrid:
-        # Reciprocal-rank fusion of the titled BM25 and MiniLM over every titled chunk.
-        pipelines["hybrid: titled bm25 + MiniLM chunks (RRF), quickstart answers"] = RAG(
-            HybridRetriever([quickstart.retriever, dense]), quickstart.generator, k=QUICKSTART_K
-        )
     if args.union:
         for extra in UNION_EXTRAS:
-            union = UnionRetriever(quickstart.retriever, dense, extra)
+            union = UnionRetriever(bm25_only.retriever, dense, extra)
             pipelines[f"union: titled bm25 k=12 + {extra} MiniLM chunks, quickstart answers"] = RAG(
                 union, quickstart.generator, k=QUICKSTART_K
             )
             pipelines[
                 f"union, {extra} MiniLM chunks that answer only by a margin of {UNION_MARGIN}"
-            ] = MarginRAG(quickstart, union, UNION_MARGIN)
+            ] = MarginRAG(bm25_only, union, UNION_MARGIN)
     pipelines["tutorial (bm25 + extractive)"] = RAG(bm25, ExtractiveGenerator(max_sentences=2), k=4)
     build_s = time.perf_counter() - started
 
@@ -530,7 +528,9 @@ def main() -> None:
         print(f"{name}: errors on answerable questions: {results[name]['errors']}")
     calibrated = None
     if args.calibrate:
-        calibrated = calibrate(documents, encoder, halves(questions)["calibration"])
+        calibrated = calibrate(
+            documents, encoder, quickstart.retriever, halves(questions)["calibration"]
+        )
         print(
             f"calibrated on the calibration half: {calibrated['chosen']}; "
             f"shipped: {SEMANTIC_SETTINGS}, k={QUICKSTART_K}"

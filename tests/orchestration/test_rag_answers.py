@@ -182,6 +182,40 @@ def test_operator_symbols_in_the_question_choose_the_sentence():
     assert other.text == "The * operator yields."
 
 
+def test_an_answer_that_ends_in_a_colon_shows_what_it_introduces():
+    text = (
+        'The "from" form uses a slightly more complex process:\n\n'
+        '1. find the module specified in the "from" clause, loading\n   it if necessary.\n\n'
+        '2. for each identifier of the "from" clause, look it up in the module and bind '
+        "the name in the local namespace."
+    )
+    question = 'What process does the "from" form of import use?'
+    generator = ExtractiveGenerator(min_support=0.0, relative_support=0.0)
+    [first, second] = generator.compose(question, _sources(text))
+    assert first.text == (
+        'The "from" form uses a slightly more complex process: 1. find the module specified '
+        'in the "from" clause, loading it if necessary.'
+    )
+    citation = first.citations[0]
+    assert text[citation.start : citation.end] == citation.quote
+    # the next answer is not the first item again ("1." and "2." are no sentences)
+    assert second.text.startswith('for each identifier of the "from" clause')
+
+
+def test_what_a_colon_introduces_is_taken_only_while_it_is_short():
+    long_item = "Short first sentence. " + "Then words " * 40 + "end."
+    too_long = "Words " * 80 + "end."
+    question = "Which process does it use?"
+    for following, expected in (
+        (long_item, "It uses this process: Short first sentence."),
+        (too_long, "It uses this process:"),
+        ("", "It uses this process:"),
+    ):
+        text = f"It uses this process:\n\n{following}".strip()
+        [statement] = ExtractiveGenerator(max_sentences=1).compose(question, _sources(text))
+        assert statement.text == expected
+
+
 # ------------------------------------------------------------------ semantic answer selection
 
 
@@ -421,7 +455,7 @@ def test_without_the_embeddings_extra_the_quickstart_still_answers(questions, do
 # right, 10/10 declined, every decline right; words only 23/31 right, 6/10 declined.
 # The floors leave a margin of about two questions. (On the whole held-out half,
 # 41 + 12 questions: MiniLM 34/41 right, 12/12 declined; words only 30/41, 8/12.)
-ACCURACY_FLOOR = 0.8
+ACCURACY_FLOOR = 0.83
 DECLINE_RECALL_FLOOR = 0.8
 DECLINE_PRECISION_FLOOR = 0.8
 LEXICAL_ACCURACY_FLOOR = 0.67
@@ -429,9 +463,9 @@ LEXICAL_DECLINE_RECALL_FLOOR = 0.4
 
 
 def test_without_any_indentation_a_signature_describes_the_sentence_after_it() -> None:
-    # The quickstart answers from cleaned documents, whose indentation is gone: blocks
+    # Documents cleaned with their indentation gone (TextCleaner's default): blocks
     # cannot be seen, so "block" falls back to "sentence" (a regression found by the
-    # CLI test: "What does str.partition return?" was declined).
+    # CLI test, which cleaned them so then: "What does str.partition return?" was declined).
     flat = "\n".join(line.strip() for line in ENTRY.splitlines())
     assert flat != ENTRY
     question = "What should __zebra__ return?"

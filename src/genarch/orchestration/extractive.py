@@ -53,7 +53,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import torch
@@ -172,6 +172,30 @@ def _is_prose(sentence: str) -> bool:
     )
 
 
+def _continuation_end(text: str, end: int) -> int:
+    """Where an answer ending at ``end`` ends once it shows what it introduces.
+
+    A sentence that ends in a colon ("The syntax is:", "The from form uses a
+    slightly more complex process:") says nothing by itself: it takes the
+    paragraph after it (a list item, a grammar rule, an example), or that
+    paragraph's first sentence when the paragraph is long. Nothing is taken
+    past ``_CONTINUATION_CHARS`` or the end of ``text``; any other sentence ends
+    where it ends.
+    """
+    if not text[:end].rstrip("\"')]\u201d\u2019").endswith(":"):
+        return end
+    rest = text[end:]
+    start = len(rest) - len(rest.lstrip())
+    blank = _PARAGRAPH.search(rest, start)
+    paragraph = rest[start : blank.start() if blank else len(rest)].rstrip()
+    if paragraph and len(paragraph) > _CONTINUATION_CHARS:
+        spans = sentence_spans(paragraph)
+        paragraph = paragraph[: spans[0][1]] if spans else ""
+    if not paragraph or len(paragraph) > _CONTINUATION_CHARS:
+        return end
+    return end + start + len(paragraph)
+
+
 class ExtractiveConfig(Config):
     """Settings of :class:`ExtractiveGenerator`.
 
@@ -236,6 +260,7 @@ class ExtractiveConfig(Config):
 
 
 _CACHE_LIMIT = 50_000  # embedded sentences kept per generator
+_CONTINUATION_CHARS = 300  # the most an answer that ends in a colon takes of what follows
 _HEADING_CHARS = 200  # the most of a heading line embedded with the sentence after it
 _SHORTLIST_RANK_PENALTY = 0.01  # per source place, when ranking sentences for the shortlist
 
@@ -473,9 +498,13 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
             if picks and pick.support < config.relative_support * picks[0].support:
                 break
             key = " ".join(texts[pick.index][pick.start : pick.end].split())
-            if key in seen:  # overlapping chunks (and topics) repeat sentences
+            if key in seen or any(  # overlapping chunks (and topics) repeat sentences
+                p.index == pick.index and p.start <= pick.start < p.end for p in picks
+            ):
                 continue
             seen.add(key)
+            # An answer ending in a colon shows what it introduces.
+            pick = replace(pick, end=_continuation_end(texts[pick.index], pick.end))
             picks.append(pick)
             if len(picks) == config.max_sentences:
                 break
