@@ -95,7 +95,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     from genarch.orchestration import format_result, quickstart_answers
 
-    say.heading(f"answer: retrieval-augmented answers with citations (titled BM25 + {writer_name})")
+    say.heading(f"answer: retrieval-augmented answers with citations ({writer_name})")
     try:
         results = quickstart_answers(cleaned, QUESTIONS, generator=writer)
     finally:
@@ -145,7 +145,7 @@ def _answer_writer(args: argparse.Namespace) -> tuple[Any, str]:
     if args.llm_url is None:
         if args.llm_model is not None:
             raise InvalidInputError("--llm-model needs --llm-url (the server's API root)")
-        return None, "extractive answers, MiniLM-scored when installed"
+        return None, "extractive; hybrid BM25 + MiniLM retrieval with the embeddings extra"
     if not args.llm_model:
         raise InvalidInputError(
             f"--llm-url {args.llm_url} needs --llm-model NAME (a model id the server lists "

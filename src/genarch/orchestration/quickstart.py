@@ -123,7 +123,7 @@ LEXICAL_MIN_COVERAGE = 0.7
 #: (``^``, ``__getattr__``), the encoder those put in other words than the
 #: documentation's. Measured by ``benchmarks/eval_rag.py``: the answer's passage
 #: is among the 12 chunks read for all 106 answerable questions, against 99 with
-#: BM25 alone. Equal weights lost two right answers on the calibration half.
+#: BM25 alone. Equal weights lost a right answer on the calibration half.
 HYBRID_WEIGHTS = (2.0, 1.0)
 
 Encoder = FeatureExtractor[str] | Literal["minilm", "none"]
