@@ -190,6 +190,7 @@ def _train_and_sample(
             n_layer=settings["n_layer"],
             n_head=settings["n_head"],
             n_embd=settings["n_embd"],
+            dropout=settings["dropout"],
         )
     )
     steps = settings["train_steps"]
@@ -197,7 +198,10 @@ def _train_and_sample(
         LanguageModeling(model),
         max_steps=steps,
         batch_size=settings["batch_size"],
-        optimizer={"learning_rate": settings["learning_rate"]},
+        optimizer={
+            "learning_rate": settings["learning_rate"],
+            "weight_decay": settings["weight_decay"],
+        },
         schedule={"warmup_steps": settings["warmup_steps"], "decay": "cosine", "min_factor": 0.1},
         progress=not args.quiet,
     )

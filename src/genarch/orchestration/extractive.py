@@ -7,7 +7,8 @@ words to the sentence after it, or to those indented under it:
 ``heading_scope``) — each question word weighted by its
 inverse frequency among the candidate sentences, so rare words count more —
 and answers with the best ``max_sentences`` sentences whose support reaches
-``min_support``. With none, there is no answer, and
+``min_support`` (a sentence that ends in a colon, "The syntax is:", takes
+the short paragraph it introduces). With none, there is no answer, and
 :class:`~genarch.orchestration.rag.RAG` returns
 :class:`~genarch.orchestration.citations.NotFound`.
 
