@@ -33,20 +33,9 @@ def _figures(stdout):
 
 
 def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
-    # a reduced size (10 steps) keeps CI fast; the default trains for about 2 minutes
+    # the default settings, as the README runs them (about 90 s of training on 2 cores)
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "genarch",
-            "quickstart",
-            "--train-steps",
-            "10",
-            "--vocab-size",
-            "1024",
-            "--out",
-            str(tmp_path / "run"),
-        ],
+        [sys.executable, "-m", "genarch", "quickstart", "--out", str(tmp_path / "run")],
         capture_output=True,
         text=True,
         timeout=600,
@@ -55,7 +44,7 @@ def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
     assert "loaded 79 documents" in out.stdout
     assert "PII redacted: CREDIT_CARD 1, EMAIL 1, IBAN 1, PHONE 1" in out.stdout
     assert "trained 1,024 tokens" in out.stdout
-    assert "10 steps" in out.stdout
+    assert "1000 steps" in out.stdout
     assert "sample: The list" in out.stdout
     assert "[1] string-methods chars" in out.stdout  # a cited answer
     assert "not found in the sources" in out.stdout  # the question the docs cannot answer
@@ -67,8 +56,11 @@ def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
     assert found, out.stdout
     gpt, counts, mixed = (float(found[i]) for i in (1, 2, 3))
     assert abs(mixed - bits_per_byte) <= 0.0015  # one printed to 3 places, one rounded twice
-    assert counts < 1.7  # deterministic: the counts need no training steps
-    assert mixed < gpt  # after 10 steps the GPT knows little; the mixture still helps
+    # the goal is 1.6 held out; deterministic: measured 1.563 (GPT), 1.588, 1.308 (mixture)
+    assert gpt < 1.6
+    assert counts < 1.62
+    assert mixed < 1.4
+    assert mixed < min(gpt, counts)
     assert math.isfinite(perplexity)
     assert 1 < perplexity <= 1024 * 2
     # the run folder holds every file it promises, and the last line says where it is
@@ -80,7 +72,7 @@ def test_quickstart_runs_the_real_job_on_python_docs(tmp_path):
     for name in REPORT_FILES[1:]:
         assert f"({name})" in report, name  # report.md links every other file
     # progress off a terminal: plain lines, no carriage returns
-    assert "step 10/10" in out.stderr
+    assert "step 1000/1000" in out.stderr
     assert "\r" not in out.stderr + out.stdout
 
 
