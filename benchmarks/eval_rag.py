@@ -59,7 +59,7 @@ the titled BM25's k=12 as today plus the ``m`` best MiniLM chunks BM25 did not
 return), and the same with the extra chunks allowed to answer only when their
 best sentence beats the BM25 chunks' by a margin (:class:`MarginRAG`).
 ``--corpus cli`` answers from the documents as ``genarch quickstart`` prepares
-them (:func:`~genarch.quickstart_report.quickstart_corpus`: cleaned with
+them (:func:`~genarch.data.quickstart_corpus`: cleaned with
 indentation kept, filtered, deduplicated) instead of ``python_docs()`` as published.
 ``--embedding-cache PATH`` keeps every vector in a SQLite file
 (:class:`~genarch.features.CachedExtractor`), so a second run embeds nothing.
@@ -84,7 +84,7 @@ from typing import Any
 import torch
 
 import genarch
-from genarch.data import Chunker, python_docs
+from genarch.data import Chunker, python_docs, quickstart_corpus
 from genarch.features import CachedExtractor, load_minilm
 from genarch.orchestration.bm25 import BM25Retriever
 from genarch.orchestration.citations import Answer, NotFound
@@ -111,7 +111,6 @@ from genarch.orchestration.retrievers import (
     document_titles,
 )
 from genarch.protocols import Retriever
-from genarch.quickstart_report import quickstart_corpus
 from genarch.schemas import ScoredChunk
 
 

@@ -35,10 +35,16 @@ def _quickstart(args: argparse.Namespace) -> int:
         return _quickstart_images(args)
     from pathlib import Path
 
-    from genarch.data import BPETrainer, Chunker, DataReport, Tokenize, python_docs
+    from genarch.data import (
+        BPETrainer,
+        Chunker,
+        DataReport,
+        Tokenize,
+        python_docs,
+        quickstart_corpus,
+    )
     from genarch.quickstart_report import (
         Printer,
-        quickstart_corpus,
         quickstart_settings,
         write_run_folder,
     )

@@ -22,13 +22,10 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from genarch._io import atomic_write_bytes
 from genarch.errors import InvalidInputError
-
-if TYPE_CHECKING:
-    from genarch.pipeline import Pipeline
 
 __all__ = [
     "QUICKSTART_SETTINGS",
@@ -36,7 +33,6 @@ __all__ = [
     "SAMPLE",
     "Printer",
     "curve_png",
-    "quickstart_corpus",
     "quickstart_settings",
     "write_run_folder",
 ]
@@ -83,32 +79,6 @@ QUICKSTART_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 SAMPLE = {"prompt": "The list", "max_new_tokens": 48, "temperature": 0.5, "top_k": 20, "seed": 0}
-
-
-def quickstart_corpus() -> Pipeline:
-    """The pipeline ``genarch quickstart`` prepares its documents with: clean, keep the
-    good ones, drop near duplicates, redact PII. The model trains on what comes out and the
-    assistant answers from it.
-
-    Indentation is kept (``TextCleaner(keep_indentation=True)``): answer selection reads a
-    signature as the heading of the block indented under it
-    (:attr:`~genarch.orchestration.ExtractiveConfig.heading_scope`).
-
-    Example:
-        >>> quickstart_corpus().names
-        ('clean', 'quality', 'dedup', 'redact')
-    """
-    from genarch.data import NearDeduplicator, PiiRedactor, QualityFilter, TextCleaner
-    from genarch.pipeline import Pipeline
-
-    return Pipeline(
-        [
-            ("clean", TextCleaner(keep_indentation=True)),
-            ("quality", QualityFilter()),
-            ("dedup", NearDeduplicator()),
-            ("redact", PiiRedactor(mode="placeholder")),
-        ]
-    )
 
 
 class Printer:

@@ -6,7 +6,13 @@ Every processor here implements :class:`~genarch.protocols.DataProcessor`.
 from genarch.data.bpe import BPETrainer, BPETrainerConfig
 from genarch.data.byte_tokenizer import ByteTokenizer, ByteTokenizerConfig
 from genarch.data.chunking import Chunker, ChunkerConfig, count_word_pieces
-from genarch.data.datasets import Split, load_text_files, python_docs, train_validation_split
+from genarch.data.datasets import (
+    Split,
+    load_text_files,
+    python_docs,
+    quickstart_corpus,
+    train_validation_split,
+)
 from genarch.data.dedup import (
     DuplicateCluster,
     DuplicateMatch,
@@ -107,6 +113,7 @@ __all__ = [
     "normalize_for_matching",
     "pack_blocks",
     "python_docs",
+    "quickstart_corpus",
     "redact_pii",
     "standard_encoding_cache_paths",
     "swiss_roll",

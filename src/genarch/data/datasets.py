@@ -10,11 +10,15 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genarch.errors import InvalidInputError, NotFoundError
 from genarch.schemas import Document, Record
 
-__all__ = ["Split", "load_text_files", "python_docs", "train_validation_split"]
+if TYPE_CHECKING:
+    from genarch.pipeline import Pipeline
+
+__all__ = ["Split", "load_text_files", "python_docs", "quickstart_corpus", "train_validation_split"]
 
 
 def python_docs() -> list[Document]:
@@ -35,6 +39,35 @@ def python_docs() -> list[Document]:
         Document(id=name, text=text, metadata={"source": "pydoc_data.topics", "topic": name})
         for name, text in sorted(topics.items())
     ]
+
+
+def quickstart_corpus() -> Pipeline:
+    """The pipeline ``genarch quickstart`` prepares its documents with: clean, keep the
+    good ones, drop near duplicates, redact PII. The model trains on what comes out and the
+    assistant answers from it.
+
+    Indentation is kept (``TextCleaner(keep_indentation=True)``): answer selection reads a
+    signature as the heading of the block indented under it
+    (:attr:`~genarch.orchestration.ExtractiveConfig.heading_scope`).
+
+    Example:
+        >>> quickstart_corpus().names
+        ('clean', 'quality', 'dedup', 'redact')
+    """
+    from genarch.data.dedup import NearDeduplicator
+    from genarch.data.pii_redaction import PiiRedactor
+    from genarch.data.quality import QualityFilter
+    from genarch.data.text import TextCleaner
+    from genarch.pipeline import Pipeline
+
+    return Pipeline(
+        [
+            ("clean", TextCleaner(keep_indentation=True)),
+            ("quality", QualityFilter()),
+            ("dedup", NearDeduplicator()),
+            ("redact", PiiRedactor(mode="placeholder")),
+        ]
+    )
 
 
 def load_text_files(
