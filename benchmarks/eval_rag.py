@@ -23,7 +23,8 @@ does not answer):
   before hybrid retrieval),
 * the same without the ``embeddings`` extra (``encoder="none"``: words only),
 * ablations: hybrid retrieval with equal weights, the quickstart's previous
-  retrieval and settings (BM25 without stemming, k=8, every candidate sentence embedded without its title,
+  retrieval and settings (BM25 without stemming, k=8, every candidate
+  sentence embedded without its title,
   threshold 0.48), last session's quickstart (16 sentences embedded, a
   heading read with the first sentence after it only), the quickstart with
   every candidate sentence embedded (no shortlist), without the title in the
@@ -266,7 +267,7 @@ def calibrate(
     retriever: Retriever,
     questions: list[LabelledQuestion],
 ) -> dict[str, Any]:
-    """The quickstart's settings chosen on ``questions`` (the calibration half) by one rule.
+    """The quickstart's settings chosen on ``questions`` (:func:`calibration_set`) by one rule.
 
     For every setting of :data:`CALIBRATION_GRID` (chunks read ``k``, the
     similarity weight, the topic-title weight, the share of the question's
@@ -276,7 +277,8 @@ def calibrate(
     one with the most right answers wins (ties: fewer answerable questions
     declined, then the similarity and title weights closest to
     :data:`PREVIOUS_SETTINGS`, the smaller k, the higher coverage: the
-    smallest change). The held-out half plays no part, nor do "fresh" and "fresh_3".
+    smallest change). The held-out half plays no part, nor do "fresh", "fresh_3"
+    and "fresh_4".
     """
     needed = math.ceil(DECLINE_GOAL * sum(not q.answerable for q in questions) - 1e-9)
     results = []
