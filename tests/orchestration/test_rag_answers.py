@@ -405,6 +405,10 @@ def test_an_encoder_without_extract_is_refused():
         ExtractiveGenerator(encoder=object())  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="'minilm', 'none' or a FeatureExtractor"):
         quickstart_rag([], encoder="bert")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="retrieval 'auto', 'bm25' or 'hybrid'"):
+        quickstart_rag([], retrieval="dense")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="needs a sentence encoder"):
+        quickstart_rag([], encoder="none", retrieval="hybrid")
 
 
 # ------------------------------------------------------------------ figures on the held-out half

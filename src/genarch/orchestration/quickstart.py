@@ -233,8 +233,8 @@ def quickstart_rag(
     (:func:`~genarch.orchestration.citations.light_stem`: "float" finds
     "Floating"). With a sentence encoder, it is fused with the encoder's
     ranking of every titled chunk (:data:`HYBRID_WEIGHTS`); building that
-    index embeds every chunk once (about a minute for Python's documentation
-    on 2 CPU cores). Answers are extracted from the ``k`` retrieved chunks; with a
+    index embeds every chunk once (20-30 s for Python's documentation on 2
+    idle CPU cores). Answers are extracted from the ``k`` retrieved chunks; with a
     sentence encoder, by :data:`SEMANTIC_SETTINGS`,
     with the topic titles as the generator's ``titles`` (the title prior);
     without one, by the words they share with the question, declining under
