@@ -216,6 +216,32 @@ def test_what_a_colon_introduces_is_taken_only_while_it_is_short():
         assert statement.text == expected
 
 
+def test_code_that_reads_like_a_sentence_is_no_answer():
+    # The lines of an interactive example, a function header and a call
+    # standing alone end in "." or ")" and are mostly letters, but are code.
+    example = (
+        "   >>> def f():\n"
+        "   ...     try:\n"
+        "   ...         return 'try'\n"
+        "   ...     finally:\n"
+        "   ...         return 'finally'\n"
+        "   ...\n"
+        "   >>> f()\n"
+        "   'finally'\n\n"
+        "   def handler(self, value): print('value is set, finally.')\n\n"
+        "   print('Case 4, I return finally!')\n\n"
+        'A "return" in the "finally" clause is the last one executed, so it wins.'
+    )
+    generator = ExtractiveGenerator(max_sentences=3, min_support=0.0, relative_support=0.0)
+    statements = generator.compose("Which return wins, try or finally?", _sources(example))
+    assert [s.text for s in statements] == [
+        'A "return" in the "finally" clause is the last one executed, so it wins.'
+    ]
+    # a parenthesised remark or a sentence that names a call is still prose
+    prose = '(See the "print()" function.) It calls "print(value)" to show the value.'
+    assert len(generator.compose("How is the value shown by print?", _sources(prose))) == 2
+
+
 # ------------------------------------------------------------------ semantic answer selection
 
 

@@ -158,6 +158,13 @@ def _indentation(text: str, position: int) -> int:
 
 _FINISHED = re.compile(r"[.!?:][\"')\]\u201d\u2019]*\Z")
 
+# Code that reads like a finished sentence: a line of an interactive example
+# (">>> try:", "...     raise TypeError"; a span that runs into the next line's
+# "..." prompt is one too), a function or class header, or a call standing
+# alone ("print('Case 4, I match anything!')").
+_PROMPT_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.)(?=\s|\Z)", re.MULTILINE)
+_CODE_STATEMENT = re.compile(r"(?:async\s+)?(?:def|class)\s+\w+\s*[(:\[]|[\w.]+\(.*\)\Z", re.DOTALL)
+
 
 def _is_prose(sentence: str) -> bool:
     """A finished sentence of mostly letters: not a signature, table row, grammar
@@ -170,6 +177,8 @@ def _is_prose(sentence: str) -> bool:
         and "::=" not in sentence
         and sentence.count("|") < 2
         and not re.search(r"[*=~^+-]{4,}", sentence)
+        and not _PROMPT_LINE.search(sentence)
+        and not _CODE_STATEMENT.match(sentence)
     )
 
 
