@@ -18,6 +18,20 @@ settings.register_profile(
 settings.load_profile("genarch")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point genarch's cache (``default_embedding_cache``) at a folder of this
+    session, so tests never write to the user's ``~/.cache`` (the quickstart's
+    runs share its vectors, as a user's runs do)."""
+    saved = os.environ.get("GENARCH_CACHE_DIR")
+    os.environ["GENARCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("genarch-cache"))
+    yield
+    if saved is None:
+        del os.environ["GENARCH_CACHE_DIR"]
+    else:
+        os.environ["GENARCH_CACHE_DIR"] = saved
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """Run a test on one torch thread. Tiny models run fastest that way: OpenMP

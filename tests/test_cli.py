@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import genarch
 from genarch.cli import main
 from genarch.quickstart_report import REPORT_FILES
@@ -102,6 +104,47 @@ def test_quickstart_quiet_prints_only_the_summary(tmp_path, capsys):
     assert lines[1].startswith("sample: The list")
     assert lines[-1] == f"run report: {tmp_path / 'report.md'}"
     assert all((tmp_path / name).is_file() for name in REPORT_FILES)
+
+
+def _minilm_or_skip() -> None:
+    from genarch.errors import GenarchError
+    from genarch.features import load_minilm
+
+    try:
+        load_minilm()
+    except GenarchError as error:
+        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
+
+
+def test_a_second_quickstart_reads_the_corpus_vectors_back(tmp_path, capsys):
+    _minilm_or_skip()
+    cache = tmp_path / "vectors" / "embeddings.sqlite"  # the folder is created
+    tiny = ["quickstart", "--train-steps", "2", "--vocab-size", "300"]
+    counts = []
+    for run in ("first", "second"):
+        assert main([*tiny, "--out", str(tmp_path / run), "--embedding-cache", str(cache)]) == 0
+        found = re.search(
+            r"embeddings: (\S+) computed, (\S+) read back from (.+)\n", capsys.readouterr().out
+        )
+        assert found, run
+        assert found[3] == str(cache)
+        counts.append((int(found[1].replace(",", "")), int(found[2].replace(",", ""))))
+    (computed, _), (again, read_back) = counts
+    assert computed > 1000  # every chunk of the docs, the candidate sentences, the questions
+    assert again == 0
+    assert read_back >= computed
+
+
+def test_the_quickstart_refuses_an_embedding_cache_it_cannot_open(tmp_path, capsys):
+    _minilm_or_skip()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["quickstart", "--embedding-cache", str(blocker / "e.sqlite")]) == 1
+    error = capsys.readouterr().err
+    assert f"--embedding-cache {blocker / 'e.sqlite'}: cannot open it" in error
+    assert "--no-embedding-cache" in error
+    with pytest.raises(SystemExit):  # one or the other
+        main(["quickstart", "--embedding-cache", "x.sqlite", "--no-embedding-cache"])
 
 
 def test_image_quickstart_trains_diffusion_and_writes_a_png(tmp_path):

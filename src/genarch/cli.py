@@ -37,12 +37,12 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     from genarch.data import (
         BPETrainer,
-        Chunker,
         DataReport,
         Tokenize,
         python_docs,
         quickstart_corpus,
     )
+    from genarch.orchestration.quickstart import quickstart_chunker
     from genarch.quickstart_report import (
         Printer,
         quickstart_settings,
@@ -51,8 +51,10 @@ def _quickstart(args: argparse.Namespace) -> int:
     from genarch.schemas import Document
 
     started = time.perf_counter()
-    writer, writer_name = _answer_writer(args)  # before the work: a bad flag fails at once
     say = Printer(quiet=args.quiet)
+    # before the work: a bad flag fails at once
+    writer, writer_name = _answer_writer(args)
+    encoder, cache = _answer_encoder(args, say)
     settings = quickstart_settings(
         full=args.full, vocab_size=args.vocab_size, train_steps=args.train_steps
     )
@@ -79,7 +81,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     redacted = next(d for d in cleaned if d.id == "support-ticket")
     say(f"redacted ticket: {redacted.text}")
     cleaned = [d for d in cleaned if d.id != "support-ticket"]
-    chunks = list(Chunker(max_tokens=200, overlap_tokens=20).process(cleaned))
+    chunks = list(quickstart_chunker().process(cleaned))
     say(f"chunked into {len(chunks)} retrieval chunks with character offsets")
 
     say.heading("tokenise: train a byte-level BPE vocabulary (tiktoken engine)")
@@ -103,10 +105,17 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     say.heading(f"answer: retrieval-augmented answers with citations ({writer_name})")
     try:
-        results = quickstart_answers(cleaned, QUESTIONS, generator=writer)
+        results = quickstart_answers(cleaned, QUESTIONS, generator=writer, encoder=encoder)
     finally:
         if writer is not None:
             writer.close()
+        if cache is not None:
+            cache.close()
+    if cache is not None:
+        say(
+            f"embeddings: {cache.stats.misses:,} computed, {cache.stats.hits:,} read back "
+            f"from {cache.path}"
+        )
     answers_text = [format_result(result) for result in results]
     for text in answers_text:
         say(text)
@@ -140,6 +149,43 @@ def _quickstart(args: argparse.Namespace) -> int:
     print(f"finished in {time.perf_counter() - started:.1f} s")
     print(f"run report: {path}")
     return 0
+
+
+def _answer_encoder(args: argparse.Namespace, say: Any) -> tuple[Any, Any]:
+    """The sentence encoder of the answer stage and the cache it embeds through.
+
+    MiniLM behind a :class:`~genarch.features.CachedExtractor`, so a second run
+    reads the corpus's vectors back instead of embedding it again; without the
+    ``embeddings`` extra, ``"minilm"`` (the answers then use words only).
+    ``--no-embedding-cache`` embeds everything anew. A default cache that cannot
+    be opened is skipped with a line saying so; one given with
+    ``--embedding-cache`` is an error.
+    """
+    import sqlite3
+    from pathlib import Path
+
+    from genarch.errors import InvalidInputError, MissingDependencyError
+    from genarch.features import CachedExtractor, default_embedding_cache, load_minilm
+
+    try:
+        minilm = load_minilm()
+    except MissingDependencyError:
+        return "minilm", None  # quickstart_rag logs that the answers use words only
+    if args.no_embedding_cache:
+        return minilm, None
+    path = Path(args.embedding_cache) if args.embedding_cache else default_embedding_cache()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cache = CachedExtractor(minilm, path)
+    except (OSError, sqlite3.Error) as error:
+        if args.embedding_cache:
+            raise InvalidInputError(
+                f"--embedding-cache {path}: cannot open it as a SQLite file ({error}); "
+                "give a writable path, or --no-embedding-cache"
+            ) from None
+        say(f"embedding cache {path} cannot be opened ({error}): embedding without it")
+        return minilm, None
+    return cache, cache
 
 
 def _answer_writer(args: argparse.Namespace) -> tuple[Any, str]:
@@ -528,6 +574,19 @@ def build_parser() -> argparse.ArgumentParser:
         "extractive answers; citations and 'not in the sources' are kept",
     )
     quickstart.add_argument("--llm-model", default=None, help="the model id to ask, with --llm-url")
+    caching = quickstart.add_mutually_exclusive_group()
+    caching.add_argument(
+        "--embedding-cache",
+        default=None,
+        help="the SQLite file that keeps the answer stage's MiniLM vectors between runs "
+        "(default: embeddings.sqlite in $GENARCH_CACHE_DIR, $XDG_CACHE_HOME/genarch "
+        "or ~/.cache/genarch)",
+    )
+    caching.add_argument(
+        "--no-embedding-cache",
+        action="store_true",
+        help="embed the corpus anew, keeping no vectors",
+    )
     quickstart.add_argument(
         "--llm-api-key-env",
         default="OPENAI_API_KEY",

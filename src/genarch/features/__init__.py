@@ -26,7 +26,12 @@ from genarch.features.contrastive import (
     mine_pairs,
     train_on_corpus,
 )
-from genarch.features.embedding_cache import CachedExtractor, CacheStats, model_fingerprint
+from genarch.features.embedding_cache import (
+    CachedExtractor,
+    CacheStats,
+    default_embedding_cache,
+    model_fingerprint,
+)
 from genarch.features.lexical import (
     HashingVectorizer,
     HashingVectorizerConfig,
@@ -67,6 +72,7 @@ __all__ = [
     "TfidfVectorizerConfig",
     "WordPieceTokenizer",
     "basic_tokenize",
+    "default_embedding_cache",
     "find_minilm_directory",
     "lexical_tokens",
     "load_minilm",

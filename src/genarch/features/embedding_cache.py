@@ -28,7 +28,8 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ from genarch.errors import IntegrityError, InvalidInputError
 from genarch.protocols import FeatureExtractor
 from genarch.validation import describe
 
-__all__ = ["CacheStats", "CachedExtractor", "model_fingerprint"]
+__all__ = ["CacheStats", "CachedExtractor", "default_embedding_cache", "model_fingerprint"]
 
 PathLike = str | os.PathLike[str]
 
@@ -53,6 +54,34 @@ CREATE TABLE IF NOT EXISTS vectors (
 );
 CREATE INDEX IF NOT EXISTS vectors_fingerprint ON vectors (fingerprint);
 """
+
+
+def default_embedding_cache(environ: Mapping[str, str] | None = None) -> Path:
+    """Where genarch keeps embeddings between runs (``genarch quickstart`` does).
+
+    ``embeddings.sqlite`` in ``$GENARCH_CACHE_DIR`` when it is set, else in
+    ``$XDG_CACHE_HOME/genarch``, else in ``~/.cache/genarch``. The folder is
+    not created here. Delete the file to start afresh: vectors are keyed by
+    model fingerprint and text, so a stale one is never read.
+
+    Args:
+        environ: the environment to read (default ``os.environ``).
+
+    Examples:
+        >>> str(default_embedding_cache({"GENARCH_CACHE_DIR": "/data/cache"}))
+        '/data/cache/embeddings.sqlite'
+        >>> str(default_embedding_cache({"XDG_CACHE_HOME": "/x", "HOME": "/home/me"}))
+        '/x/genarch/embeddings.sqlite'
+    """
+    env = os.environ if environ is None else environ
+    if env.get("GENARCH_CACHE_DIR"):
+        folder = Path(env["GENARCH_CACHE_DIR"])
+    elif env.get("XDG_CACHE_HOME"):
+        folder = Path(env["XDG_CACHE_HOME"]) / "genarch"
+    else:
+        home = env.get("HOME")
+        folder = (Path(home) if home else Path.home()) / ".cache" / "genarch"
+    return folder / "embeddings.sqlite"
 
 
 def model_fingerprint(extractor: object) -> str:

@@ -58,10 +58,12 @@ __all__ = [
     "LEXICAL_SETTINGS",
     "OPERATOR_TOKEN_PATTERN",
     "PROMPT_K",
+    "QUICKSTART_CHUNK_TOKENS",
     "QUICKSTART_K",
     "SEMANTIC_MIN_COVERAGE",
     "SEMANTIC_SETTINGS",
     "quickstart_answers",
+    "quickstart_chunker",
     "quickstart_rag",
 ]
 
@@ -113,6 +115,24 @@ SEMANTIC_MIN_COVERAGE = 0.0
 #: line describes the sentences indented under it, as with one.
 LEXICAL_SETTINGS = {"heading_scope": "block"}
 
+#: The quickstart's chunk size in tokens (chunks overlap by an eighth of it).
+QUICKSTART_CHUNK_TOKENS = 128
+
+
+def quickstart_chunker(max_tokens: int = QUICKSTART_CHUNK_TOKENS) -> Chunker:
+    """The :class:`~genarch.data.Chunker` :func:`quickstart_rag` cuts documents with.
+
+    Raises:
+        ConfigError: ``max_tokens`` is not a positive int.
+
+    Examples:
+        >>> chunker = quickstart_chunker()
+        >>> chunker.config.max_tokens, chunker.config.overlap_tokens
+        (128, 16)
+    """
+    return Chunker(max_tokens=max_tokens, overlap_tokens=max_tokens // 8)
+
+
 #: How many chunks the quickstart's assistant reads per question (chosen with
 #: :data:`SEMANTIC_SETTINGS`).
 QUICKSTART_K = 12
@@ -148,7 +168,7 @@ def quickstart_answers(
     questions: Sequence[str],
     *,
     k: int | None = None,
-    max_tokens: int = 128,
+    max_tokens: int = QUICKSTART_CHUNK_TOKENS,
     generator: AnswerWriter | None = None,
     encoder: Encoder = "minilm",
     retrieval: Retrieval = "auto",
@@ -219,7 +239,7 @@ def quickstart_rag(
     documents: Sequence[Document],
     *,
     k: int | None = None,
-    max_tokens: int = 128,
+    max_tokens: int = QUICKSTART_CHUNK_TOKENS,
     generator: AnswerWriter | None = None,
     encoder: Encoder = "minilm",
     retrieval: Retrieval = "auto",
@@ -245,7 +265,7 @@ def quickstart_rag(
         k: how many chunks to retrieve per question (default:
             :data:`QUICKSTART_K` for the extractive answers, :data:`PROMPT_K`
             when ``generator`` writes them).
-        max_tokens: the chunk size.
+        max_tokens: the chunk size (:func:`quickstart_chunker`).
         generator: writes the answers (default: a new
             :class:`~genarch.orchestration.extractive.ExtractiveGenerator`;
             ``encoder`` then only ranks chunks).
@@ -276,7 +296,7 @@ def quickstart_rag(
             "quickstart_rag: retrieval='hybrid' needs a sentence encoder, got encoder='none'"
         )
     sentence_encoder = _sentence_encoder(encoder, required=retrieval == "hybrid")
-    chunks = list(Chunker(max_tokens=max_tokens, overlap_tokens=max_tokens // 8).process(documents))
+    chunks = list(quickstart_chunker(max_tokens).process(documents))
     bm25 = BM25Retriever(stopwords=(), token_pattern=OPERATOR_TOKEN_PATTERN, stem=True)
     titles = document_titles(documents)
     retriever: Retriever = TitledRetriever(bm25, titles).fit(chunks)
