@@ -216,6 +216,34 @@ def test_what_a_colon_introduces_is_taken_only_while_it_is_short():
         assert statement.text == expected
 
 
+def test_an_answer_that_refers_back_shows_what_it_refers_to():
+    text = (
+        'A cell object has the attribute "cell_contents". '
+        "This can be used to get the value of the cell.\n\n"
+        "Unrelated words here.\n\n"
+        "This is a new paragraph about the value of the cell."
+    )
+    generator = ExtractiveGenerator(max_sentences=2, min_support=0.0, relative_support=0.0)
+    question = "How do I get the value of the cell?"
+    first, second = generator.compose(question, _sources(text))
+    assert first.text == (
+        'A cell object has the attribute "cell_contents". '
+        "This can be used to get the value of the cell."
+    )
+    assert first.citations[0].quote == text[: first.citations[0].end]
+    # not across a blank line: the other paragraph's first sentence stands alone
+    assert second.text == "This is a new paragraph about the value of the cell."
+    # nor onto a heading or code line, nor onto a sentence already in the answer
+    code = "x = cell.get(); y = x + 1. It returns the value of the cell."
+    [alone] = generator.compose(question, _sources(code))
+    assert alone.text == "It returns the value of the cell."
+    both = 'The cell holds "cell_contents" value. It gives the value of the cell.'
+    picks = ExtractiveGenerator(max_sentences=2, min_support=0.0, relative_support=0.0).select(
+        "What value does the cell hold?", [both]
+    )
+    assert sorted((p.start, p.end) for p in picks) == [(0, 37), (38, len(both))]
+
+
 def test_code_that_reads_like_a_sentence_is_no_answer():
     # The lines of an interactive example, a function header and a call
     # standing alone end in "." or ")" and are mostly letters, but are code.
@@ -238,7 +266,7 @@ def test_code_that_reads_like_a_sentence_is_no_answer():
         'A "return" in the "finally" clause is the last one executed, so it wins.'
     ]
     # a parenthesised remark or a sentence that names a call is still prose
-    prose = '(See the "print()" function.) It calls "print(value)" to show the value.'
+    prose = '(See the "print()" function.) The code calls "print(value)" to show the value.'
     assert len(generator.compose("How is the value shown by print?", _sources(prose))) == 2
 
 
@@ -281,7 +309,10 @@ def test_the_encoder_picks_the_sentence_that_answers_in_other_words():
     lexical = ExtractiveGenerator(max_sentences=1).compose(question, SOURCES)
     semantic = ExtractiveGenerator(max_sentences=1, semantic_weight=0.7, encoder=Topics())
     [statement] = semantic.compose(question, SOURCES)
-    assert statement.text == "It is a null operation that does nothing."
+    # the sentence that answers ("It is a null operation"), with the one it refers to
+    assert statement.text == (
+        "The pass statement is a statement. It is a null operation that does nothing."
+    )
     assert [s.text for s in lexical] != [statement.text]  # words alone pick another sentence
     citation = statement.citations[0]
     assert SOURCES[0].chunk.text[citation.start : citation.end] == citation.quote

@@ -8,7 +8,9 @@ words to the sentence after it, or to those indented under it:
 inverse frequency among the candidate sentences, so rare words count more —
 and answers with the best ``max_sentences`` sentences whose support reaches
 ``min_support`` (a sentence that ends in a colon, "The syntax is:", takes
-the short paragraph it introduces). With none, there is no answer, and
+the short paragraph it introduces, and one that opens by referring back,
+"This means ...", the sentence before it). Interactive examples and other
+code lines are never answers. With none, there is no answer, and
 :class:`~genarch.orchestration.rag.RAG` returns
 :class:`~genarch.orchestration.citations.NotFound`.
 
@@ -204,6 +206,35 @@ def _continuation_end(text: str, end: int) -> int:
     if not paragraph or len(paragraph) > _CONTINUATION_CHARS:
         return end
     return end + start + len(paragraph)
+
+
+# A sentence that opens by pointing back ("This means ...", "It is ...",
+# "Thus, ...") says little without the sentence it points to.
+_REFERS_BACK = re.compile(
+    r"(?:This|That|These|Those|It|Its|They|Their|Such|Thus|Therefore|Hence|Otherwise|"
+    r"However|Also|In (?:this|that|such a) case)\b"
+)
+
+
+def _antecedent_start(text: str, start: int) -> int:
+    """Where an answer starting at ``start`` starts once it reads on its own.
+
+    A sentence that refers back ("This can be used to get the value of the
+    cell") takes the sentence before it ("A cell object has the attribute
+    cell_contents.") when that one is prose of the same paragraph; any other
+    sentence starts where it starts.
+    """
+    if not _REFERS_BACK.match(text, start):
+        return start
+    before = [span for span in sentence_spans(text[:start]) if span[1] <= start]
+    if not before:
+        return start
+    previous_start, previous_end = before[-1]
+    if _PARAGRAPH.search(text, previous_end, start) or not _is_prose(
+        text[previous_start:previous_end]
+    ):
+        return start
+    return previous_start
 
 
 class ExtractiveConfig(Config):
@@ -513,8 +544,13 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
             ):
                 continue
             seen.add(key)
-            # An answer ending in a colon shows what it introduces.
-            pick = replace(pick, end=_continuation_end(texts[pick.index], pick.end))
+            # An answer ending in a colon shows what it introduces, and one that
+            # refers back shows what it refers to (unless that is already an answer).
+            text = texts[pick.index]
+            start = _antecedent_start(text, pick.start)
+            if any(p.index == pick.index and start < p.end and p.start < pick.end for p in picks):
+                start = pick.start
+            pick = replace(pick, start=start, end=_continuation_end(text, pick.end))
             picks.append(pick)
             if len(picks) == config.max_sentences:
                 break
