@@ -277,8 +277,8 @@ def calibrate(
     one with the most right answers wins (ties: fewer answerable questions
     declined, then the similarity and title weights closest to
     :data:`PREVIOUS_SETTINGS`, the smaller k, the higher coverage: the
-    smallest change). The held-out half plays no part, nor do "fresh", "fresh_3"
-    and "fresh_4".
+    smallest change). The held-out half plays no part, nor do "fresh", "fresh_3",
+    "fresh_4", "fresh_5" and "fresh_6".
     """
     needed = math.ceil(DECLINE_GOAL * sum(not q.answerable for q in questions) - 1e-9)
     results = []
@@ -357,18 +357,24 @@ def error_sources(
 #: neither half, so no setting is chosen on them: they stand in for the questions
 #: nobody has seen.
 FRESH_FROM = {"a": 83, "n": 25}
-#: Three later batches, each written by a helper who read only the
-#: documentation, never the assistant's code or any other question (ids from
-#: these on): "fresh_2" (a107-a136, n033-n042), "fresh_3" (a137-a166,
-#: n043-n052) and "fresh_4" (a167-a196, n053-n062). They ask as users do
-#: (longer, in their own words, often describing a situation). fresh_2 is part
-#: of what the decline thresholds are chosen on (:func:`calibration_set`);
-#: fresh_3 was looked at while they were; fresh_4 was added after that and
-#: measured once, with nothing chosen since.
+#: Later batches, each written by a helper who read only the documentation,
+#: never the assistant's code or any other question (ids from these on):
+#: "fresh_2" (a107-a136, n033-n042), "fresh_3" (a137-a166, n043-n052),
+#: "fresh_4" (a167-a196, n053-n062), "fresh_5" (a197-a226, n063-n072) and
+#: "fresh_6" (a227-a256, n073-n082). They ask as users do (longer, in their
+#: own words, often describing a situation; fresh_5 and fresh_6 mix in short
+#: plain questions). fresh_2 is part of what the decline thresholds are chosen
+#: on (:func:`calibration_set`); fresh_3 was looked at while they were; fresh_4
+#: was added after that and measured once. fresh_5 was looked at while two
+#: answer-selection rules were tried (code lines are no answers; an answer that
+#: refers back takes the sentence before it); fresh_6 was written at the same
+#: time and measured once, after those rules were in.
 LATER_BATCHES = {
     "fresh_2": {"a": 107, "n": 33},
     "fresh_3": {"a": 137, "n": 43},
     "fresh_4": {"a": 167, "n": 53},
+    "fresh_5": {"a": 197, "n": 63},
+    "fresh_6": {"a": 227, "n": 73},
 }
 
 
