@@ -105,7 +105,14 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     say.heading(f"answer: retrieval-augmented answers with citations ({writer_name})")
     try:
-        results = quickstart_answers(cleaned, QUESTIONS, generator=writer, encoder=encoder)
+        results = quickstart_answers(
+            cleaned,
+            QUESTIONS,
+            generator=writer,
+            encoder=encoder,
+            # the question adapter fitted on Python's documentation, with MiniLM
+            adapter=None if encoder == "minilm" else "python-docs",
+        )
     finally:
         if writer is not None:
             writer.close()
@@ -197,7 +204,10 @@ def _answer_writer(args: argparse.Namespace) -> tuple[Any, str]:
     if args.llm_url is None:
         if args.llm_model is not None:
             raise InvalidInputError("--llm-model needs --llm-url (the server's API root)")
-        return None, "extractive; hybrid BM25 + MiniLM retrieval with the embeddings extra"
+        return None, (
+            "extractive; with the embeddings extra, hybrid BM25 + MiniLM retrieval and "
+            "MiniLM with the Python-docs question adapter"
+        )
     if not args.llm_model:
         raise InvalidInputError(
             f"--llm-url {args.llm_url} needs --llm-model NAME (a model id the server lists "

@@ -49,11 +49,13 @@ from genarch.features.minilm import (
     load_minilm,
 )
 from genarch.features.pooled import MeanPooledEncoder
+from genarch.features.query_adapter import AdapterExample, QueryAdapter, fit_query_adapter
 from genarch.features.wordpiece import EncodedBatch, WordPieceTokenizer, basic_tokenize
 
 __all__ = [
     "ALL_MINILM_L6_V2_REVISION",
     "ALL_MINILM_L6_V2_SHA256",
+    "AdapterExample",
     "BertConfig",
     "BertModel",
     "CacheStats",
@@ -67,6 +69,7 @@ __all__ = [
     "MeanPooledEncoder",
     "MiniLMEncoder",
     "MiniLMEncoderConfig",
+    "QueryAdapter",
     "TextPair",
     "TfidfVectorizer",
     "TfidfVectorizerConfig",
@@ -74,6 +77,7 @@ __all__ = [
     "basic_tokenize",
     "default_embedding_cache",
     "find_minilm_directory",
+    "fit_query_adapter",
     "lexical_tokens",
     "load_minilm",
     "mine_pairs",

@@ -257,7 +257,8 @@ class ExtractiveConfig(Config):
             candidate sentence (the mix above) is under this (``None``: no such
             check). Words and meaning together: a question that shares its
             rare words with a sentence needs less of the meaning, and the
-            other way round.
+            other way round. With a ``question_encoder``, the mix is taken with
+            the encoder's own question vector (see :meth:`ExtractiveGenerator.confidence`).
         title_weight: with an encoder and topic titles (``titles=``), the
             cosine similarity of the question to the title of a sentence's
             document, times this, is added to the sentence's score: of two
@@ -327,6 +328,9 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         config: see :class:`ExtractiveConfig`; keyword fields are shorthand.
         encoder: embeds sentences and the question for semantic scoring
             (``None``: lexical support only).
+        question_encoder: embeds the question instead of ``encoder`` (same
+            ``dim``), e.g. a :class:`~genarch.features.QueryAdapter` learned
+            from labelled questions; sentences keep ``encoder``'s vectors.
         titles: document id → title (e.g.
             :func:`~genarch.orchestration.retrievers.document_titles`), for the
             ``title_weight`` prior. It needs the sources' document ids, so it
@@ -345,13 +349,22 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         config: ExtractiveConfig | Mapping[str, Any] | None = None,
         *,
         encoder: FeatureExtractor[str] | None = None,
+        question_encoder: FeatureExtractor[str] | None = None,
         titles: Mapping[str, str] | None = None,
         **fields: Any,
     ) -> None:
-        if encoder is not None and not callable(getattr(encoder, "extract", None)):
+        for name, value in (("encoder", encoder), ("question_encoder", question_encoder)):
+            if value is not None and not callable(getattr(value, "extract", None)):
+                raise InvalidInputError(
+                    f"ExtractiveGenerator expected {name} to be a FeatureExtractor[str] "
+                    f"(with extract(texts)) or None, got {describe(value)}"
+                )
+        if question_encoder is not None and (
+            encoder is None or getattr(question_encoder, "dim", None) != encoder.dim
+        ):
             raise InvalidInputError(
-                f"ExtractiveGenerator expected encoder to be a FeatureExtractor[str] "
-                f"(with extract(texts)) or None, got {describe(encoder)}"
+                "ExtractiveGenerator: question_encoder needs an encoder of the same dim, got "
+                f"{describe(question_encoder)} with encoder {describe(encoder)}"
             )
         if titles is not None and (
             not isinstance(titles, Mapping)
@@ -363,8 +376,10 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
             )
         Configured.__init__(self, config, **fields)
         self.encoder = encoder
+        self.question_encoder = question_encoder
         self.titles = dict(titles) if titles is not None else {}
         self._vectors: dict[str, torch.Tensor] = {}
+        self._question_vectors: dict[str, torch.Tensor] = {}
 
     def _embed(self, texts: list[str]) -> torch.Tensor:
         """Unit vectors of ``texts`` (``(len(texts), dim)``), each text embedded once."""
@@ -378,35 +393,52 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
             self._vectors.update(zip(missing, vectors, strict=True))
         return torch.stack([self._vectors[t] for t in texts])
 
-    def _similarities(self, question: str, sentences: list[str]) -> list[float]:
+    def _question_vector(self, question: str, adapted: bool) -> torch.Tensor:
+        """The question's unit vector: ``question_encoder``'s when given and ``adapted``,
+        else ``encoder``'s."""
+        text = " ".join(question.split())
+        if self.question_encoder is None or not adapted:
+            return self._embed([text])[0]
+        if text not in self._question_vectors:
+            if len(self._question_vectors) >= _CACHE_LIMIT:
+                self._question_vectors.clear()
+            vectors = embed_texts(
+                self.question_encoder, [text], "ExtractiveGenerator question_encoder"
+            )
+            self._question_vectors[text] = torch.nn.functional.normalize(vectors, dim=1)[0]
+        return self._question_vectors[text]
+
+    def _similarities(self, question: str, sentences: list[str], adapted: bool) -> list[float]:
         """Cosine similarity of each sentence to the question."""
-        vectors = self._embed([" ".join(question.split()), *sentences])
-        similarities: list[float] = (vectors[1:] @ vectors[0]).tolist()
+        similarities: list[float] = (
+            self._embed(sentences) @ self._question_vector(question, adapted)
+        ).tolist()
         return similarities
 
     # -- the core ----------------------------------------------------------------
 
-    def _title_similarities(self, question: str, document_ids: Sequence[str]) -> list[float]:
+    def _title_similarities(
+        self, question: str, document_ids: Sequence[str], adapted: bool
+    ) -> list[float]:
         """``title_weight`` times the cosine of the question to each text's document title."""
         weight = self._config.title_weight
         titles = [self.titles.get(d, "") for d in document_ids]
         if self.encoder is None or weight == 0.0 or not any(titles):
             return [0.0] * len(document_ids)
         known = sorted({t for t in titles if t})
-        vectors = self._embed([" ".join(question.split()), *known])
-        cosine = dict(zip(known, (vectors[1:] @ vectors[0]).tolist(), strict=True))
+        cosine = dict(zip(known, self._similarities(question, known, adapted), strict=True))
         return [weight * cosine[t] if t else 0.0 for t in titles]
 
-    def _scored(
-        self, question: str, texts: Sequence[str], document_ids: Sequence[str] | None
-    ) -> tuple[list[tuple[int, int, int]], list[float]]:
-        """Every candidate sentence (text index, start, end) and its score (NaN: unusable)."""
+    def _candidates(
+        self, texts: Sequence[str], document_ids: Sequence[str] | None
+    ) -> tuple[list[tuple[int, int, int, set[str]]], list[str]]:
+        """Every sentence that can be an answer: (text index, start, end, its terms), and
+        each as the encoder reads it (``[title: ][heading ]sentence``)."""
         if document_ids is not None and len(document_ids) != len(texts):
             raise InvalidInputError(
                 f"ExtractiveGenerator expected one document id per text "
                 f"({len(texts)}), got {len(document_ids)}"
             )
-        wanted = Counter(dict.fromkeys(_terms(question), 1))
         candidates: list[tuple[int, int, int, set[str]]] = []
         described: list[str] = []  # each candidate as embedded: [title:] heading + sentence
         config = self._config
@@ -455,6 +487,39 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
                 if block < 0:
                     context = set()
                     heading = ""
+        return candidates, described
+
+    def candidates(
+        self, texts: Sequence[str], *, document_ids: Sequence[str] | None = None
+    ) -> list[tuple[int, int, int, str]]:
+        """Every sentence of ``texts`` that can be an answer: ``(text index, start, end,
+        text)``, the text as the encoder reads it (with its topic's title and heading
+        under ``title_in_context`` and ``heading_scope``), in the order of the texts.
+
+        What :func:`~genarch.features.fit_query_adapter` learns to rank.
+
+        Raises:
+            InvalidInputError: ``document_ids`` does not give one id per text.
+        """
+        found, described = self._candidates(texts, document_ids)
+        return [
+            (i, start, end, text) for (i, start, end, _), text in zip(found, described, strict=True)
+        ]
+
+    def _scored(
+        self,
+        question: str,
+        texts: Sequence[str],
+        document_ids: Sequence[str] | None,
+        *,
+        adapted: bool = True,
+    ) -> tuple[list[tuple[int, int, int]], list[float]]:
+        """Every candidate sentence (text index, start, end) and its score (NaN: unusable);
+        with ``adapted`` False, scored with the encoder's own question vector even when
+        there is a ``question_encoder``."""
+        candidates, described = self._candidates(texts, document_ids)
+        wanted = Counter(dict.fromkeys(_terms(question), 1))
+        config = self._config
         if not wanted or not candidates:
             return [], []
         frequency = Counter(term for *_, terms in candidates for term in terms & wanted.keys())
@@ -473,8 +538,8 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
                 chosen, key=lambda i: (-(supports[i] - _SHORTLIST_RANK_PENALTY * spans[i][0]), i)
             )
             chosen = sorted(by_support[: config.shortlist])
-        similarities = self._similarities(question, [described[i] for i in chosen])
-        priors = self._title_similarities(question, document_ids or [""] * len(texts))
+        similarities = self._similarities(question, [described[i] for i in chosen], adapted)
+        priors = self._title_similarities(question, document_ids or [""] * len(texts), adapted)
         mix = config.semantic_weight
         scores = [math.nan] * len(candidates)
         for i, similarity in zip(chosen, similarities, strict=True):
@@ -495,10 +560,15 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         ``min_support``). Use it to calibrate ``min_confidence`` on your own
         questions (``benchmarks/eval_rag.py --calibrate`` does).
 
+        With a ``question_encoder``, the scores are the encoder's own: an
+        adapter learned to *rank* sentences moves the question away from
+        where plain cosines are calibrated, so it orders the candidates while
+        this decides whether the sources answer at all.
+
         Raises:
             InvalidInputError: ``document_ids`` does not give one id per text.
         """
-        _, scores = self._scored(question, texts, document_ids)
+        _, scores = self._scored(question, texts, document_ids, adapted=False)
         usable = [score for score in scores if not math.isnan(score)]
         return max(usable) if usable else None
 
@@ -522,8 +592,12 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         if not spans:
             return []
         if self.encoder is not None and config.min_confidence is not None:
-            usable = [score for score in scores if not math.isnan(score)]
-            if not usable or max(usable) < config.min_confidence:
+            if self.question_encoder is None:
+                usable = [score for score in scores if not math.isnan(score)]
+                best = max(usable) if usable else None
+            else:  # decided on the encoder's own scores (see confidence)
+                best = self.confidence(question, texts, document_ids=document_ids)
+            if best is None or best < config.min_confidence:
                 return []
         scored = []
         for (index, start, end), score in zip(spans, scores, strict=True):

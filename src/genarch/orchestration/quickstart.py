@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from importlib import resources
 from typing import Literal
 
 from genarch.data import Chunker
 from genarch.errors import InvalidInputError, MissingDependencyError
+from genarch.features.query_adapter import QueryAdapter
 from genarch.orchestration.bm25 import BM25Retriever
 from genarch.orchestration.citations import Answer, GroundedGenerator, NotFound
 from genarch.orchestration.extractive import ExtractiveGenerator
@@ -53,6 +55,7 @@ from genarch.validation import describe
 AnswerWriter = GroundedGenerator | Generator[TextRequest, TextResult]
 
 __all__ = [
+    "ADAPTER_FIT",
     "HYBRID_WEIGHTS",
     "LEXICAL_MIN_COVERAGE",
     "LEXICAL_SETTINGS",
@@ -62,6 +65,7 @@ __all__ = [
     "QUICKSTART_K",
     "SEMANTIC_MIN_COVERAGE",
     "SEMANTIC_SETTINGS",
+    "python_docs_adapter",
     "quickstart_answers",
     "quickstart_chunker",
     "quickstart_rag",
@@ -102,6 +106,13 @@ SEMANTIC_SETTINGS = {
     "heading_scope": "block",
     "min_confidence": 0.44,
 }
+
+#: How the packaged question adapter was fitted (:func:`~genarch.features.fit_query_adapter`'s
+#: settings; ``benchmarks/fit_query_adapter.py`` fits and tests it).
+ADAPTER_FIT = {"rank": 32, "steps": 150, "temperature": 0.05, "l2": 0.01, "learning_rate": 0.01}
+
+#: The file of the packaged question adapter (in ``genarch/orchestration/data``).
+PYTHON_DOCS_ADAPTER = "python_docs_query_adapter.safetensors"
 
 #: With a sentence encoder, the share of the question's content words the
 #: retrieved chunks must hold (RAG's ``min_coverage``): none. A question that
@@ -161,6 +172,34 @@ HYBRID_WEIGHTS = (2.0, 1.0)
 
 Encoder = FeatureExtractor[str] | Literal["minilm", "none"]
 Retrieval = Literal["auto", "bm25", "hybrid"]
+Adapter = QueryAdapter | Literal["python-docs"] | None
+
+
+def python_docs_adapter(encoder: FeatureExtractor[str] | None = None) -> QueryAdapter:
+    """The question adapter fitted on the Python-documentation question set.
+
+    A :class:`~genarch.features.QueryAdapter` for all-MiniLM-L6-v2, learned
+    from the labelled questions of ``load_questions(name="rag")`` that
+    ``benchmarks/fit_query_adapter.py`` trains on (:data:`ADAPTER_FIT`): with
+    it, questions about Python's documentation find the sentences that answer
+    them more often. It was fitted on that documentation only.
+
+    Args:
+        encoder: all-MiniLM-L6-v2 (default :func:`~genarch.features.load_minilm`),
+            possibly behind a :class:`~genarch.features.CachedExtractor`.
+
+    Raises:
+        MissingDependencyError: no ``encoder`` and the ``embeddings`` extra is
+            not installed.
+        InvalidInputError: ``encoder`` is not all-MiniLM-L6-v2 as shipped.
+    """
+    if encoder is None:
+        from genarch.features import load_minilm
+
+        encoder = load_minilm()
+    resource = resources.files("genarch.orchestration").joinpath("data", PYTHON_DOCS_ADAPTER)
+    with resources.as_file(resource) as path:
+        return QueryAdapter.load(path, encoder)
 
 
 def quickstart_answers(
@@ -172,6 +211,7 @@ def quickstart_answers(
     generator: AnswerWriter | None = None,
     encoder: Encoder = "minilm",
     retrieval: Retrieval = "auto",
+    adapter: Adapter = None,
 ) -> list[Answer | NotFound]:
     """Answer ``questions`` from ``documents`` with hybrid (or BM25) retrieval and
     extractive answers.
@@ -208,6 +248,7 @@ def quickstart_answers(
         generator=generator,
         encoder=encoder,
         retrieval=retrieval,
+        adapter=adapter,
     )
     return [rag.run(question) for question in questions]
 
@@ -243,6 +284,7 @@ def quickstart_rag(
     generator: AnswerWriter | None = None,
     encoder: Encoder = "minilm",
     retrieval: Retrieval = "auto",
+    adapter: Adapter = None,
 ) -> RAG:
     """The assistant :func:`quickstart_answers` asks: chunked, indexed, ready to ``run``.
 
@@ -276,10 +318,19 @@ def quickstart_rag(
         retrieval: ``"auto"`` (hybrid with a sentence encoder, BM25 without
             one), ``"bm25"`` (no corpus embedding: faster to build) or
             ``"hybrid"`` (needs a sentence encoder).
+        adapter: embeds the questions, for hybrid retrieval and for ranking the
+            candidate sentences (a :class:`~genarch.features.QueryAdapter` on
+            ``encoder``; chunks and sentences keep the encoder's vectors, and
+            whether to decline is still decided on the encoder's own
+            similarities): ``"python-docs"`` (:func:`python_docs_adapter`, for
+            Python's documentation), your own adapter, or ``None`` (the
+            encoder's own vectors). With ``generator``, it serves retrieval only.
 
     Raises:
-        InvalidInputError: bad documents, encoder or retrieval, ``"hybrid"``
-            with ``encoder="none"``, or a generator without ``generate``/``compose``.
+        InvalidInputError: bad documents, encoder, retrieval or adapter,
+            ``"hybrid"`` or an adapter with ``encoder="none"``, an adapter
+            fitted on another encoder, or a generator without
+            ``generate``/``compose``.
         MissingDependencyError: ``"hybrid"`` with ``"minilm"`` and no
             ``embeddings`` extra installed.
     """
@@ -295,14 +346,33 @@ def quickstart_rag(
         raise InvalidInputError(
             "quickstart_rag: retrieval='hybrid' needs a sentence encoder, got encoder='none'"
         )
-    sentence_encoder = _sentence_encoder(encoder, required=retrieval == "hybrid")
+    if adapter is not None and not (adapter == "python-docs" or isinstance(adapter, QueryAdapter)):
+        raise InvalidInputError(
+            f"quickstart_rag expected adapter 'python-docs', a QueryAdapter or None, got {describe(adapter)}"
+        )
+    if adapter is not None and encoder == "none":
+        raise InvalidInputError(
+            "quickstart_rag: an adapter moves the sentence encoder's question vectors, "
+            "so it needs a sentence encoder, got encoder='none'"
+        )
+    sentence_encoder = _sentence_encoder(
+        encoder, required=retrieval == "hybrid" or adapter is not None
+    )
+    questions: QueryAdapter | None = None
+    if adapter == "python-docs":
+        assert sentence_encoder is not None
+        questions = python_docs_adapter(sentence_encoder)
+    elif isinstance(adapter, QueryAdapter):
+        questions = adapter
     chunks = list(quickstart_chunker(max_tokens).process(documents))
     bm25 = BM25Retriever(stopwords=(), token_pattern=OPERATOR_TOKEN_PATTERN, stem=True)
     titles = document_titles(documents)
     retriever: Retriever = TitledRetriever(bm25, titles).fit(chunks)
     if sentence_encoder is not None and retrieval != "bm25":
         store = ExactVectorStore(dim=sentence_encoder.dim, metric="cosine")
-        dense = TitledRetriever(DenseRetriever(sentence_encoder, store), titles).fit(chunks)
+        dense = TitledRetriever(
+            DenseRetriever(sentence_encoder, store, query_extractor=questions), titles
+        ).fit(chunks)
         retriever = HybridRetriever([retriever, dense], weights=HYBRID_WEIGHTS)
     if k is None:
         k = QUICKSTART_K if generator is None else PROMPT_K
@@ -314,6 +384,11 @@ def quickstart_rag(
                 k=k,
                 min_coverage=LEXICAL_MIN_COVERAGE,
             )
-        generator = ExtractiveGenerator(SEMANTIC_SETTINGS, encoder=sentence_encoder, titles=titles)
+        generator = ExtractiveGenerator(
+            SEMANTIC_SETTINGS,
+            encoder=sentence_encoder,
+            question_encoder=questions,
+            titles=titles,
+        )
         return RAG(retriever, generator, k=k, min_coverage=SEMANTIC_MIN_COVERAGE)
     return RAG(retriever, generator, k=k)

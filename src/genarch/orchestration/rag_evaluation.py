@@ -5,7 +5,7 @@ genarch ships a labelled question set over Python's documentation
 topic(s) that answer it and a short supporting quote from that topic, plus a
 few questions the documentation cannot answer (:func:`load_questions`), and a
 second set written for the RAG assistant's answers (``load_questions(name="rag")``:
-256 answerable questions with answer spans, 82 Python questions the reference
+316 answerable questions with answer spans, 102 Python questions the reference
 does not answer).
 Quotes are matched with whitespace normalised (runs of spaces and line breaks
 count as one space), so re-wrapped documentation still matches.
@@ -38,7 +38,9 @@ from typing import Annotated
 from pydantic import Field
 
 from genarch.errors import InvalidInputError, NotFoundError
+from genarch.features.query_adapter import AdapterExample
 from genarch.orchestration.citations import Answer, NotFound
+from genarch.orchestration.extractive import ExtractiveGenerator
 from genarch.orchestration.rag import RAG
 from genarch.protocols import PathLike, Retriever
 from genarch.schemas import Document, Record
@@ -49,6 +51,7 @@ __all__ = [
     "LabelledQuestion",
     "RAGReport",
     "RetrievalReport",
+    "adapter_examples",
     "answer_outcome",
     "evaluate_rag",
     "evaluate_retriever",
@@ -117,7 +120,7 @@ def load_questions(
     Examples:
         >>> questions = load_questions(name="rag")
         >>> sum(q.answerable for q in questions), sum(not q.answerable for q in questions)
-        (256, 82)
+        (316, 102)
     """
     if name not in QUESTION_SETS:
         raise InvalidInputError(
@@ -345,6 +348,54 @@ def answer_outcome(
         if any(start < citation.end and citation.start < end for start, end in spans):
             return "right"
     return "no_overlap"
+
+
+def adapter_examples(
+    rag: RAG, questions: Sequence[LabelledQuestion], documents: Sequence[Document]
+) -> list[AdapterExample]:
+    """What :func:`~genarch.features.fit_query_adapter` learns from: for each answerable
+    question, the candidate sentences of the chunks ``rag`` retrieves (as its
+    :class:`~genarch.orchestration.extractive.ExtractiveGenerator` reads them) and
+    which of them overlap the question's quote in one of its topics.
+
+    A question whose quote is in none of the candidates teaches nothing and is
+    left out.
+
+    Raises:
+        InvalidInputError: ``rag``'s generator is not an ExtractiveGenerator, or
+            bad questions.
+    """
+    if not isinstance(rag, RAG) or not isinstance(rag.generator, ExtractiveGenerator):
+        raise InvalidInputError(
+            f"adapter_examples expected a RAG with an ExtractiveGenerator, got {describe(rag)}"
+        )
+    generator = rag.generator
+    texts = {d.id: d.text for d in documents}
+    examples = []
+    for question in _answerable(questions, "adapter_examples"):
+        if not question.answerable:
+            continue
+        chunks = [source.chunk for source in rag.retrieve(question.question)]
+        candidates = generator.candidates(
+            [c.text for c in chunks], document_ids=[c.document_id for c in chunks]
+        )
+        answers = []
+        for number, (index, start, end, _) in enumerate(candidates):
+            chunk = chunks[index]
+            if chunk.document_id not in question.topics:
+                continue
+            spans = quote_spans(question.quote or "", texts.get(chunk.document_id, ""))
+            if any(a < chunk.start + end and chunk.start + start < b for a, b in spans):
+                answers.append(number)
+        if answers:
+            examples.append(
+                AdapterExample(
+                    question=" ".join(question.question.split()),
+                    candidates=tuple(text for *_, text in candidates),
+                    answers=tuple(answers),
+                )
+            )
+    return examples
 
 
 def evaluate_rag(

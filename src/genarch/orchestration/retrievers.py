@@ -90,6 +90,9 @@ class DenseRetriever:
         extractor: any :class:`~genarch.protocols.FeatureExtractor` of strings.
         store: any :class:`~genarch.protocols.VectorStore` of the extractor's ``dim``.
         batch_size: texts embedded per ``extract`` call when indexing.
+        query_extractor: embeds the queries instead of ``extractor`` (same
+            ``dim``; asymmetric search, e.g. a :class:`~genarch.features.QueryAdapter`);
+            the chunks keep ``extractor``'s vectors.
 
     Examples:
         >>> import torch
@@ -111,11 +114,17 @@ class DenseRetriever:
     """
 
     def __init__(
-        self, extractor: FeatureExtractor[str], store: VectorStore, *, batch_size: int = 64
+        self,
+        extractor: FeatureExtractor[str],
+        store: VectorStore,
+        *,
+        batch_size: int = 64,
+        query_extractor: FeatureExtractor[str] | None = None,
     ) -> None:
         for name, value, needed in (
             ("extractor", extractor, "extract"),
             ("store", store, "search"),
+            ("query_extractor", query_extractor or extractor, "extract"),
         ):
             if not callable(getattr(value, needed, None)):
                 raise InvalidInputError(
@@ -126,7 +135,13 @@ class DenseRetriever:
                 f"DenseRetriever: the extractor gives {extractor.dim}-dim vectors "
                 f"but the store holds {store.dim}-dim ones"
             )
+        if query_extractor is not None and query_extractor.dim != extractor.dim:
+            raise ConfigError(
+                f"DenseRetriever: the query_extractor gives {query_extractor.dim}-dim vectors "
+                f"but the extractor {extractor.dim}-dim ones"
+            )
         self.extractor = extractor
+        self.query_extractor = query_extractor or extractor
         self.store = store
         self.batch_size = check_positive(batch_size, "batch_size", "DenseRetriever")
         self._chunks: dict[str, Chunk] = {}
@@ -203,7 +218,7 @@ class DenseRetriever:
         check_k(k, "DenseRetriever.retrieve")
         if not queries:
             return []
-        vectors = embed_texts(self.extractor, list(queries), "DenseRetriever.retrieve")
+        vectors = embed_texts(self.query_extractor, list(queries), "DenseRetriever.retrieve")
         results = []
         for hits in self.store.search(vectors, k, where=where):
             row = []
