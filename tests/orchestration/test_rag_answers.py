@@ -7,6 +7,7 @@ import torch
 
 from genarch.data import python_docs
 from genarch.errors import ConfigError, GenarchError, InvalidInputError, NotFoundError
+from genarch.features import HashingVectorizer
 from genarch.orchestration.bm25 import BM25Retriever
 from genarch.orchestration.citations import (
     Answer,
@@ -18,9 +19,14 @@ from genarch.orchestration.citations import (
     term_coverage,
 )
 from genarch.orchestration.extractive import ExtractiveGenerator
-from genarch.orchestration.quickstart import OPERATOR_TOKEN_PATTERN, quickstart_rag
+from genarch.orchestration.quickstart import (
+    OPERATOR_TOKEN_PATTERN,
+    python_docs_adapter,
+    quickstart_rag,
+)
 from genarch.orchestration.rag_evaluation import (
     LabelledQuestion,
+    adapter_examples,
     answer_outcome,
     evaluate_rag,
     load_questions,
@@ -324,6 +330,67 @@ def test_no_answer_when_no_sentence_scores_well_enough():
     assert generator.compose("Which statement is an empty placeholder?", SOURCES) != []
 
 
+class Toward:
+    """A toy question encoder that reads every question as about one group of Topics."""
+
+    dim = 3
+
+    def __init__(self, group: int) -> None:
+        self.group = group
+
+    def extract(self, texts):
+        vectors = torch.full((len(texts), 3), 1e-3)
+        vectors[:, self.group] = 1.0
+        return vectors
+
+
+def test_a_question_encoder_ranks_the_sentences_but_the_encoder_decides_whether_to_answer():
+    question = "Which statement is an empty placeholder?"
+    texts = [source.chunk.text for source in SOURCES]
+    plain = ExtractiveGenerator(max_sentences=1, encoder=Topics())
+    adapted = ExtractiveGenerator(max_sentences=1, encoder=Topics(), question_encoder=Toward(1))
+    [by_meaning] = plain.compose(question, SOURCES)
+    [moved] = adapted.compose(question, SOURCES)
+    assert "null operation" in by_meaning.text
+    assert moved.text == "A while statement is a statement that can repeat a block."
+    # whether the sources answer is decided on the encoder's own question vector
+    confidence = plain.confidence(question, texts)
+    assert confidence is not None
+    assert adapted.confidence(question, texts) == confidence
+    for min_confidence, answered in ((confidence - 0.01, True), (confidence + 0.01, False)):
+        gated = ExtractiveGenerator(
+            max_sentences=1,
+            encoder=Topics(),
+            question_encoder=Toward(1),
+            min_confidence=min_confidence,
+        )
+        assert bool(gated.compose(question, SOURCES)) is answered
+
+
+def test_a_question_encoder_must_fit_the_encoder():
+    with pytest.raises(InvalidInputError, match="same dim"):
+        ExtractiveGenerator(encoder=Topics(), question_encoder=HashingVectorizer(dim=8))
+    with pytest.raises(InvalidInputError, match="same dim"):
+        ExtractiveGenerator(question_encoder=Toward(0))
+    with pytest.raises(InvalidInputError, match="question_encoder to be a FeatureExtractor"):
+        ExtractiveGenerator(encoder=Topics(), question_encoder=object())  # type: ignore[arg-type]
+
+
+def test_the_candidates_are_the_sentences_as_the_encoder_reads_them():
+    generator = ExtractiveGenerator(
+        encoder=Topics(), titles={"d1": "The pass statement"}, title_in_context=True
+    )
+    texts = [source.chunk.text for source in SOURCES]
+    candidates = generator.candidates(texts, document_ids=["d1", "d2"])
+    assert [(i, texts[i][start:end]) for i, start, end, _ in candidates] == [
+        (0, "The pass statement is a statement."),
+        (0, "It is a null operation that does nothing."),
+        (1, "A while statement is a statement that can repeat a block."),
+    ]
+    assert candidates[0][3] == "The pass statement: The pass statement is a statement."
+    assert candidates[2][3] == "A while statement is a statement that can repeat a block."
+
+
 def test_each_sentence_is_embedded_once_per_generator():
     encoder = Topics()
     generator = ExtractiveGenerator(encoder=encoder)
@@ -510,6 +577,67 @@ def test_without_the_embeddings_extra_the_quickstart_still_answers(questions, do
     assert report.spans_exact == 1.0
     assert report.answer_accuracy >= LEXICAL_ACCURACY_FLOOR
     assert report.decline_recall >= LEXICAL_DECLINE_RECALL_FLOOR
+
+
+def test_an_adapter_needs_a_sentence_encoder_and_must_be_one():
+    docs = [Document(id="d", text="A statement.")]
+    with pytest.raises(InvalidInputError, match="'python-docs', a QueryAdapter or None"):
+        quickstart_rag(docs, adapter="python")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="needs a sentence encoder"):
+        quickstart_rag(docs, encoder="none", adapter="python-docs")
+
+
+def test_the_python_docs_adapter_is_for_minilm_only(minilm):
+    adapter = python_docs_adapter(minilm)
+    assert (adapter.dim, adapter.rank) == (384, 32)
+    with pytest.raises(InvalidInputError, match="fitted on another encoder"):
+        python_docs_adapter(HashingVectorizer(dim=384))
+
+
+def test_adapter_examples_label_the_candidates_that_hold_the_quote(documents):
+    docs = [d for d in documents if d.id in {"pass", "break", "continue"}]
+    rag = quickstart_rag(docs, encoder="none")
+    question = LabelledQuestion(
+        id="a1",
+        question="Which statement is a null operation?",
+        topics=("pass",),
+        quote='"pass" is a null operation',
+    )
+    unanswerable = LabelledQuestion(id="n1", question="How do I install pip?")
+    [example] = adapter_examples(rag, [question, unanswerable], docs)
+    assert example.question == question.question
+    assert [example.candidates[i] for i in example.answers] == [
+        '"pass" is a null operation — when it is executed, nothing happens.'
+    ]
+    with pytest.raises(InvalidInputError, match="a RAG with an ExtractiveGenerator"):
+        adapter_examples(rag.retriever, [question], docs)  # type: ignore[arg-type]
+
+
+@quotes_this_python
+def test_the_adapter_answers_questions_it_never_saw_better(questions, documents, minilm, tmp_path):
+    # The batches written last (fresh_6, fresh_7, fresh_8: 90 answerable questions
+    # asked as users do, 30 unanswerable) are in none of the adapter's examples.
+    # Measured (benchmarks/fit_query_adapter.py): 60/90 right with the adapter
+    # (0.667, 0.667, 0.633 per batch), 46/90 without; the floors leave about four
+    # questions of margin.
+    unseen = [q for q in questions if int(q.id[1:]) >= (227 if q.id[0] == "a" else 73)]
+    assert sum(q.answerable for q in unseen) == 90
+    from genarch.features import CachedExtractor
+
+    with CachedExtractor(minilm, tmp_path / "vectors.sqlite") as encoder:  # one corpus embedding
+        plain = evaluate_rag(quickstart_rag(documents, encoder=encoder), unseen, documents)
+        adapted = evaluate_rag(
+            quickstart_rag(documents, encoder=encoder, adapter="python-docs"), unseen, documents
+        )
+    assert adapted.spans_exact == 1.0
+    assert adapted.answer_accuracy >= ADAPTED_ACCURACY_FLOOR
+    assert adapted.answer_accuracy >= plain.answer_accuracy + ADAPTER_GAIN_FLOOR
+    assert adapted.decline_recall >= ADAPTED_DECLINE_RECALL_FLOOR
+
+
+ADAPTED_ACCURACY_FLOOR = 0.62
+ADAPTER_GAIN_FLOOR = 0.08
+ADAPTED_DECLINE_RECALL_FLOOR = 0.55
 
 
 # measured on that subset (31 answerable, 10 unanswerable questions): MiniLM 27/31

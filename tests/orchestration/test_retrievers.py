@@ -158,6 +158,34 @@ def test_dense_retriever_refuses_mismatches() -> None:
         )
 
 
+class Rewords(HashedWords):
+    """A query encoder: reads a question with some words replaced by others."""
+
+    def __init__(self, replace: dict[str, str]) -> None:
+        super().__init__()
+        self.replace = replace
+
+    def extract(self, items: Sequence[str]) -> torch.Tensor:
+        return super().extract(
+            [" ".join(self.replace.get(w, w) for w in text.split()) for text in items]
+        )
+
+
+def test_a_query_extractor_embeds_the_queries_and_the_chunks_keep_theirs() -> None:
+    chunks = [chunk("a", "red apple"), chunk("b", "green pear")]
+    plain = DenseRetriever(HashedWords(), ExactVectorStore(dim=256)).add(chunks)
+    moved = DenseRetriever(
+        HashedWords(), ExactVectorStore(dim=256), query_extractor=Rewords({"fruit": "green pear"})
+    ).add(chunks)
+    assert plain.retrieve("red fruit", 1)[0].chunk.id == "a"
+    assert moved.retrieve("red fruit", 1)[0].chunk.id == "b"  # read as "red green pear"
+    assert torch.equal(moved.vectors(["a"]), plain.vectors(["a"]))
+    with pytest.raises(ConfigError, match="query_extractor gives 8-dim"):
+        DenseRetriever(HashedWords(), ExactVectorStore(dim=256), query_extractor=HashedWords(8))
+    with pytest.raises(InvalidInputError, match="query_extractor with a extract"):
+        DenseRetriever(HashedWords(), ExactVectorStore(dim=256), query_extractor=object())  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------- hybrid
 
 
