@@ -19,7 +19,12 @@ does not answer):
   signature line, with that line: ``heading_scope="block"``) and by the
   similarity of the question to the sentence's topic title, declining when
   no sentence scores well enough,
-* the same over the titled BM25 alone (``retrieval="bm25"``: what it was
+* the same with the question adapter fitted on Python's documentation
+  (``adapter="python-docs"``, what ``genarch quickstart`` runs: it ranks the
+  sentences and the chunks with MiniLM's question vectors moved by a map
+  learned from the batches ``benchmarks/fit_query_adapter.py`` trains on, so
+  only "fresh_5" to "fresh_8" are unseen by it),
+* the quickstart over the titled BM25 alone (``retrieval="bm25"``: what it was
   before hybrid retrieval),
 * the same without the ``embeddings`` extra (``encoder="none"``: words only),
 * ablations: hybrid retrieval with equal weights, the quickstart's previous
@@ -183,6 +188,8 @@ class MarginRAG(RAG):
 
 #: the quickstart's assistant, as the results name it
 QUICKSTART = "quickstart (hybrid: titled bm25 + MiniLM chunks; MiniLM sentences)"
+#: the same with the question adapter fitted on Python's documentation (what the CLI runs)
+ADAPTED = "quickstart with the python-docs question adapter (the CLI's)"
 
 #: the extra dense chunks (``m``) and margins ``--union`` compares (the margin
 #: variant with the lowest margin that costs nothing on the calibration half).
@@ -487,6 +494,7 @@ def main() -> None:
     bm25_only = quickstart_rag(documents, encoder=encoder, retrieval="bm25")
     dense = quickstart.retriever.retrievers[1]  # MiniLM over every titled chunk
     pipelines: dict[str, RAG] = {
+        ADAPTED: quickstart_rag(documents, encoder=encoder, adapter="python-docs"),
         QUICKSTART: quickstart,
         "quickstart with bm25 retrieval only": bm25_only,
         "quickstart without the embeddings extra": quickstart_rag(documents, encoder="none"),
