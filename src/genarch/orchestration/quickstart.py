@@ -329,12 +329,14 @@ def quickstart_rag(
             whether to decline is still decided on the encoder's own
             similarities): ``"python-docs"`` (:func:`python_docs_adapter`, for
             Python's documentation), your own adapter, or ``None`` (the
-            encoder's own vectors). With ``generator``, it serves retrieval only.
+            encoder's own vectors). With ``generator``, it serves hybrid
+            retrieval only.
 
     Raises:
         InvalidInputError: bad documents, encoder, retrieval or adapter,
-            ``"hybrid"`` or an adapter with ``encoder="none"``, an adapter
-            fitted on another encoder, or a generator without
+            ``"hybrid"`` or an adapter with ``encoder="none"``, an adapter of
+            another dimension than the encoder, ``"python-docs"`` with an
+            encoder other than all-MiniLM-L6-v2, or a generator without
             ``generate``/``compose``.
         MissingDependencyError: ``"hybrid"`` with ``"minilm"`` and no
             ``embeddings`` extra installed.
@@ -365,9 +367,15 @@ def quickstart_rag(
     )
     questions: QueryAdapter | None = None
     if adapter == "python-docs":
-        assert sentence_encoder is not None
+        assert sentence_encoder is not None  # required above
         questions = python_docs_adapter(sentence_encoder)
     elif isinstance(adapter, QueryAdapter):
+        assert sentence_encoder is not None
+        if adapter.dim != sentence_encoder.dim:
+            raise InvalidInputError(
+                f"quickstart_rag: the adapter gives {adapter.dim}-dim question vectors, "
+                f"the encoder {sentence_encoder.dim}-dim ones"
+            )
         questions = adapter
     chunks = list(quickstart_chunker(max_tokens).process(documents))
     bm25 = BM25Retriever(stopwords=(), token_pattern=OPERATOR_TOKEN_PATTERN, stem=True)
