@@ -43,7 +43,7 @@ from genarch.errors import IntegrityError, InvalidInputError, NotFoundError
 from genarch.features.embedding_cache import model_fingerprint
 from genarch.protocols import FeatureExtractor
 from genarch.schemas import Record
-from genarch.validation import describe
+from genarch.validation import checked_items, checked_texts, describe, require_count
 
 __all__ = ["AdapterExample", "QueryAdapter", "fit_query_adapter"]
 
@@ -148,11 +148,7 @@ class QueryAdapter:
         Raises:
             InvalidInputError: ``items`` is not a list of str.
         """
-        if isinstance(items, str) or not isinstance(items, Sequence):
-            raise InvalidInputError(
-                f"QueryAdapter.extract expected a list of str, got {describe(items)}"
-            )
-        return self.adapt(self.encoder.extract(list(items)))
+        return self.adapt(self.encoder.extract(checked_texts(items, "QueryAdapter.extract")))
 
     def save(self, path: PathLike) -> None:
         """Write the adapter to ``path`` (one safetensors file, atomically)."""
@@ -234,21 +230,11 @@ def fit_query_adapter(
         InvalidInputError: no examples, an item that is not an AdapterExample,
             or a setting out of range.
     """
-    if not isinstance(examples, Sequence) or not examples:
-        raise InvalidInputError(
-            f"fit_query_adapter expected a non-empty list of AdapterExample, got {describe(examples)}"
-        )
-    for index, example in enumerate(examples):
-        if not isinstance(example, AdapterExample):
-            raise InvalidInputError(
-                f"fit_query_adapter: examples[{index}] must be an AdapterExample, "
-                f"got {describe(example)}"
-            )
-    for name, value in (("rank", rank), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidInputError(
-                f"fit_query_adapter expected {name} >= 1, got {describe(value)}"
-            )
+    examples = list(checked_items(examples, AdapterExample, "fit_query_adapter"))
+    if not examples:
+        raise InvalidInputError("fit_query_adapter expected at least one AdapterExample, got none")
+    rank = require_count(rank, "fit_query_adapter", "rank")
+    steps = require_count(steps, "fit_query_adapter", "steps")
     for name, number in (("temperature", temperature), ("learning_rate", learning_rate)):
         if not isinstance(number, int | float) or not number > 0:
             raise InvalidInputError(
