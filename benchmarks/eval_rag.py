@@ -370,10 +370,13 @@ FRESH_FROM = {"a": 83, "n": 25}
 #: never the assistant's code or any other question (ids from these on):
 #: "fresh_2" (a107-a136, n033-n042), "fresh_3" (a137-a166, n043-n052),
 #: "fresh_4" (a167-a196, n053-n062), "fresh_5" (a197-a226, n063-n072),
-#: "fresh_6" (a227-a256, n073-n082), "fresh_7" (a257-a286, n083-n092) and
-#: "fresh_8" (a287-a316, n093-n102). They ask as users do (longer, in their
+#: "fresh_6" (a227-a256, n073-n082), "fresh_7" (a257-a286, n083-n092),
+#: "fresh_8" (a287-a316, n093-n102), "fresh_9" (a317-a346, n103-n112),
+#: "fresh_10" (a347-a376, n113-n122), "fresh_11" (a377-a406, n123-n132) and
+#: "fresh_12" (a407-a436, n133-n142). They ask as users do (longer, in their
 #: own words, often describing a situation; from fresh_5 on, a third are short
-#: plain questions, and fresh_7 and fresh_8 were asked for less famous facts).
+#: plain questions; fresh_7 to fresh_11 were asked for less famous facts, or
+#: several from each long topic, and fresh_12 as a programmer debugging would).
 #: fresh_2 is part of what the decline thresholds are chosen on
 #: (:func:`calibration_set`); fresh_3 was looked at while they were; fresh_4
 #: was added after that and measured once. fresh_5 was looked at while two
@@ -381,7 +384,8 @@ FRESH_FROM = {"a": 83, "n": 25}
 #: refers back takes the sentence before it); fresh_6 was written at the same
 #: time and measured once, after those rules were in. fresh_6, fresh_7 and
 #: fresh_8 are what the question adapter (``benchmarks/fit_query_adapter.py``)
-#: is tested on: it learns from the others.
+#: is tested on: it learns from the others (fresh_9 to fresh_12 were written
+#: for it to learn from).
 LATER_BATCHES = {
     "fresh_2": {"a": 107, "n": 33},
     "fresh_3": {"a": 137, "n": 43},
@@ -390,6 +394,10 @@ LATER_BATCHES = {
     "fresh_6": {"a": 227, "n": 73},
     "fresh_7": {"a": 257, "n": 83},
     "fresh_8": {"a": 287, "n": 93},
+    "fresh_9": {"a": 317, "n": 103},
+    "fresh_10": {"a": 347, "n": 113},
+    "fresh_11": {"a": 377, "n": 123},
+    "fresh_12": {"a": 407, "n": 133},
 }
 
 

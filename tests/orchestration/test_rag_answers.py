@@ -623,10 +623,11 @@ def test_adapter_examples_label_the_candidates_that_hold_the_quote(documents):
 def test_the_adapter_answers_questions_it_never_saw_better(questions, documents, minilm, tmp_path):
     # The batches written last (fresh_6, fresh_7, fresh_8: 90 answerable questions
     # asked as users do, 30 unanswerable) are in none of the adapter's examples.
-    # Measured (benchmarks/eval_rag.py): 54/90 right with the adapter (0.600,
-    # 0.633, 0.567 per batch), 45/90 without, 25/30 declined; the floors leave
-    # three to four questions of margin.
-    unseen = [q for q in questions if int(q.id[1:]) >= (227 if q.id[0] == "a" else 73)]
+    # Measured (benchmarks/eval_rag.py): 59/90 right with the adapter (0.733,
+    # 0.667, 0.567 per batch), 45/90 without, 25/30 declined; the floors leave
+    # four or five questions of margin.
+    first, last = {"a": 227, "n": 73}, {"a": 316, "n": 102}
+    unseen = [q for q in questions if first[q.id[0]] <= int(q.id[1:]) <= last[q.id[0]]]
     assert sum(q.answerable for q in unseen) == 90
     from genarch.features import CachedExtractor
 
@@ -641,8 +642,8 @@ def test_the_adapter_answers_questions_it_never_saw_better(questions, documents,
     assert adapted.decline_recall >= ADAPTED_DECLINE_RECALL_FLOOR
 
 
-ADAPTED_ACCURACY_FLOOR = 0.55
-ADAPTER_GAIN_FLOOR = 0.05
+ADAPTED_ACCURACY_FLOOR = 0.61
+ADAPTER_GAIN_FLOOR = 0.1
 ADAPTED_DECLINE_RECALL_FLOOR = 0.7
 
 
