@@ -372,11 +372,16 @@ FRESH_FROM = {"a": 83, "n": 25}
 #: "fresh_4" (a167-a196, n053-n062), "fresh_5" (a197-a226, n063-n072),
 #: "fresh_6" (a227-a256, n073-n082), "fresh_7" (a257-a286, n083-n092),
 #: "fresh_8" (a287-a316, n093-n102), "fresh_9" (a317-a346, n103-n112),
-#: "fresh_10" (a347-a376, n113-n122), "fresh_11" (a377-a406, n123-n132) and
-#: "fresh_12" (a407-a436, n133-n142). They ask as users do (longer, in their
+#: "fresh_10" (a347-a376, n113-n122), "fresh_11" (a377-a406, n123-n132),
+#: "fresh_12" (a407-a436, n133-n142), "fresh_13" (a437-a466, n143-n152),
+#: "fresh_14" (a467-a496, n153-n162), "fresh_15" (a497-a526, n163-n172) and
+#: "fresh_16" (a527-a556, n173-n182). They ask as users do (longer, in their
 #: own words, often describing a situation; from fresh_5 on, a third are short
 #: plain questions; fresh_7 to fresh_11 were asked for less famous facts, or
-#: several from each long topic, and fresh_12 as a programmer debugging would).
+#: several from each long topic; fresh_12 as a programmer debugging would;
+#: fresh_13 to fresh_15 each cover one part of the reference (expressions,
+#: statements, the data model and built-in types) and fresh_16 asks as a
+#: beginner would).
 #: fresh_2 is part of what the decline thresholds are chosen on
 #: (:func:`calibration_set`); fresh_3 was looked at while they were; fresh_4
 #: was added after that and measured once. fresh_5 was looked at while two
@@ -384,7 +389,7 @@ FRESH_FROM = {"a": 83, "n": 25}
 #: refers back takes the sentence before it); fresh_6 was written at the same
 #: time and measured once, after those rules were in. fresh_6, fresh_7 and
 #: fresh_8 are what the question adapter (``benchmarks/fit_query_adapter.py``)
-#: is tested on: it learns from the others (fresh_9 to fresh_12 were written
+#: is tested on: it learns from the others (fresh_9 to fresh_16 were written
 #: for it to learn from).
 LATER_BATCHES = {
     "fresh_2": {"a": 107, "n": 33},
@@ -398,6 +403,10 @@ LATER_BATCHES = {
     "fresh_10": {"a": 347, "n": 113},
     "fresh_11": {"a": 377, "n": 123},
     "fresh_12": {"a": 407, "n": 133},
+    "fresh_13": {"a": 437, "n": 143},
+    "fresh_14": {"a": 467, "n": 153},
+    "fresh_15": {"a": 497, "n": 163},
+    "fresh_16": {"a": 527, "n": 173},
 }
 
 
