@@ -23,13 +23,21 @@ def cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Ite
     """Point genarch's cache (``default_embedding_cache``) at a folder of this
     session, so tests never write to the user's ``~/.cache`` (the quickstart's
     runs share its vectors, as a user's runs do)."""
-    saved = os.environ.get("GENARCH_CACHE_DIR")
-    os.environ["GENARCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("genarch-cache"))
-    yield
-    if saved is None:
-        del os.environ["GENARCH_CACHE_DIR"]
-    else:
-        os.environ["GENARCH_CACHE_DIR"] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENARCH_CACHE_DIR", str(tmp_path_factory.mktemp("genarch-cache")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def minilm() -> object:
+    """all-MiniLM-L6-v2, loaded once, or a skip when the embeddings extra is missing."""
+    from genarch.errors import GenarchError
+    from genarch.features import load_minilm
+
+    try:
+        return load_minilm()
+    except GenarchError as error:
+        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
 
 
 @pytest.fixture

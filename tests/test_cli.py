@@ -106,18 +106,7 @@ def test_quickstart_quiet_prints_only_the_summary(tmp_path, capsys):
     assert all((tmp_path / name).is_file() for name in REPORT_FILES)
 
 
-def _minilm_or_skip() -> None:
-    from genarch.errors import GenarchError
-    from genarch.features import load_minilm
-
-    try:
-        load_minilm()
-    except GenarchError as error:
-        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
-
-
-def test_a_second_quickstart_reads_the_corpus_vectors_back(tmp_path, capsys):
-    _minilm_or_skip()
+def test_a_second_quickstart_reads_the_corpus_vectors_back(tmp_path, capsys, minilm):
     cache = tmp_path / "vectors" / "embeddings.sqlite"  # the folder is created
     tiny = ["quickstart", "--train-steps", "2", "--vocab-size", "300"]
     counts = []
@@ -135,8 +124,7 @@ def test_a_second_quickstart_reads_the_corpus_vectors_back(tmp_path, capsys):
     assert read_back >= computed
 
 
-def test_the_quickstart_refuses_an_embedding_cache_it_cannot_open(tmp_path, capsys):
-    _minilm_or_skip()
+def test_the_quickstart_refuses_an_embedding_cache_it_cannot_open(tmp_path, capsys, minilm):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     assert main(["quickstart", "--embedding-cache", str(blocker / "e.sqlite")]) == 1

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genarch.data import python_docs
-from genarch.errors import ConfigError, GenarchError, InvalidInputError, NotFoundError
+from genarch.errors import ConfigError, InvalidInputError, NotFoundError
 from genarch.features import HashingVectorizer, QueryAdapter
 from genarch.orchestration.bm25 import BM25Retriever
 from genarch.orchestration.citations import (
@@ -536,16 +536,6 @@ def test_an_encoder_without_extract_is_refused():
 
 
 # ------------------------------------------------------------------ figures on the held-out half
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    from genarch.features import load_minilm
-
-    try:
-        return load_minilm()
-    except GenarchError as error:
-        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
 
 
 def _held_out(questions: list[LabelledQuestion]) -> list[LabelledQuestion]:
