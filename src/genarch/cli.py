@@ -110,8 +110,10 @@ def _quickstart(args: argparse.Namespace) -> int:
             QUESTIONS,
             generator=writer,
             encoder=encoder,
-            # the question adapter fitted on Python's documentation, with MiniLM
+            # the question adapter and the answer gate fitted on Python's
+            # documentation, with MiniLM (the gate decides the extractive answers only)
             adapter=None if encoder == "minilm" else "python-docs",
+            gate=None if encoder == "minilm" or writer is not None else "python-docs",
         )
     finally:
         if writer is not None:
@@ -206,7 +208,7 @@ def _answer_writer(args: argparse.Namespace) -> tuple[Any, str]:
             raise InvalidInputError("--llm-model needs --llm-url (the server's API root)")
         return None, (
             "extractive; with the embeddings extra, hybrid BM25 + MiniLM retrieval and "
-            "MiniLM with the Python-docs question adapter"
+            "MiniLM with the Python-docs question adapter and answer gate"
         )
     if not args.llm_model:
         raise InvalidInputError(

@@ -30,6 +30,7 @@ from genarch.features.embedding_cache import (
     CachedExtractor,
     CacheStats,
     default_embedding_cache,
+    encoder_fingerprint,
     model_fingerprint,
 )
 from genarch.features.lexical import (
@@ -76,6 +77,7 @@ __all__ = [
     "WordPieceTokenizer",
     "basic_tokenize",
     "default_embedding_cache",
+    "encoder_fingerprint",
     "find_minilm_directory",
     "fit_query_adapter",
     "lexical_tokens",

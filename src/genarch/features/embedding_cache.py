@@ -41,7 +41,13 @@ from genarch.errors import IntegrityError, InvalidInputError
 from genarch.protocols import FeatureExtractor
 from genarch.validation import describe
 
-__all__ = ["CacheStats", "CachedExtractor", "default_embedding_cache", "model_fingerprint"]
+__all__ = [
+    "CacheStats",
+    "CachedExtractor",
+    "default_embedding_cache",
+    "encoder_fingerprint",
+    "model_fingerprint",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -103,6 +109,14 @@ def model_fingerprint(extractor: object) -> str:
         digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
         digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     return digest.hexdigest()
+
+
+def encoder_fingerprint(encoder: object) -> str:
+    """``encoder``'s own ``fingerprint`` when it has one (a :class:`CachedExtractor`
+    gives its model's), else :func:`model_fingerprint` of it: what a part learned
+    on an encoder's vectors (a query adapter, an answer gate) records and checks."""
+    given = getattr(encoder, "fingerprint", None)
+    return given if isinstance(given, str) else model_fingerprint(encoder)
 
 
 def _tensors(extractor: object) -> Iterator[tuple[str, torch.Tensor]]:

@@ -23,7 +23,7 @@ encoder; Adam, full batch, seeded: the same examples give the same adapter.
 
 The file format is one safetensors file (``down``, ``up``) whose metadata
 names the format and the fingerprint of the encoder it was fitted on
-(:func:`~genarch.features.embedding_cache.model_fingerprint`): an adapter is
+(:func:`~genarch.features.embedding_cache.encoder_fingerprint`): an adapter is
 only meaningful on its encoder's vectors, and :meth:`QueryAdapter.load`
 refuses any other encoder.
 """
@@ -40,7 +40,7 @@ from torch.nn import functional
 
 from genarch._io import atomic_write_bytes
 from genarch.errors import IntegrityError, InvalidInputError, NotFoundError
-from genarch.features.embedding_cache import model_fingerprint
+from genarch.features.embedding_cache import encoder_fingerprint
 from genarch.protocols import FeatureExtractor
 from genarch.schemas import Record
 from genarch.validation import checked_items, checked_texts, describe, require_count
@@ -73,12 +73,6 @@ class AdapterExample(Record):
                 f"answers must index the {len(self.candidates)} candidates, got {self.answers}"
             )
         return self
-
-
-def _fingerprint(encoder: object) -> str:
-    """The encoder's model fingerprint (a cache's is its model's)."""
-    given = getattr(encoder, "fingerprint", None)
-    return given if isinstance(given, str) else model_fingerprint(encoder)
 
 
 class QueryAdapter:
@@ -156,7 +150,7 @@ class QueryAdapter:
 
         metadata = {
             "format": FORMAT,
-            "encoder_fingerprint": _fingerprint(self.encoder),
+            "encoder_fingerprint": encoder_fingerprint(self.encoder),
             "rank": str(self.rank),
         }
         data = save({"down": self.down.contiguous(), "up": self.up.contiguous()}, metadata)
@@ -187,7 +181,7 @@ class QueryAdapter:
                 f"{path} is not a query adapter (expected format {FORMAT!r} with tensors "
                 f"down and up, got {metadata.get('format')!r} with {sorted(tensors)})"
             )
-        if metadata.get("encoder_fingerprint") != _fingerprint(encoder):
+        if metadata.get("encoder_fingerprint") != encoder_fingerprint(encoder):
             raise InvalidInputError(
                 f"the query adapter at {path} was fitted on another encoder's vectors "
                 f"(fingerprint {str(metadata.get('encoder_fingerprint'))[:12]}…), not on "

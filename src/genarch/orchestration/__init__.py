@@ -7,6 +7,12 @@ the sources do not answer the question.
 """
 
 from genarch._deprecated import renamed_names
+from genarch.orchestration.answer_gate import (
+    AnswerGate,
+    CorpusTerms,
+    GateExample,
+    fit_answer_gate,
+)
 from genarch.orchestration.bm25 import (
     BM25Config,
     BM25Retriever,
@@ -40,6 +46,7 @@ from genarch.orchestration.examples import (
     SimilarityExampleSelector,
 )
 from genarch.orchestration.extractive import (
+    DeclineGate,
     ExtractiveConfig,
     ExtractiveGenerator,
 )
@@ -56,6 +63,7 @@ from genarch.orchestration.rag_evaluation import (
     evaluate_rag,
     evaluate_retriever,
     format_table,
+    gate_examples,
     load_questions,
     verify_questions,
 )
@@ -82,6 +90,7 @@ from genarch.orchestration.vectorstore import (
 __all__ = [
     "RAG",
     "Answer",
+    "AnswerGate",
     "BM25Config",
     "BM25Retriever",
     "Branch",
@@ -89,6 +98,8 @@ __all__ = [
     "ChainRun",
     "Citation",
     "CompositeStep",
+    "CorpusTerms",
+    "DeclineGate",
     "DenseRetriever",
     "EmbeddingReranker",
     "ExactVectorStore",
@@ -100,6 +111,7 @@ __all__ = [
     "FixedExamples",
     "FunctionReranker",
     "FunctionStep",
+    "GateExample",
     "GroundedGenerator",
     "HybridRetriever",
     "LabelledQuestion",
@@ -130,8 +142,10 @@ __all__ = [
     "count_tokens",
     "evaluate_rag",
     "evaluate_retriever",
+    "fit_answer_gate",
     "format_result",
     "format_table",
+    "gate_examples",
     "load_questions",
     "neutralise",
     "quickstart_answers",

@@ -57,7 +57,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import torch
 from pydantic import Field
@@ -77,7 +77,7 @@ from genarch.protocols import FeatureExtractor
 from genarch.schemas import Config, TextRequest, TextResult
 from genarch.validation import describe, require_instance
 
-__all__ = ["ExtractiveConfig", "ExtractiveGenerator", "sentence_spans"]
+__all__ = ["DeclineGate", "ExtractiveConfig", "ExtractiveGenerator", "sentence_spans"]
 
 _ENDS = re.compile(r"[.!?][\"')\]]*(?=\s)")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
@@ -259,6 +259,7 @@ class ExtractiveConfig(Config):
             rare words with a sentence needs less of the meaning, and the
             other way round. With a ``question_encoder``, the mix is taken with
             the encoder's own question vector (see :meth:`ExtractiveGenerator.confidence`).
+            Not applied when the generator has a ``gate``, which decides instead.
         title_weight: with an encoder and topic titles (``titles=``), the
             cosine similarity of the question to the title of a sentence's
             document, times this, is added to the sentence's score: of two
@@ -307,6 +308,16 @@ _HEADING_CHARS = 200  # the most of a heading line embedded with the sentence af
 _SHORTLIST_RANK_PENALTY = 0.01  # per source place, when ranking sentences for the shortlist
 
 
+@runtime_checkable
+class DeclineGate(Protocol):
+    """Decides whether the sources answer a question (see ``ExtractiveGenerator(gate=)``)."""
+
+    def declines(self, question: str, confidence: float | None) -> bool:
+        """Whether to say "not in the sources", given the best candidate's score
+        (``None``: no candidate could be scored)."""
+        ...
+
+
 @dataclass(frozen=True)
 class _Pick:
     index: int  # which text
@@ -337,10 +348,17 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
             applies in :meth:`compose` (and :meth:`select` given
             ``document_ids``), not in :meth:`generate`, whose prompt is read
             as plain text.
+        gate: decides whether to decline instead of ``min_confidence``: any
+            object with ``declines(question, confidence) -> bool`` (a
+            :class:`DeclineGate`), given the question and the best candidate's
+            score (:meth:`confidence`), e.g. a learned
+            :class:`~genarch.orchestration.answer_gate.AnswerGate` bound to the
+            corpus. Needs an ``encoder``.
 
     Raises:
-        InvalidInputError: ``encoder`` has no ``extract`` method, or
-            ``titles`` is not a mapping of str to str.
+        InvalidInputError: ``encoder`` has no ``extract`` method, ``titles``
+            is not a mapping of str to str, or ``gate`` has no ``declines``
+            method, has no corpus bound, or comes without an encoder.
         ConfigError: bad settings.
     """
 
@@ -351,6 +369,7 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         encoder: FeatureExtractor[str] | None = None,
         question_encoder: FeatureExtractor[str] | None = None,
         titles: Mapping[str, str] | None = None,
+        gate: DeclineGate | None = None,
         **fields: Any,
     ) -> None:
         for name, value in (("encoder", encoder), ("question_encoder", question_encoder)):
@@ -374,8 +393,24 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
                 "ExtractiveGenerator expected titles to be a mapping of document id (str) "
                 f"to title (str) or None, got {describe(titles)}"
             )
+        if gate is not None and not callable(getattr(gate, "declines", None)):
+            raise InvalidInputError(
+                "ExtractiveGenerator expected gate to have declines(question, confidence), "
+                f"got {describe(gate)}"
+            )
+        if gate is not None and encoder is None:
+            raise InvalidInputError(
+                "ExtractiveGenerator: a gate decides on the encoder's confidences, "
+                "so it needs an encoder, got encoder=None"
+            )
+        if gate is not None and hasattr(gate, "corpus") and gate.corpus is None:
+            raise InvalidInputError(
+                "ExtractiveGenerator: the gate has no corpus to count the question's terms in; "
+                "give gate.with_corpus(documents)"
+            )
         Configured.__init__(self, config, **fields)
         self.encoder = encoder
+        self.gate = gate
         self.question_encoder = question_encoder
         self.titles = dict(titles) if titles is not None else {}
         self._vectors: dict[str, torch.Tensor] = {}
@@ -591,13 +626,18 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
         spans, scores = self._scored(question, texts, document_ids)
         if not spans:
             return []
-        if self.encoder is not None and config.min_confidence is not None:
+        if self.encoder is not None and (
+            config.min_confidence is not None or self.gate is not None
+        ):
             if self.question_encoder is None:
                 usable = [score for score in scores if not math.isnan(score)]
                 best = max(usable) if usable else None
             else:  # decided on the encoder's own scores (see confidence)
                 best = self.confidence(question, texts, document_ids=document_ids)
-            if best is None or best < config.min_confidence:
+            if self.gate is not None:
+                if self.gate.declines(question, best):
+                    return []
+            elif best is None or best < (config.min_confidence or 0.0):
                 return []
         scored = []
         for (index, start, end), score in zip(spans, scores, strict=True):

@@ -36,6 +36,7 @@ from typing import Literal
 from genarch.data import Chunker
 from genarch.errors import InvalidInputError, MissingDependencyError
 from genarch.features.query_adapter import QueryAdapter
+from genarch.orchestration.answer_gate import AnswerGate
 from genarch.orchestration.bm25 import BM25Retriever
 from genarch.orchestration.citations import Answer, GroundedGenerator, NotFound
 from genarch.orchestration.extractive import ExtractiveGenerator
@@ -56,6 +57,7 @@ AnswerWriter = GroundedGenerator | Generator[TextRequest, TextResult]
 
 __all__ = [
     "ADAPTER_FIT",
+    "GATE_FIT",
     "HYBRID_WEIGHTS",
     "LEXICAL_MIN_COVERAGE",
     "LEXICAL_SETTINGS",
@@ -66,6 +68,7 @@ __all__ = [
     "SEMANTIC_MIN_COVERAGE",
     "SEMANTIC_SETTINGS",
     "python_docs_adapter",
+    "python_docs_gate",
     "quickstart_answers",
     "quickstart_chunker",
     "quickstart_rag",
@@ -118,6 +121,14 @@ ADAPTER_FIT = {"rank": 32, "steps": 150, "temperature": 0.05, "l2": 0.01, "learn
 
 #: The file of the packaged question adapter (in ``genarch/orchestration/data``).
 PYTHON_DOCS_ADAPTER = "python_docs_query_adapter.safetensors"
+
+#: How the packaged answer gate was fitted (:func:`~genarch.orchestration.answer_gate.fit_answer_gate`'s
+#: settings; ``benchmarks/fit_query_adapter.py`` fits and tests it with the adapter,
+#: its threshold chosen holding out one batch of questions at a time: ``groups``).
+GATE_FIT = {"decline_goal": 0.9, "l2": 0.01}
+
+#: The file of the packaged answer gate (in ``genarch/orchestration/data``).
+PYTHON_DOCS_GATE = "python_docs_answer_gate.json"
 
 #: With a sentence encoder, the share of the question's content words the
 #: retrieved chunks must hold (RAG's ``min_coverage``): none. A question that
@@ -178,6 +189,7 @@ HYBRID_WEIGHTS = (2.0, 1.0)
 Encoder = FeatureExtractor[str] | Literal["minilm", "none"]
 Retrieval = Literal["auto", "bm25", "hybrid"]
 Adapter = QueryAdapter | Literal["python-docs"] | None
+Gate = AnswerGate | Literal["python-docs"] | None
 
 
 def python_docs_adapter(encoder: FeatureExtractor[str] | None = None) -> QueryAdapter:
@@ -207,6 +219,34 @@ def python_docs_adapter(encoder: FeatureExtractor[str] | None = None) -> QueryAd
         return QueryAdapter.load(path, encoder)
 
 
+def python_docs_gate(encoder: FeatureExtractor[str] | None = None) -> AnswerGate:
+    """The answer gate fitted on the Python-documentation question set.
+
+    An :class:`~genarch.orchestration.answer_gate.AnswerGate` for
+    all-MiniLM-L6-v2's confidences with :data:`SEMANTIC_SETTINGS`, learned
+    from the labelled questions of ``load_questions(name="rag")`` that
+    ``benchmarks/fit_query_adapter.py`` trains on (:data:`GATE_FIT`), with the
+    packaged question adapter in place. Bind the documents it answers from
+    with ``.with_corpus(documents)`` (:func:`quickstart_rag` does).
+
+    Args:
+        encoder: all-MiniLM-L6-v2 (default :func:`~genarch.features.load_minilm`),
+            possibly behind a :class:`~genarch.features.CachedExtractor`.
+
+    Raises:
+        MissingDependencyError: no ``encoder`` and the ``embeddings`` extra is
+            not installed.
+        InvalidInputError: ``encoder`` is not all-MiniLM-L6-v2 as shipped.
+    """
+    if encoder is None:
+        from genarch.features import load_minilm
+
+        encoder = load_minilm()
+    resource = resources.files("genarch.orchestration").joinpath("data", PYTHON_DOCS_GATE)
+    with resources.as_file(resource) as path:
+        return AnswerGate.load(path, encoder)
+
+
 def quickstart_answers(
     documents: Sequence[Document],
     questions: Sequence[str],
@@ -217,6 +257,7 @@ def quickstart_answers(
     encoder: Encoder = "minilm",
     retrieval: Retrieval = "auto",
     adapter: Adapter = None,
+    gate: Gate = None,
 ) -> list[Answer | NotFound]:
     """Answer ``questions`` from ``documents`` with hybrid (or BM25) retrieval and
     extractive answers.
@@ -254,6 +295,7 @@ def quickstart_answers(
         encoder=encoder,
         retrieval=retrieval,
         adapter=adapter,
+        gate=gate,
     )
     return [rag.run(question) for question in questions]
 
@@ -290,6 +332,7 @@ def quickstart_rag(
     encoder: Encoder = "minilm",
     retrieval: Retrieval = "auto",
     adapter: Adapter = None,
+    gate: Gate = None,
 ) -> RAG:
     """The assistant :func:`quickstart_answers` asks: chunked, indexed, ready to ``run``.
 
@@ -331,12 +374,20 @@ def quickstart_rag(
             Python's documentation), your own adapter, or ``None`` (the
             encoder's own vectors). With ``generator``, it serves hybrid
             retrieval only.
+        gate: decides whether the extractive answers decline, instead of
+            ``min_confidence`` (an
+            :class:`~genarch.orchestration.answer_gate.AnswerGate`, bound to
+            ``documents`` here): ``"python-docs"`` (:func:`python_docs_gate`,
+            for Python's documentation with all-MiniLM-L6-v2), your own gate,
+            or ``None`` (``min_confidence``). Needs a sentence encoder and no
+            ``generator``.
 
     Raises:
         InvalidInputError: bad documents, encoder, retrieval or adapter,
             ``"hybrid"`` or an adapter with ``encoder="none"``, an adapter of
             another dimension than the encoder, ``"python-docs"`` with an
-            encoder other than all-MiniLM-L6-v2, or a generator without
+            encoder other than all-MiniLM-L6-v2, a gate without a sentence
+            encoder or with a ``generator``, or a generator without
             ``generate``/``compose``.
         MissingDependencyError: ``"hybrid"`` with ``"minilm"`` and no
             ``embeddings`` extra installed.
@@ -357,13 +408,23 @@ def quickstart_rag(
         raise InvalidInputError(
             f"quickstart_rag expected adapter 'python-docs', a QueryAdapter or None, got {describe(adapter)}"
         )
+    if gate is not None and not (gate == "python-docs" or isinstance(gate, AnswerGate)):
+        raise InvalidInputError(
+            f"quickstart_rag expected gate 'python-docs', an AnswerGate or None, got {describe(gate)}"
+        )
+    if gate is not None and (encoder == "none" or generator is not None):
+        raise InvalidInputError(
+            "quickstart_rag: a gate decides whether the extractive answers decline on the "
+            "sentence encoder's confidences, so it needs a sentence encoder and no generator, "
+            f"got encoder={describe(encoder)} and generator={describe(generator)}"
+        )
     if adapter is not None and encoder == "none":
         raise InvalidInputError(
             "quickstart_rag: an adapter moves the sentence encoder's question vectors, "
             "so it needs a sentence encoder, got encoder='none'"
         )
     sentence_encoder = _sentence_encoder(
-        encoder, required=retrieval == "hybrid" or adapter is not None
+        encoder, required=retrieval == "hybrid" or adapter is not None or gate is not None
     )
     questions: QueryAdapter | None = None
     if adapter == "python-docs":
@@ -397,11 +458,16 @@ def quickstart_rag(
                 k=k,
                 min_coverage=LEXICAL_MIN_COVERAGE,
             )
+        decides: AnswerGate | None = None
+        if gate is not None:
+            decides = python_docs_gate(sentence_encoder) if gate == "python-docs" else gate
+            decides = decides.with_corpus(documents)
         generator = ExtractiveGenerator(
             SEMANTIC_SETTINGS,
             encoder=sentence_encoder,
             question_encoder=questions,
             titles=titles,
+            gate=decides,
         )
         return RAG(retriever, generator, k=k, min_coverage=SEMANTIC_MIN_COVERAGE)
     return RAG(retriever, generator, k=k)

@@ -5,7 +5,7 @@ genarch ships a labelled question set over Python's documentation
 topic(s) that answer it and a short supporting quote from that topic, plus a
 few questions the documentation cannot answer (:func:`load_questions`), and a
 second set written for the RAG assistant's answers (``load_questions(name="rag")``:
-556 answerable questions with answer spans, 182 Python questions the reference
+792 answerable questions with answer spans, 260 Python questions the reference
 does not answer).
 Quotes are matched with whitespace normalised (runs of spaces and line breaks
 count as one space), so re-wrapped documentation still matches.
@@ -39,6 +39,7 @@ from pydantic import Field
 
 from genarch.errors import InvalidInputError, NotFoundError
 from genarch.features.query_adapter import AdapterExample
+from genarch.orchestration.answer_gate import GateExample
 from genarch.orchestration.citations import Answer, NotFound
 from genarch.orchestration.extractive import ExtractiveGenerator
 from genarch.orchestration.rag import RAG
@@ -56,6 +57,7 @@ __all__ = [
     "evaluate_rag",
     "evaluate_retriever",
     "format_table",
+    "gate_examples",
     "load_questions",
     "normalise_space",
     "quote_spans",
@@ -120,7 +122,7 @@ def load_questions(
     Examples:
         >>> questions = load_questions(name="rag")
         >>> sum(q.answerable for q in questions), sum(not q.answerable for q in questions)
-        (556, 182)
+        (792, 260)
     """
     if name not in QUESTION_SETS:
         raise InvalidInputError(
@@ -395,6 +397,39 @@ def adapter_examples(
                     answers=tuple(answers),
                 )
             )
+    return examples
+
+
+def gate_examples(rag: RAG, questions: Sequence[LabelledQuestion]) -> list[GateExample]:
+    """What :func:`~genarch.orchestration.answer_gate.fit_answer_gate` learns from:
+    each question with the best score ``rag``'s
+    :class:`~genarch.orchestration.extractive.ExtractiveGenerator` gives a
+    sentence of the chunks it retrieves
+    (:meth:`~genarch.orchestration.extractive.ExtractiveGenerator.confidence`),
+    and whether it is answerable.
+
+    Raises:
+        InvalidInputError: ``rag``'s generator is not an ExtractiveGenerator, or
+            bad questions.
+    """
+    if not isinstance(rag, RAG) or not isinstance(rag.generator, ExtractiveGenerator):
+        raise InvalidInputError(
+            f"gate_examples expected a RAG with an ExtractiveGenerator, got {describe(rag)}"
+        )
+    generator = rag.generator
+    examples = []
+    for question in _answerable(questions, "gate_examples"):
+        chunks = [source.chunk for source in rag.retrieve(question.question)]
+        confidence = generator.confidence(
+            question.question,
+            [c.text for c in chunks],
+            document_ids=[c.document_id for c in chunks],
+        )
+        examples.append(
+            GateExample(
+                question=question.question, confidence=confidence, answerable=question.answerable
+            )
+        )
     return examples
 
 
