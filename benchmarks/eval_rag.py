@@ -19,11 +19,13 @@ does not answer):
   signature line, with that line: ``heading_scope="block"``) and by the
   similarity of the question to the sentence's topic title, declining when
   no sentence scores well enough,
-* the same with the question adapter fitted on Python's documentation
-  (``adapter="python-docs"``, what ``genarch quickstart`` runs: it ranks the
-  sentences and the chunks with MiniLM's question vectors moved by a map
-  learned from the batches ``benchmarks/fit_query_adapter.py`` trains on, so
-  only "fresh_5" to "fresh_8" are unseen by it),
+* the same with the question adapter and the answer gate fitted on Python's
+  documentation (``adapter="python-docs", gate="python-docs"``, what
+  ``genarch quickstart`` runs: it ranks the sentences and the chunks with
+  MiniLM's question vectors moved by a map learned from the batches
+  ``benchmarks/fit_query_adapter.py`` trains on, and declines by a logistic
+  regression learned from them, so only :data:`TEST_BATCHES` are unseen by
+  both), and with the adapter alone (declining under ``min_confidence``),
 * the quickstart over the titled BM25 alone (``retrieval="bm25"``: what it was
   before hybrid retrieval),
 * the same without the ``embeddings`` extra (``encoder="none"``: words only),
@@ -394,9 +396,16 @@ FRESH_FROM = {"a": 83, "n": 25}
 #: time and measured once, after those rules were in. fresh_6, fresh_7 and
 #: fresh_8 are what the question adapter (``benchmarks/fit_query_adapter.py``)
 #: is tested on: it learns from the others (fresh_9 to fresh_16 were written
-#: for it to learn from).
+#: for it to learn from). fresh_17 to fresh_24 were written together, each
+#: with an emphasis (fresh_17 any topic, fresh_18 as a reviewer reading code,
+#: fresh_19 classes and special methods, fresh_20 functions and scopes,
+#: fresh_21 exceptions, fresh_22 numbers and strings, fresh_23 imports,
+#: generators and async, fresh_24 containers and the short topics); fresh_17
+#: and fresh_18 joined the test (:data:`TEST_BATCHES`), the others what the
+#: adapter and the answer gate learn from.
 #: What nothing is learned or chosen on (the question adapter and the answer gate
-#: learn from the other batches: ``benchmarks/fit_query_adapter.py``).
+#: learn from the other batches: ``benchmarks/fit_query_adapter.py``); reported
+#: together as the part "test".
 TEST_BATCHES = ("fresh_6", "fresh_7", "fresh_8", "fresh_17", "fresh_18")
 
 LATER_BATCHES = {

@@ -1,4 +1,4 @@
-"""Fit the quickstart's question adapter on the RAG question set, and test it.
+"""Fit the quickstart's question adapter and answer gate on the RAG question set, and test them.
 
 Usage::
 
@@ -14,23 +14,35 @@ batches), each with the candidate sentences of the 12 chunks the quickstart's
 assistant retrieves and which of them hold its answer
 (:func:`~genarch.orchestration.rag_evaluation.adapter_examples`).
 
+An :class:`~genarch.orchestration.answer_gate.AnswerGate` then learns when
+the adapted assistant should say "not in the sources": a logistic regression
+over its best sentence's score and the rarity of the question's terms in the
+corpus, fitted on every question of :data:`TRAINING_BATCHES`
+(:func:`~genarch.orchestration.rag_evaluation.gate_examples`), its threshold
+chosen to decline 90% of the unanswerable ones while holding out one batch at
+a time (:data:`~genarch.orchestration.quickstart.GATE_FIT`).
+
 It prints:
 
-* ``--cross-validate``: for each training batch, the assistant's answer
-  accuracy on that batch with an adapter fitted on the other training batches
-  (how much it helps on questions it never saw, before any test batch is
-  looked at);
+* ``--cross-validate``: for each training batch, the right answers and the
+  unanswerable questions declined on that batch by the plain assistant, with
+  an adapter fitted on the other training batches, and with that adapter and
+  a gate fitted on them too (how much each helps on questions it never saw,
+  before any test batch is looked at);
 * what the rule for the decline threshold chooses with the adapter in place:
   the lowest ``min_confidence`` that declines at least 90% of the
   unanswerable questions of :data:`GATE_BATCHES`, and how many of their
   answerable questions it declines (whether to decline is decided on
   MiniLM's own similarities: the adapter only ranks). The quickstart's
   ``SEMANTIC_SETTINGS["min_confidence"]`` is what it chose;
-* the assistant with and without the adapter on every batch, the test batches
-  :data:`TEST_BATCHES` last (nothing is chosen on them).
+* the gate's weights and threshold;
+* the assistant plain, with the adapter and with the adapter and the gate on
+  every batch, the test batches :data:`TEST_BATCHES` last (nothing is chosen
+  on them).
 
-``--write`` saves the adapter fitted on all of :data:`TRAINING_BATCHES` as the
-package's ``python_docs_query_adapter.safetensors``.
+``--write`` saves the adapter and the gate fitted on all of
+:data:`TRAINING_BATCHES` as the package's
+``python_docs_query_adapter.safetensors`` and ``python_docs_answer_gate.json``.
 """
 
 from __future__ import annotations

@@ -64,7 +64,9 @@ def _examples(world, count: int, seed: int) -> list[GateExample]:
             words[: rng.randint(1, 2)] = rng.sample(unknown, 2)[:2]
         confidence = rng.gauss(0.56 if answerable else 0.5, 0.06)
         examples.append(
-            GateExample(question=" ".join(words) + "?", confidence=confidence, answerable=answerable)
+            GateExample(
+                question=" ".join(words) + "?", confidence=confidence, answerable=answerable
+            )
         )
     return examples
 
@@ -110,7 +112,8 @@ def test_the_gate_learns_what_the_confidence_alone_cannot_tell(world):
     documents = world[0]
     training, unseen = _examples(world, 400, seed=1), _examples(world, 400, seed=2)
     gate = fit_answer_gate(training, documents)
-    assert gate.corpus is not None and gate.encoder_fingerprint is None
+    assert gate.corpus is not None
+    assert gate.encoder_fingerprint is None
     # the threshold on the confidence alone, by the same rule (declining 90% of the
     # training's unanswerable questions)
     scores = sorted(e.confidence for e in training if not e.answerable)
@@ -292,9 +295,7 @@ def test_loading_refuses_what_is_not_a_gate(tmp_path):
     with pytest.raises(IntegrityError, match="is not an answer gate"):
         AnswerGate.load(other)
     bad = tmp_path / "bad.json"
-    bad.write_text(
-        json.dumps({"format": "genarch.answer_gate/1", "features": list(GATE_FEATURES)})
-    )
+    bad.write_text(json.dumps({"format": "genarch.answer_gate/1", "features": list(GATE_FEATURES)}))
     with pytest.raises(IntegrityError, match="not a valid answer gate"):
         AnswerGate.load(bad)
 
@@ -319,9 +320,13 @@ _DOCS = [
 
 
 def _rag(gate: object, **settings: object) -> RAG:
-    chunks = [Chunk(id=d.id, document_id=d.id, text=d.text, start=0, end=len(d.text)) for d in _DOCS]
+    chunks = [
+        Chunk(id=d.id, document_id=d.id, text=d.text, start=0, end=len(d.text)) for d in _DOCS
+    ]
     generator = ExtractiveGenerator(
-        settings, encoder=HashingVectorizer(dim=64), gate=gate  # type: ignore[arg-type]
+        settings,
+        encoder=HashingVectorizer(dim=64),
+        gate=gate,  # type: ignore[arg-type]
     )
     return RAG(BM25Retriever().fit(chunks), generator, k=2, min_coverage=0.0)
 
@@ -331,7 +336,8 @@ def test_the_gate_decides_instead_of_min_confidence():
     declining = _Always(decline=True)
     assert isinstance(_rag(declining).run(question), NotFound)
     [(asked, confidence)] = declining.asked
-    assert asked == question and confidence is not None
+    assert asked == question
+    assert confidence is not None
     # min_confidence would decline everything; a gate that answers wins
     answered = _rag(_Always(decline=False), min_confidence=2.0).run(question)
     assert isinstance(answered, Answer)
@@ -351,7 +357,9 @@ def test_gate_examples_give_each_question_its_confidence():
     rag = _rag(None)
     questions = [
         LabelledQuestion(
-            id="a1", question="Which statement is a null operation?", topics=("pass",),
+            id="a1",
+            question="Which statement is a null operation?",
+            topics=("pass",),
             quote='"pass" is a null operation',
         ),
         LabelledQuestion(id="n1", question="How do I install pip?"),
@@ -380,5 +388,7 @@ def test_the_quickstart_takes_a_gate_only_where_it_applies():
         quickstart_rag(_DOCS, encoder=HashingVectorizer(dim=8), gate="python-docs")
     rag = quickstart_rag(_DOCS, encoder=HashingVectorizer(dim=8), gate=_gate())
     generator = rag.generator
-    assert isinstance(generator, ExtractiveGenerator) and generator.gate is not None
-    assert generator.gate.corpus is not None and generator.gate.corpus.documents == 2
+    assert isinstance(generator, ExtractiveGenerator)
+    assert generator.gate is not None
+    assert generator.gate.corpus is not None
+    assert generator.gate.corpus.documents == 2

@@ -104,7 +104,8 @@ OPERATOR_TOKEN_PATTERN = (
 #: "fresh_5" (``benchmarks/fit_query_adapter.py``, with the question adapter
 #: in place; the adapter only ranks, and whether to decline is decided on
 #: MiniLM's own similarities either way): it declines 66 of them (0.44, the
-#: threshold before, 61) and 34 of their 226 answerable questions.
+#: threshold before, 61) and 34 of their 226 answerable questions. With a
+#: ``gate`` (``quickstart_rag(gate=...)``), the gate decides instead.
 SEMANTIC_SETTINGS = {
     "semantic_weight": 0.7,
     "title_weight": 0.1,
