@@ -102,6 +102,12 @@ TRAINING_BATCHES = (
     "fresh_22",
     "fresh_23",
     "fresh_24",
+    "fresh_27",
+    "fresh_28",
+    "fresh_29",
+    "fresh_30",
+    "fresh_31",
+    "fresh_32",
 )
 #: Where the decline threshold was chosen (0.48): the unanswerable questions of
 #: these, the batches there were when it was.

@@ -613,18 +613,18 @@ def test_adapter_examples_label_the_candidates_that_hold_the_quote(documents):
 def test_the_adapter_and_gate_answer_questions_they_never_saw(
     questions, documents, minilm, tmp_path
 ):
-    # The test batches (fresh_6, 7, 8, 17, 18: 149 answerable questions asked as
-    # users do, 50 unanswerable) are in none of the adapter's or the gate's
-    # examples. Measured (benchmarks/eval_rag.py): 60/149 right plain, 87/149 with
-    # the adapter (44/50 declined), 84/149 with the adapter and the gate (41/50
-    # declined); the floors leave about five questions of margin.
-    batches = {"a": [(227, 316), (557, 615)], "n": [(73, 102), (183, 202)]}
+    # The test batches (fresh_6, 7, 8, 17, 18, 25, 26: 207 answerable questions
+    # asked as users do, 68 unanswerable) are in none of the adapter's or the
+    # gate's examples. Measured (benchmarks/eval_rag.py): 73/207 right plain,
+    # 110/207 with the adapter (62/68 declined), 107/207 with the adapter and the
+    # gate (58/68 declined); the floors leave five to seven questions of margin.
+    batches = {"a": [(227, 316), (557, 615), (793, 850)], "n": [(73, 102), (183, 202), (261, 278)]}
     unseen = [
         q
         for q in questions
         if any(first <= int(q.id[1:]) <= last for first, last in batches[q.id[0]])
     ]
-    assert (sum(q.answerable for q in unseen), sum(not q.answerable for q in unseen)) == (149, 50)
+    assert (sum(q.answerable for q in unseen), sum(not q.answerable for q in unseen)) == (207, 68)
     from genarch.features import CachedExtractor
 
     with CachedExtractor(minilm, tmp_path / "vectors.sqlite") as encoder:  # one corpus embedding
@@ -644,11 +644,11 @@ def test_the_adapter_and_gate_answer_questions_they_never_saw(
     assert gated.decline_recall >= GATED_DECLINE_RECALL_FLOOR
 
 
-ADAPTED_ACCURACY_FLOOR = 0.55
-ADAPTER_GAIN_FLOOR = 0.12
-ADAPTED_DECLINE_RECALL_FLOOR = 0.78
-GATED_ACCURACY_FLOOR = 0.53
-GATED_DECLINE_RECALL_FLOOR = 0.72
+ADAPTED_ACCURACY_FLOOR = 0.5
+ADAPTER_GAIN_FLOOR = 0.13
+ADAPTED_DECLINE_RECALL_FLOOR = 0.82
+GATED_ACCURACY_FLOOR = 0.48
+GATED_DECLINE_RECALL_FLOOR = 0.76
 
 
 # measured on that subset (31 answerable, 10 unanswerable questions): MiniLM 27/31

@@ -5,7 +5,7 @@ genarch ships a labelled question set over Python's documentation
 topic(s) that answer it and a short supporting quote from that topic, plus a
 few questions the documentation cannot answer (:func:`load_questions`), and a
 second set written for the RAG assistant's answers (``load_questions(name="rag")``:
-792 answerable questions with answer spans, 260 Python questions the reference
+1028 answerable questions with answer spans, 337 Python questions the reference
 does not answer).
 Quotes are matched with whitespace normalised (runs of spaces and line breaks
 count as one space), so re-wrapped documentation still matches.
@@ -122,7 +122,7 @@ def load_questions(
     Examples:
         >>> questions = load_questions(name="rag")
         >>> sum(q.answerable for q in questions), sum(not q.answerable for q in questions)
-        (792, 260)
+        (1028, 337)
     """
     if name not in QUESTION_SETS:
         raise InvalidInputError(
