@@ -29,9 +29,10 @@ and its ``[n]`` markers become citations.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Literal
+from pathlib import Path
+from typing import Literal, TypeVar
 
 from genarch.data import Chunker
 from genarch.errors import InvalidInputError, MissingDependencyError
@@ -191,6 +192,7 @@ Encoder = FeatureExtractor[str] | Literal["minilm", "none"]
 Retrieval = Literal["auto", "bm25", "hybrid"]
 Adapter = QueryAdapter | Literal["python-docs"] | None
 Gate = AnswerGate | Literal["python-docs"] | None
+Learned = TypeVar("Learned", QueryAdapter, AnswerGate)
 
 
 def python_docs_adapter(encoder: FeatureExtractor[str] | None = None) -> QueryAdapter:
@@ -211,13 +213,7 @@ def python_docs_adapter(encoder: FeatureExtractor[str] | None = None) -> QueryAd
             not installed.
         InvalidInputError: ``encoder`` is not all-MiniLM-L6-v2 as shipped.
     """
-    if encoder is None:
-        from genarch.features import load_minilm
-
-        encoder = load_minilm()
-    resource = resources.files("genarch.orchestration").joinpath("data", PYTHON_DOCS_ADAPTER)
-    with resources.as_file(resource) as path:
-        return QueryAdapter.load(path, encoder)
+    return _packaged(PYTHON_DOCS_ADAPTER, encoder, QueryAdapter.load)
 
 
 def python_docs_gate(encoder: FeatureExtractor[str] | None = None) -> AnswerGate:
@@ -239,13 +235,22 @@ def python_docs_gate(encoder: FeatureExtractor[str] | None = None) -> AnswerGate
             not installed.
         InvalidInputError: ``encoder`` is not all-MiniLM-L6-v2 as shipped.
     """
+    return _packaged(PYTHON_DOCS_GATE, encoder, AnswerGate.load)
+
+
+def _packaged(
+    file: str,
+    encoder: FeatureExtractor[str] | None,
+    load: Callable[[Path, FeatureExtractor[str]], Learned],
+) -> Learned:
+    """``load(path, encoder)`` of the package's data ``file``, on MiniLM by default."""
     if encoder is None:
         from genarch.features import load_minilm
 
         encoder = load_minilm()
-    resource = resources.files("genarch.orchestration").joinpath("data", PYTHON_DOCS_GATE)
+    resource = resources.files("genarch.orchestration").joinpath("data", file)
     with resources.as_file(resource) as path:
-        return AnswerGate.load(path, encoder)
+        return load(path, encoder)
 
 
 def quickstart_answers(

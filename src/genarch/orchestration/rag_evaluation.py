@@ -352,6 +352,15 @@ def answer_outcome(
     return "no_overlap"
 
 
+def _extractive(rag: object, where: str) -> ExtractiveGenerator:
+    """``rag``'s ExtractiveGenerator, or an InvalidInputError naming ``where``."""
+    if not isinstance(rag, RAG) or not isinstance(rag.generator, ExtractiveGenerator):
+        raise InvalidInputError(
+            f"{where} expected a RAG with an ExtractiveGenerator, got {describe(rag)}"
+        )
+    return rag.generator
+
+
 def adapter_examples(
     rag: RAG, questions: Sequence[LabelledQuestion], documents: Sequence[Document]
 ) -> list[AdapterExample]:
@@ -367,11 +376,7 @@ def adapter_examples(
         InvalidInputError: ``rag``'s generator is not an ExtractiveGenerator, or
             bad questions.
     """
-    if not isinstance(rag, RAG) or not isinstance(rag.generator, ExtractiveGenerator):
-        raise InvalidInputError(
-            f"adapter_examples expected a RAG with an ExtractiveGenerator, got {describe(rag)}"
-        )
-    generator = rag.generator
+    generator = _extractive(rag, "adapter_examples")
     texts = {d.id: d.text for d in documents}
     examples = []
     for question in _answerable(questions, "adapter_examples"):
@@ -412,11 +417,7 @@ def gate_examples(rag: RAG, questions: Sequence[LabelledQuestion]) -> list[GateE
         InvalidInputError: ``rag``'s generator is not an ExtractiveGenerator, or
             bad questions.
     """
-    if not isinstance(rag, RAG) or not isinstance(rag.generator, ExtractiveGenerator):
-        raise InvalidInputError(
-            f"gate_examples expected a RAG with an ExtractiveGenerator, got {describe(rag)}"
-        )
-    generator = rag.generator
+    generator = _extractive(rag, "gate_examples")
     examples = []
     for question in _answerable(questions, "gate_examples"):
         chunks = [source.chunk for source in rag.retrieve(question.question)]
