@@ -616,8 +616,8 @@ def test_the_adapter_and_gate_answer_questions_they_never_saw(
     # The test batches (fresh_6, 7, 8, 17, 18, 25, 26: 207 answerable questions
     # asked as users do, 68 unanswerable) are in none of the adapter's or the
     # gate's examples. Measured (benchmarks/eval_rag.py): 73/207 right plain,
-    # 110/207 with the adapter (62/68 declined), 107/207 with the adapter and the
-    # gate (58/68 declined); the floors leave five to seven questions of margin.
+    # 113/207 with the adapter (61/68 declined), 110/207 with the adapter and the
+    # gate (58/68 declined); the floors leave five or six questions of margin.
     batches = {"a": [(227, 316), (557, 615), (793, 850)], "n": [(73, 102), (183, 202), (261, 278)]}
     unseen = [
         q
@@ -644,10 +644,10 @@ def test_the_adapter_and_gate_answer_questions_they_never_saw(
     assert gated.decline_recall >= GATED_DECLINE_RECALL_FLOOR
 
 
-ADAPTED_ACCURACY_FLOOR = 0.5
-ADAPTER_GAIN_FLOOR = 0.13
+ADAPTED_ACCURACY_FLOOR = 0.52
+ADAPTER_GAIN_FLOOR = 0.15
 ADAPTED_DECLINE_RECALL_FLOOR = 0.82
-GATED_ACCURACY_FLOOR = 0.48
+GATED_ACCURACY_FLOOR = 0.5
 GATED_DECLINE_RECALL_FLOOR = 0.76
 
 
