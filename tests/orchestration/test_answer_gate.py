@@ -7,6 +7,7 @@ import math
 import random
 
 import pytest
+import torch
 
 from genarch.errors import IntegrityError, InvalidInputError, NotFoundError
 from genarch.features import HashingVectorizer
@@ -61,7 +62,8 @@ def _examples(world, count: int, seed: int) -> list[GateExample]:
         answerable = n % 2 == 0
         words = rng.sample(known, rng.randint(3, 7))
         if not answerable:
-            words[: rng.randint(1, 2)] = rng.sample(unknown, 2)[:2]
+            count = rng.randint(1, 2)
+            words[:count] = rng.sample(unknown, count)
         confidence = rng.gauss(0.56 if answerable else 0.5, 0.06)
         examples.append(
             GateExample(
@@ -92,6 +94,7 @@ def test_corpus_terms_count_documents_per_folded_term():
     assert terms.frequency("the") == 0  # a stop word is no term
     assert terms.rarity("loop") == 0.0  # in every document
     assert terms.rarity("csv") == 1.0  # in none
+    assert terms.rarity("loops") == 0.0  # folded as frequency folds it
     assert 0.0 < terms.rarity("repeat") < 1.0
     count, unknown, mean, largest = terms.question_features("How do I loop over a csv file?")
     assert (count, unknown, largest) == (3.0, 2.0, 1.0)  # loop, csv, file
@@ -103,6 +106,13 @@ def test_corpus_terms_count_documents_per_folded_term():
 def test_corpus_terms_need_documents(documents):
     with pytest.raises(InvalidInputError, match="CorpusTerms"):
         CorpusTerms(documents)
+
+
+def test_corpus_terms_refuse_what_is_not_text():
+    terms = CorpusTerms(["Loops repeat."])
+    for method in (terms.frequency, terms.rarity, terms.question_features):
+        with pytest.raises(InvalidInputError, match="as str"):
+            method(3)
 
 
 # -- fitting -----------------------------------------------------------------------
@@ -188,8 +198,9 @@ def test_questions_nothing_could_be_scored_for_count_as_declined(world):
         for i, e in enumerate(unanswerable)
     ]
     gate = fit_answer_gate([e for e in examples if e.answerable] + blank, world[0])
-    assert gate.threshold == 1.0
-    assert gate.declines("anything at all?", None)
+    assert gate.threshold == 1.0  # only a certainty declines
+    unanswerable_scored = [e for e in blank if e.confidence is not None]
+    assert not any(gate.declines(e.question, e.confidence) for e in unanswerable_scored)
 
 
 @pytest.mark.parametrize(
@@ -201,20 +212,68 @@ def test_questions_nothing_could_be_scored_for_count_as_declined(world):
         ({"decline_goal": 0.0}, "decline_goal in"),
         ({"decline_goal": 1.5}, "decline_goal in"),
         ({"l2": -1.0}, "l2 >= 0"),
+        ({"encoder": "minilm"}, "encoder to be the FeatureExtractor"),
         ({"documents": []}, "at least one document"),
     ],
 )
 def test_fitting_refuses_bad_input(world, change, message):
+    # (a GateExample itself refuses a confidence that is not finite)
+    with pytest.raises(ValueError, match="finite"):
+        GateExample(question="q?", confidence=math.nan, answerable=True)
     arguments = {"examples": _examples(world, 40, seed=7), "documents": world[0], **change}
     examples, documents = arguments.pop("examples"), arguments.pop("documents")
     with pytest.raises(InvalidInputError, match=message):
         fit_answer_gate(examples, documents, **arguments)
 
 
-def test_fitting_needs_examples_of_both_kinds_for_every_fold(world):
-    answerable = [e for e in _examples(world, 40, seed=8) if e.answerable]
-    with pytest.raises(InvalidInputError, match="at least 5 unanswerable examples"):
+def test_fitting_needs_examples_of_both_kinds_outside_every_part(world):
+    examples = _examples(world, 40, seed=8)
+    answerable = [e for e in examples if e.answerable]
+    with pytest.raises(InvalidInputError, match="20 answerable and 0 unanswerable"):
         fit_answer_gate(answerable, world[0])
+    # the one unanswerable question is in fold 0 (position 16 of 16 folds)
+    placed = [e for e in examples if e.answerable][:16] + [e for e in examples if not e.answerable][
+        :1
+    ]
+    with pytest.raises(InvalidInputError, match="outside fold 0 there is no unanswerable"):
+        fit_answer_gate(placed, world[0], folds=16)
+    # one writer wrote every answerable question: held out, nothing is left to learn them from
+    groups = ["a" if e.answerable else "b" for e in examples]
+    with pytest.raises(InvalidInputError, match="outside group 'a' there is no answerable"):
+        fit_answer_gate(examples, world[0], groups=groups)
+
+
+def test_the_threshold_is_the_held_out_score_that_reaches_the_goal(world):
+    # Rebuilt by hand for groups: each group scored by a model fitted on the other.
+    from genarch.orchestration.answer_gate import _fit_logistic, _probabilities
+
+    examples = _examples(world, 120, seed=13)
+    groups = ["a" if i < 60 else "b" for i in range(120)]
+    gate = fit_answer_gate(examples, world[0], groups=groups, decline_goal=0.8)
+    corpus = CorpusTerms(world[0])
+    rows = [(e.confidence, *corpus.question_features(e.question)) for e in examples]
+    held_out = []
+    for name in ("a", "b"):
+        inside = [g == name for g in groups]
+        x = torch.tensor(
+            [r for r, i in zip(rows, inside, strict=True) if not i], dtype=torch.float64
+        )
+        y = torch.tensor(
+            [0.0 if e.answerable else 1.0 for e, i in zip(examples, inside, strict=True) if not i],
+            dtype=torch.float64,
+        )
+        model = _fit_logistic(x, y, l2=0.01, steps=200)
+        scores = _probabilities(model, [r for r, i in zip(rows, inside, strict=True) if i])
+        held_out += [
+            p
+            for p, e in zip(
+                scores, (e for e, i in zip(examples, inside, strict=True) if i), strict=True
+            )
+            if not e.answerable
+        ]
+    needed = math.ceil(0.8 * len(held_out))
+    assert gate.threshold == sorted(held_out, reverse=True)[needed - 1]
+    assert sum(p >= gate.threshold for p in held_out) >= needed
 
 
 # -- the gate itself -----------------------------------------------------------------
@@ -249,6 +308,7 @@ def test_the_gate_declines_on_its_probability():
         ({"bias": "1"}, "bias to be a number"),
         ({"threshold": 1.5}, "threshold to be a probability"),
         ({"corpus": ["a text"]}, "corpus to be CorpusTerms"),
+        ({"encoder_fingerprint": 3}, "encoder_fingerprint to be a str"),
     ],
 )
 def test_the_gate_refuses_bad_settings(change, message):
@@ -301,6 +361,11 @@ def test_loading_refuses_what_is_not_a_gate(tmp_path):
 
 
 # -- in the extractive assistant --------------------------------------------------------
+
+
+class _Writer:
+    def generate(self, request: object) -> object:
+        raise AssertionError("not called")
 
 
 class _Always:
@@ -386,6 +451,13 @@ def test_the_quickstart_takes_a_gate_only_where_it_applies():
         quickstart_rag(_DOCS, encoder="none", gate=_gate())
     with pytest.raises(InvalidInputError, match="fitted on another encoder"):
         quickstart_rag(_DOCS, encoder=HashingVectorizer(dim=8), gate="python-docs")
+    with pytest.raises(InvalidInputError, match="no generator"):
+        quickstart_rag(_DOCS, encoder=HashingVectorizer(dim=8), gate=_gate(), generator=_Writer())
+    fitted_elsewhere = AnswerGate(
+        weights=[0.0] * 5, **{**_NEUTRAL, "encoder_fingerprint": "0" * 64}
+    )
+    with pytest.raises(InvalidInputError, match="fitted on another encoder"):
+        quickstart_rag(_DOCS, encoder=HashingVectorizer(dim=8), gate=fitted_elsewhere)
     rag = quickstart_rag(_DOCS, encoder=HashingVectorizer(dim=8), gate=_gate())
     generator = rag.generator
     assert isinstance(generator, ExtractiveGenerator)

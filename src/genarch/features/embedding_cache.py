@@ -114,7 +114,15 @@ def model_fingerprint(extractor: object) -> str:
 def encoder_fingerprint(encoder: object) -> str:
     """``encoder``'s own ``fingerprint`` when it has one (a :class:`CachedExtractor`
     gives its model's), else :func:`model_fingerprint` of it: what a part learned
-    on an encoder's vectors (a query adapter, an answer gate) records and checks."""
+    on an encoder's vectors (a query adapter, an answer gate) records and checks.
+
+    Raises:
+        InvalidInputError: ``encoder`` is not a feature extractor (no ``extract``).
+    """
+    if isinstance(encoder, str) or not callable(getattr(encoder, "extract", None)):
+        raise InvalidInputError(
+            f"encoder_fingerprint expected a FeatureExtractor (with extract), got {describe(encoder)}"
+        )
     given = getattr(encoder, "fingerprint", None)
     return given if isinstance(given, str) else model_fingerprint(encoder)
 

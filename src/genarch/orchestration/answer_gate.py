@@ -79,6 +79,8 @@ FORMAT = "genarch.answer_gate/1"
 GATE_FEATURES = ("confidence", "terms", "unknown_terms", "mean_rarity", "max_rarity")
 
 PathLike = str | os.PathLike[str]
+#: a fitted logistic model: weights, bias, and the features' mean and scale
+_Model = tuple[list[float], float, list[float], list[float]]
 
 
 class CorpusTerms:
@@ -115,23 +117,38 @@ class CorpusTerms:
 
     def frequency(self, word: str) -> int:
         """In how many documents ``word`` occurs, folded as the assistant folds it
-        (0 for a stop word, which is no term)."""
-        folded = _terms(word)
+        (0 for a stop word, which is no term).
+
+        Raises:
+            InvalidInputError: ``word`` is not a str.
+        """
+        folded = _terms(require_text(word, "CorpusTerms.frequency", name="word"))
         return min((self._frequency[t] for t in folded), default=0)
 
-    def rarity(self, term: str) -> float:
-        """``log((N + 1) / (df + 1)) / log(N + 1)`` of a term as folded ("loop", not
-        "loops"): 0.0 in every document, 1.0 in none."""
+    def rarity(self, word: str) -> float:
+        """``log((N + 1) / (df + 1)) / log(N + 1)`` of ``word`` in the corpus's ``N``
+        documents (see :meth:`frequency`): 0.0 in every document, 1.0 in none.
+
+        Raises:
+            InvalidInputError: ``word`` is not a str.
+        """
+        return self._rarity(self.frequency(word))
+
+    def _rarity(self, frequency: int) -> float:
         scale = math.log(self.documents + 1)
-        return math.log((self.documents + 1) / (self._frequency[term] + 1)) / scale
+        return math.log((self.documents + 1) / (frequency + 1)) / scale
 
     def question_features(self, question: str) -> tuple[float, float, float, float]:
         """``(terms, unknown_terms, mean_rarity, max_rarity)`` of ``question``
-        (zeros for a question with no content term)."""
-        terms = _terms(question)
+        (zeros for a question with no content term).
+
+        Raises:
+            InvalidInputError: ``question`` is not a str.
+        """
+        terms = _terms(require_text(question, "CorpusTerms", name="question"))
         if not terms:
             return (0.0, 0.0, 0.0, 0.0)
-        rarities = [self.rarity(t) for t in terms]
+        rarities = [self._rarity(self._frequency[t]) for t in terms]
         unknown = sum(self._frequency[t] == 0 for t in terms)
         return (float(len(terms)), float(unknown), sum(rarities) / len(terms), max(rarities))
 
@@ -148,7 +165,7 @@ class GateExample(Record):
     """
 
     question: Annotated[str, Field(min_length=1)]
-    confidence: float | None
+    confidence: Annotated[float, Field(allow_inf_nan=False)] | None
     answerable: bool
 
 
@@ -218,6 +235,11 @@ class AnswerGate:
             raise InvalidInputError(
                 f"AnswerGate expected threshold to be a probability (0-1), got {describe(threshold)}"
             )
+        if encoder_fingerprint is not None and not isinstance(encoder_fingerprint, str):
+            raise InvalidInputError(
+                "AnswerGate expected encoder_fingerprint to be a str or None, got "
+                f"{describe(encoder_fingerprint)}"
+            )
         if corpus is not None and not isinstance(corpus, CorpusTerms):
             raise InvalidInputError(
                 f"AnswerGate expected corpus to be CorpusTerms or None, got {describe(corpus)}"
@@ -236,6 +258,9 @@ class AnswerGate:
         """
         corpus = documents if isinstance(documents, CorpusTerms) else CorpusTerms(documents)
         return AnswerGate(**{**self._fields(), "corpus": corpus})
+
+    def _model(self) -> _Model:
+        return (self.weights, self.bias, self.mean, self.scale)
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -272,7 +297,7 @@ class AnswerGate:
         Raises:
             InvalidInputError: see :meth:`features`.
         """
-        return _probabilities(self, [self.features(question, confidence)])[0]
+        return _probabilities(self._model(), [self.features(question, confidence)])[0]
 
     def declines(self, question: str, confidence: float | None) -> bool:
         """Whether to say "not in the sources" (always, when ``confidence`` is ``None``).
@@ -280,7 +305,10 @@ class AnswerGate:
         Raises:
             InvalidInputError: see :meth:`features`.
         """
-        return confidence is None or self.probability(question, confidence) >= self.threshold
+        if confidence is None:
+            require_text(question, "AnswerGate", name="question")
+            return True
+        return self.probability(question, confidence) >= self.threshold
 
     def save(self, path: PathLike) -> None:
         """Write the gate (not its corpus) to ``path``: one JSON file, atomically."""
@@ -297,8 +325,9 @@ class AnswerGate:
 
         Args:
             path: a file :meth:`save` wrote.
-            encoder: the sentence encoder the assistant scores with; when given,
-                it must be the one the gate was fitted on.
+            encoder: the sentence encoder the assistant scores with; when given
+                and the file records the encoder the gate was fitted on, it must
+                be that one.
 
         Raises:
             NotFoundError: no file at ``path``.
@@ -349,22 +378,22 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _probabilities(gate: AnswerGate, rows: Iterable[Sequence[float]]) -> list[float]:
+def _probabilities(model: _Model, rows: Iterable[Sequence[float]]) -> list[float]:
+    """The logistic model's probabilities of the feature ``rows``."""
+    weights, bias, mean, scale = model
     x = torch.tensor([list(r) for r in rows], dtype=torch.float64)
-    z = (x - torch.tensor(gate.mean, dtype=torch.float64)) / torch.tensor(
-        gate.scale, dtype=torch.float64
-    )
-    logits = z @ torch.tensor(gate.weights, dtype=torch.float64) + gate.bias
+    z = (x - torch.tensor(mean, dtype=torch.float64)) / torch.tensor(scale, dtype=torch.float64)
+    logits = z @ torch.tensor(weights, dtype=torch.float64) + bias
     probabilities: list[float] = torch.sigmoid(logits).tolist()
     return probabilities
 
 
-def _fit_logistic(
-    x: torch.Tensor, y: torch.Tensor, *, l2: float, steps: int
-) -> tuple[list[float], float, list[float], list[float]]:
-    """Weights, bias, mean and scale of an L2-regularised logistic regression of ``y`` on ``x``."""
+def _fit_logistic(x: torch.Tensor, y: torch.Tensor, *, l2: float, steps: int) -> _Model:
+    """Weights, bias, mean and scale of an L2-regularised logistic regression of ``y`` on ``x``
+    (a feature that does not vary is scaled by 1, so it cannot blow up elsewhere)."""
     mean = x.mean(dim=0)
-    scale = x.std(dim=0, unbiased=False).clamp_min(1e-6)
+    spread = x.std(dim=0, unbiased=False)
+    scale = torch.where(spread > 1e-9, spread, torch.ones_like(spread))
     z = (x - mean) / scale
     weights = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -413,9 +442,9 @@ def fit_answer_gate(
         examples: answerable and unanswerable questions with the assistant's
             confidences (:func:`~genarch.orchestration.rag_evaluation.gate_examples`).
         documents: the corpus the questions were asked of.
-        decline_goal: the share of unanswerable questions to decline (0-1).
+        decline_goal: the share of unanswerable questions to decline, in (0, 1].
         folds: how many parts to choose the threshold out of fold with (≥ 2;
-            not used with ``groups``).
+            ``groups`` replaces it).
         groups: one name per example: the parts to hold out instead of
             ``folds`` (at least two different names).
         l2: the weight of the squared weights in the loss.
@@ -423,10 +452,15 @@ def fit_answer_gate(
         encoder: the encoder the confidences were computed with (its
             fingerprint is saved with the gate; ``None``: not recorded).
 
+    When the examples with no confidence already make up ``decline_goal``, the
+    threshold is 1.0: only a certainty declines.
+
     Raises:
-        InvalidInputError: an item that is not a GateExample, too few examples
-            of either kind for ``folds``, ``groups`` that do not name one
-            group per example or name only one, or a setting out of range.
+        InvalidInputError: an item that is not a GateExample, a part whose
+            others hold no answerable or no unanswerable example with a
+            confidence, ``groups`` that do not name one group per example or
+            name only one, an ``encoder`` that is not a FeatureExtractor, or a
+            setting out of range.
     """
     items = list(checked_items(examples, GateExample, "fit_answer_gate"))
     folds = require_count(folds, "fit_answer_gate", "folds", minimum=2)
@@ -437,15 +471,12 @@ def fit_answer_gate(
         )
     if not (_is_number(l2) and l2 >= 0):
         raise InvalidInputError(f"fit_answer_gate expected l2 >= 0, got {describe(l2)}")
+    if encoder is not None and not callable(getattr(encoder, "extract", None)):
+        raise InvalidInputError(
+            "fit_answer_gate expected encoder to be the FeatureExtractor the confidences "
+            f"were computed with, or None, got {describe(encoder)}"
+        )
     corpus = documents if isinstance(documents, CorpusTerms) else CorpusTerms(documents)
-    scored = [e for e in items if e.confidence is not None]
-    for kind, answerable in (("answerable", True), ("unanswerable", False)):
-        count = sum(e.answerable == answerable for e in scored)
-        if count < folds:
-            raise InvalidInputError(
-                f"fit_answer_gate needs at least {folds} {kind} examples with a confidence "
-                f"(one per fold), got {count}"
-            )
     if groups is None:
         parts = [i % folds for i in range(len(items))]
     else:
@@ -458,24 +489,44 @@ def fit_answer_gate(
             )
         number = {name: n for n, name in enumerate(dict.fromkeys(names))}
         parts = [number[name] for name in names]
-    rows = [(e.confidence or 0.0, *corpus.question_features(e.question)) for e in scored]
-    x = torch.tensor(rows, dtype=torch.float64)
-    y = torch.tensor([0.0 if e.answerable else 1.0 for e in scored], dtype=torch.float64)
-    part = torch.tensor([p for p, e in zip(parts, items, strict=True) if e.confidence is not None])
-    held_out = torch.zeros(len(scored), dtype=torch.float64)
-    for fold in sorted(set(part.tolist())):
-        weights, bias, mean, scale = _fit_logistic(
-            x[part != fold], y[part != fold], l2=l2, steps=steps
-        )
-        fitted = AnswerGate(weights=weights, bias=bias, mean=mean, scale=scale, threshold=0.5)
-        held_out[part == fold] = torch.tensor(
-            _probabilities(fitted, x[part == fold].tolist()), dtype=torch.float64
+    scored = [(e, p) for e, p in zip(items, parts, strict=True) if e.confidence is not None]
+    x = torch.tensor(
+        [(e.confidence, *corpus.question_features(e.question)) for e, _ in scored],
+        dtype=torch.float64,
+    )
+    y = torch.tensor([0.0 if e.answerable else 1.0 for e, _ in scored], dtype=torch.float64)
+    part = torch.tensor([p for _, p in scored], dtype=torch.long)
+    if set(y.tolist()) != {0.0, 1.0}:
+        raise InvalidInputError(
+            "fit_answer_gate needs answerable and unanswerable examples with a confidence, got "
+            f"{int((y == 0.0).sum())} answerable and {int((y == 1.0).sum())} unanswerable"
         )
     unanswerable = sum(not e.answerable for e in items)
     already = sum(not e.answerable and e.confidence is None for e in items)
     needed = math.ceil(decline_goal * unanswerable - 1e-9) - already
-    ranked = sorted(held_out[y == 1.0].tolist(), reverse=True)
-    threshold = ranked[max(needed, 1) - 1] if needed > 0 else 1.0
+    threshold = 1.0  # nothing more to decline: only a certainty declines
+    if needed > 0:
+        for fold in sorted(set(part.tolist())):
+            kinds = set(y[part != fold].tolist())
+            if kinds != {0.0, 1.0}:
+                held = f"group {list(number)[fold]!r}" if groups is not None else f"fold {fold}"
+                missing = " or ".join(
+                    kind
+                    for kind, label in (("answerable", 0.0), ("unanswerable", 1.0))
+                    if label not in kinds
+                )
+                raise InvalidInputError(
+                    f"fit_answer_gate: outside {held} there is no {missing} example with a "
+                    "confidence, so no model can score it; each part held out needs both "
+                    "kinds in the others (more examples, or other groups)"
+                )
+        held_out = torch.zeros(len(scored), dtype=torch.float64)
+        for fold in sorted(set(part.tolist())):
+            model = _fit_logistic(x[part != fold], y[part != fold], l2=l2, steps=steps)
+            held_out[part == fold] = torch.tensor(
+                _probabilities(model, x[part == fold].tolist()), dtype=torch.float64
+            )
+        threshold = sorted(held_out[y == 1.0].tolist(), reverse=True)[needed - 1]
     weights, bias, mean, scale = _fit_logistic(x, y, l2=l2, steps=steps)
     return AnswerGate(
         weights=weights,

@@ -637,7 +637,9 @@ class ExtractiveGenerator(Configured[ExtractiveConfig]):
             if self.gate is not None:
                 if self.gate.declines(question, best):
                     return []
-            elif best is None or best < (config.min_confidence or 0.0):
+            elif config.min_confidence is not None and (
+                best is None or best < config.min_confidence
+            ):
                 return []
         scored = []
         for (index, start, end), score in zip(spans, scores, strict=True):

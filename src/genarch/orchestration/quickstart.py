@@ -36,6 +36,7 @@ from typing import Literal, TypeVar
 
 from genarch.data import Chunker
 from genarch.errors import InvalidInputError, MissingDependencyError
+from genarch.features.embedding_cache import encoder_fingerprint
 from genarch.features.query_adapter import QueryAdapter
 from genarch.orchestration.answer_gate import AnswerGate
 from genarch.orchestration.bm25 import BM25Retriever
@@ -191,10 +192,11 @@ HYBRID_WEIGHTS = (2.0, 1.0)
 
 #: With a question adapter, the two rankings count equally: the adapter moves
 #: the encoder's question vectors too, and its ranking deserves the same vote.
-#: Measured by ``benchmarks/fit_query_adapter.py --cross-validate`` style runs
-#: (27 batches left out one at a time, an adapter fitted on the others): 434
-#: right answers of 821 against 422 with BM25 counting twice, 234 declines of
-#: 269 unanswerable questions against 236 (k=16 as well: 436 and 234).
+#: Measured by ``benchmarks/fit_query_adapter.py --cross-validate`` (27 batches
+#: left out one at a time, an adapter fitted on the others; change this
+#: constant to compare): 427 right answers of 821 against 422 with BM25
+#: counting twice, 237 declines of 269 unanswerable questions against 236; on
+#: the test batches of ``benchmarks/eval_rag.py``, 113 of 207 against 110.
 ADAPTED_HYBRID_WEIGHTS = (1.0, 1.0)
 
 Encoder = FeatureExtractor[str] | Literal["minilm", "none"]
@@ -393,9 +395,11 @@ def quickstart_rag(
             ``min_confidence`` (an
             :class:`~genarch.orchestration.answer_gate.AnswerGate`, bound to
             ``documents`` here): ``"python-docs"`` (:func:`python_docs_gate`,
-            for Python's documentation with all-MiniLM-L6-v2), your own gate,
-            or ``None`` (``min_confidence``). Needs a sentence encoder and no
-            ``generator``.
+            for Python's documentation with all-MiniLM-L6-v2, fitted with
+            ``adapter="python-docs"`` and the default retrieval, ``k`` and
+            chunks: other settings change the confidences it reads), your own
+            gate, or ``None`` (``min_confidence``). Needs a sentence encoder
+            and no ``generator``.
 
     Raises:
         InvalidInputError: bad documents, encoder, retrieval or adapter,
@@ -453,6 +457,21 @@ def quickstart_rag(
                 f"the encoder {sentence_encoder.dim}-dim ones"
             )
         questions = adapter
+    decides: AnswerGate | None = None  # resolved before the corpus is indexed
+    if gate is not None:
+        assert sentence_encoder is not None  # required above
+        decides = python_docs_gate(sentence_encoder) if gate == "python-docs" else gate
+        fitted_on = decides.encoder_fingerprint  # the packaged gate's was checked on loading
+        if (
+            isinstance(gate, AnswerGate)
+            and fitted_on is not None
+            and fitted_on != encoder_fingerprint(sentence_encoder)
+        ):
+            raise InvalidInputError(
+                "quickstart_rag: the answer gate was fitted on another encoder's confidences "
+                f"(fingerprint {fitted_on[:12]}…), not on {describe(sentence_encoder)}'s"
+            )
+        decides = decides.with_corpus(documents)
     chunks = list(quickstart_chunker(max_tokens).process(documents))
     bm25 = BM25Retriever(stopwords=(), token_pattern=OPERATOR_TOKEN_PATTERN, stem=True)
     titles = document_titles(documents)
@@ -474,10 +493,6 @@ def quickstart_rag(
                 k=k,
                 min_coverage=LEXICAL_MIN_COVERAGE,
             )
-        decides: AnswerGate | None = None
-        if gate is not None:
-            decides = python_docs_gate(sentence_encoder) if gate == "python-docs" else gate
-            decides = decides.with_corpus(documents)
         generator = ExtractiveGenerator(
             SEMANTIC_SETTINGS,
             encoder=sentence_encoder,
