@@ -351,27 +351,34 @@ class AnswerGate:
                 f"{path} is not an answer gate (expected format {FORMAT!r} with features "
                 f"{list(GATE_FEATURES)}, got {found!r})"
             )
-        fingerprint = content.get("encoder_fingerprint")
-        if (
-            encoder is not None
-            and fingerprint is not None
-            and fingerprint != encoder_fingerprint(encoder)
-        ):
-            raise InvalidInputError(
-                f"the answer gate at {path} was fitted on another encoder's confidences "
-                f"(fingerprint {str(fingerprint)[:12]}…), not on {describe(encoder)}'s"
-            )
         try:
-            return cls(
+            gate = cls(
                 weights=content["weights"],
                 bias=content["bias"],
                 mean=content["mean"],
                 scale=content["scale"],
                 threshold=content["threshold"],
-                encoder_fingerprint=fingerprint,
+                encoder_fingerprint=content.get("encoder_fingerprint"),
             )
         except (KeyError, InvalidInputError) as error:
             raise IntegrityError(f"{path} is not a valid answer gate: {error}") from None
+        if encoder is not None:
+            gate.check_encoder(encoder)
+        return gate
+
+    def check_encoder(self, encoder: object) -> None:
+        """Refuse ``encoder`` unless the gate was fitted on its confidences (or the
+        gate does not record which encoder it was fitted on).
+
+        Raises:
+            InvalidInputError: another encoder, or not a FeatureExtractor.
+        """
+        fitted_on = self.encoder_fingerprint
+        if fitted_on is not None and fitted_on != encoder_fingerprint(encoder):
+            raise InvalidInputError(
+                f"the answer gate was fitted on another encoder's confidences "
+                f"(fingerprint {fitted_on[:12]}…), not on {describe(encoder)}'s"
+            )
 
 
 def _is_number(value: object) -> bool:

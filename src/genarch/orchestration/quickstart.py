@@ -36,7 +36,6 @@ from typing import Literal, TypeVar
 
 from genarch.data import Chunker
 from genarch.errors import InvalidInputError, MissingDependencyError
-from genarch.features.embedding_cache import encoder_fingerprint
 from genarch.features.query_adapter import QueryAdapter
 from genarch.orchestration.answer_gate import AnswerGate
 from genarch.orchestration.bm25 import BM25Retriever
@@ -460,17 +459,9 @@ def quickstart_rag(
     decides: AnswerGate | None = None  # resolved before the corpus is indexed
     if gate is not None:
         assert sentence_encoder is not None  # required above
+        if isinstance(gate, AnswerGate):
+            gate.check_encoder(sentence_encoder)  # the packaged one is checked on loading
         decides = python_docs_gate(sentence_encoder) if gate == "python-docs" else gate
-        fitted_on = decides.encoder_fingerprint  # the packaged gate's was checked on loading
-        if (
-            isinstance(gate, AnswerGate)
-            and fitted_on is not None
-            and fitted_on != encoder_fingerprint(sentence_encoder)
-        ):
-            raise InvalidInputError(
-                "quickstart_rag: the answer gate was fitted on another encoder's confidences "
-                f"(fingerprint {fitted_on[:12]}…), not on {describe(sentence_encoder)}'s"
-            )
         decides = decides.with_corpus(documents)
     chunks = list(quickstart_chunker(max_tokens).process(documents))
     bm25 = BM25Retriever(stopwords=(), token_pattern=OPERATOR_TOKEN_PATTERN, stem=True)
