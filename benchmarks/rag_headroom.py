@@ -1,8 +1,8 @@
-"""Where the quickstart's RAG assistant loses answers, and what a learned selector wins back.
+"""Where the quickstart's RAG assistant loses answers, and what two learned readers win back.
 
 Usage::
 
-    python benchmarks/rag_headroom.py [--embedding-cache PATH] [--threads N]
+    python benchmarks/rag_headroom.py [--cross-encoder] [--embedding-cache PATH] [--threads N]
 
 Issue 19 asks for 85% right answers and 90% declines on questions nobody
 chose anything on; the CLI's assistant (``quickstart_rag(adapter="python-docs")``)
@@ -72,7 +72,7 @@ from fit_query_adapter import TRAINING_BATCHES
 from genarch.data import python_docs
 from genarch.features import CachedExtractor, MiniLMEncoder, fit_query_adapter, load_minilm
 from genarch.features.bert import _Packing
-from genarch.orchestration.extractive import ExtractiveGenerator
+from genarch.orchestration.extractive import ExtractiveConfig, ExtractiveGenerator
 from genarch.orchestration.quickstart import ADAPTER_FIT, SEMANTIC_SETTINGS, quickstart_rag
 from genarch.orchestration.rag import RAG
 from genarch.orchestration.rag_evaluation import (
@@ -114,6 +114,7 @@ CROSS_TRAINED = 2  # of MiniLM's six layers, the last this many are fine-tuned
 CROSS_EPOCHS = 3
 SECOND_MARGIN = 2.0  # a second sentence is given when its logit is this close to the best's
 DECLINE_GOAL = 0.9
+RELATIVE_SUPPORT = ExtractiveConfig().relative_support  # SEMANTIC_SETTINGS keeps the default
 
 
 @dataclass
@@ -303,7 +304,7 @@ def shipped_rule(example: Scored) -> Outcome:
     order = torch.argsort(-(score - SEMANTIC_SETTINGS["rank_penalty"] * rank)).tolist()
     right = bool(example.right[order[0]]) or (
         len(order) > 1
-        and float(score[order[1]]) >= 0.8 * float(score[order[0]])
+        and float(score[order[1]]) >= RELATIVE_SUPPORT * float(score[order[0]])
         and bool(example.right[order[1]])
     )
     confidence = -math.inf if example.confidence is None else example.confidence
