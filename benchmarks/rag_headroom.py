@@ -122,7 +122,7 @@ QUESTION_FEATURES = (
     "lead",  # the best score minus the second best
     "top_topic_share",
 )
-CROSS_CANDIDATES = 8  # the cross-encoder reorders this many of the best-scored sentences
+CROSS_CANDIDATES = 8  # the cross-encoder reorders the assistant's first this many sentences
 CROSS_TRAINED = 2  # of MiniLM's six layers, the last this many are fine-tuned
 CROSS_EPOCHS = 3
 SECOND_MARGIN = 2.0  # a second sentence is given when its logit is this close to the best's
@@ -141,6 +141,16 @@ class Scored:
     right: torch.Tensor  # (C,) bool: the sentence holds the answer
     retrieved: bool  # a chunk holding the answer is among those read
     sentences: list[str]  # each candidate as the encoder reads it (title: heading sentence)
+
+
+def quote_places(question: LabelledQuestion, texts: dict[str, str]) -> dict[str, list[Any]]:
+    """Where ``question``'s quote occurs in each of its topics: topic id -> ``(start, end)`` spans."""
+    return {topic: quote_spans(question.quote or "", texts[topic]) for topic in question.topics}
+
+
+def holds(quotes: dict[str, list[Any]], document_id: str, start: int, end: int) -> bool:
+    """Whether ``[start, end)`` of ``document_id`` overlaps the quote (as answer_outcome asks)."""
+    return any(a < end and start < b for a, b in quotes.get(document_id, []))
 
 
 def _variant(generator: ExtractiveGenerator, **fields: Any) -> ExtractiveGenerator:
@@ -172,24 +182,15 @@ def score_questions(
         similarity = cosines._scored(question.question, read, ids)[1]
         plain = cosines._scored(question.question, read, ids, adapted=False)[1]
         title = titled._scored(question.question, read, ids)[1]
-        quotes = {
-            topic: quote_spans(question.quote or "", texts[topic]) for topic in question.topics
-        }
+        quotes = quote_places(question, texts)
         keep, right = [], []
         for i, (index, start, end) in enumerate(spans):
             if math.isnan(score[i]):
                 continue
             chunk = chunks[index]
             keep.append(i)
-            right.append(
-                any(
-                    a < chunk.start + end and chunk.start + start < b
-                    for a, b in quotes.get(chunk.document_id, [])
-                )
-            )
-        retrieved = any(
-            a < c.end and c.start < b for c in chunks for a, b in quotes.get(c.document_id, [])
-        )
+            right.append(holds(quotes, chunk.document_id, chunk.start + start, chunk.start + end))
+        retrieved = any(holds(quotes, c.document_id, c.start, c.end) for c in chunks)
         confidence = mixed.confidence(question.question, read, document_ids=ids)
         topics = [chunks[spans[i][0]].document_id for i in keep]
         best = torch.tensor([score[i] for i in keep])
@@ -494,7 +495,7 @@ def main() -> None:
     topic = dict.fromkeys(KS, 0)
     for question in answerable:
         found = shipped.retriever.retrieve(question.question, max(KS))
-        quotes = {t: quote_spans(question.quote or "", texts[t]) for t in question.topics}
+        quotes = quote_places(question, texts)
         first_topic = next(
             (n for n, r in enumerate(found) if r.chunk.document_id in question.topics), None
         )
@@ -502,10 +503,7 @@ def main() -> None:
             (
                 n
                 for n, r in enumerate(found)
-                if any(
-                    a < r.chunk.end and r.chunk.start < b
-                    for a, b in quotes.get(r.chunk.document_id, [])
-                )
+                if holds(quotes, r.chunk.document_id, r.chunk.start, r.chunk.end)
             ),
             None,
         )
